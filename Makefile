@@ -1,0 +1,46 @@
+# Two commands do all set-up on a fresh machine:  `make demo`  and  `make test`.
+# Each checks the system libraries, creates .venv when missing, installs dexsim, then runs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch + torchvision: the pair pip resolves from this project's machines' local wheels; any
+# matching pair works (set TORCH_SPEC to override, e.g. a CPU-only build).
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+EXTRAS ?= dev,metrics
+STAMP := $(VENV)/.dexsim-installed
+OUT ?= outputs
+# Offscreen rendering for MuJoCo without a display or GPU; override with MUJOCO_GL=egl on a GPU.
+export MUJOCO_GL ?= osmesa
+
+.PHONY: demo test lint bench sysdeps install clean
+
+demo: sysdeps $(STAMP)
+	$(VENV)/bin/dexsim demo --out $(OUT)/demo
+
+test: sysdeps $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+bench: sysdeps $(STAMP)
+	$(VENV)/bin/dexsim bench render --json $(OUT)/bench_render.json
+
+install: sysdeps $(STAMP)
+
+sysdeps:
+	@bash scripts/ensure_system_deps.sh
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache
