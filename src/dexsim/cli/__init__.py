@@ -1,0 +1,30 @@
+"""The ``dexsim`` command: thin wrappers over library functions (tests call the functions)."""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from .doctor import doctor
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dexsim")
+def main() -> None:
+    """dexsim: a static 3D scene turned into an interactive world for hands."""
+
+
+main.add_command(doctor)
+
+# Commands that pull heavy modules register lazily-imported implementations.
+from .bench import bench  # noqa: E402
+from .demo import demo  # noqa: E402
+from .render import render  # noqa: E402
+from .scene import scene  # noqa: E402
+
+main.add_command(bench)
+main.add_command(demo)
+main.add_command(render)
+main.add_command(scene)
+
+__all__ = ["main"]
