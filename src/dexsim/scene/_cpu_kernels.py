@@ -1,0 +1,357 @@
+"""Numba kernels of the CPU renderer: fused projection, SH colours, tile binning, compositing.
+
+The image formation is the one documented in :mod:`dexsim.scene.render`; these kernels are the
+fast CPU implementation of it (tiles of 16x16 pixels, per-pixel early termination, Gaussians
+rejected without an ``exp`` when ``sigma`` exceeds ``ln(255 o)``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numba as nb
+import numpy as np
+
+# OpenMP first: the TBB layer warns (and is skipped) with the older TBB that some wheels bring.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    nb.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
+
+TILE = 16
+_ALPHA_T = 1.0 / 255.0
+_C0 = 0.28209479177387814
+_C1 = 0.4886025119029199
+_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
+_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
+       -0.4570457994644658, 1.445305721320277, -0.5900435899266435)  # fmt: skip
+
+
+@nb.njit(parallel=True, cache=True)
+def project(
+    means, quats, scales, opacities, obj_ids, obj_table, viewmat, fx, fy, cx, cy, width, height,
+    near, far, eps2d, antialiased, out_xy, out_conic, out_opac, out_depth, out_radii, out_world,
+):  # fmt: skip
+    """Project N Gaussians. ``out_radii[i] = 0`` marks a culled Gaussian; ``out_world`` gets the
+    world-space centre (after the object's motion)."""
+    n = means.shape[0]
+    tan_fx = 0.5 * width / fx
+    tan_fy = 0.5 * height / fy
+    lim_xp = (width - cx) / fx + 0.3 * tan_fx
+    lim_xn = cx / fx + 0.3 * tan_fx
+    lim_yp = (height - cy) / fy + 0.3 * tan_fy
+    lim_yn = cy / fy + 0.3 * tan_fy
+    for i in nb.prange(n):
+        out_radii[i, 0] = 0
+        out_radii[i, 1] = 0
+        qw, qx, qy, qz = quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3]
+        qn = 1.0 / math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
+        qw, qx, qy, qz = qw * qn, qx * qn, qy * qn, qz * qn
+        sx, sy, sz = scales[i, 0], scales[i, 1], scales[i, 2]
+        # M = R(q) S, row-major m[r][c]
+        m00 = (1 - 2 * (qy * qy + qz * qz)) * sx
+        m01 = 2 * (qx * qy - qw * qz) * sy
+        m02 = 2 * (qx * qz + qw * qy) * sz
+        m10 = 2 * (qx * qy + qw * qz) * sx
+        m11 = (1 - 2 * (qx * qx + qz * qz)) * sy
+        m12 = 2 * (qy * qz - qw * qx) * sz
+        m20 = 2 * (qx * qz - qw * qy) * sx
+        m21 = 2 * (qy * qz + qw * qx) * sy
+        m22 = (1 - 2 * (qx * qx + qy * qy)) * sz
+        px, py, pz = means[i, 0], means[i, 1], means[i, 2]
+        oid = obj_ids[i]
+        if oid > 0:
+            T = obj_table[oid]
+            px, py, pz = (T[0, 0] * px + T[0, 1] * py + T[0, 2] * pz + T[0, 3],
+                          T[1, 0] * px + T[1, 1] * py + T[1, 2] * pz + T[1, 3],
+                          T[2, 0] * px + T[2, 1] * py + T[2, 2] * pz + T[2, 3])  # fmt: skip
+            n00 = T[0, 0] * m00 + T[0, 1] * m10 + T[0, 2] * m20
+            n01 = T[0, 0] * m01 + T[0, 1] * m11 + T[0, 2] * m21
+            n02 = T[0, 0] * m02 + T[0, 1] * m12 + T[0, 2] * m22
+            n10 = T[1, 0] * m00 + T[1, 1] * m10 + T[1, 2] * m20
+            n11 = T[1, 0] * m01 + T[1, 1] * m11 + T[1, 2] * m21
+            n12 = T[1, 0] * m02 + T[1, 1] * m12 + T[1, 2] * m22
+            n20 = T[2, 0] * m00 + T[2, 1] * m10 + T[2, 2] * m20
+            n21 = T[2, 0] * m01 + T[2, 1] * m11 + T[2, 2] * m21
+            n22 = T[2, 0] * m02 + T[2, 1] * m12 + T[2, 2] * m22
+            m00, m01, m02, m10, m11, m12, m20, m21, m22 = n00, n01, n02, n10, n11, n12, n20, n21, n22
+        out_world[i, 0] = px
+        out_world[i, 1] = py
+        out_world[i, 2] = pz
+        V = viewmat
+        x = V[0, 0] * px + V[0, 1] * py + V[0, 2] * pz + V[0, 3]
+        y = V[1, 0] * px + V[1, 1] * py + V[1, 2] * pz + V[1, 3]
+        z = V[2, 0] * px + V[2, 1] * py + V[2, 2] * pz + V[2, 3]
+        if z < near or z > far:
+            continue
+        # camera-space factor W = V_R M
+        w00 = V[0, 0] * m00 + V[0, 1] * m10 + V[0, 2] * m20
+        w01 = V[0, 0] * m01 + V[0, 1] * m11 + V[0, 2] * m21
+        w02 = V[0, 0] * m02 + V[0, 1] * m12 + V[0, 2] * m22
+        w10 = V[1, 0] * m00 + V[1, 1] * m10 + V[1, 2] * m20
+        w11 = V[1, 0] * m01 + V[1, 1] * m11 + V[1, 2] * m21
+        w12 = V[1, 0] * m02 + V[1, 1] * m12 + V[1, 2] * m22
+        w20 = V[2, 0] * m00 + V[2, 1] * m10 + V[2, 2] * m20
+        w21 = V[2, 0] * m01 + V[2, 1] * m11 + V[2, 2] * m21
+        w22 = V[2, 0] * m02 + V[2, 1] * m12 + V[2, 2] * m22
+        rz = 1.0 / z
+        tx = z * min(lim_xp, max(-lim_xn, x * rz))
+        ty = z * min(lim_yp, max(-lim_yn, y * rz))
+        j0 = fx * rz
+        j2 = -fx * tx * rz * rz
+        k1 = fy * rz
+        k2 = -fy * ty * rz * rz
+        r00, r01, r02 = j0 * w00 + j2 * w20, j0 * w01 + j2 * w21, j0 * w02 + j2 * w22
+        r10, r11, r12 = k1 * w10 + k2 * w20, k1 * w11 + k2 * w21, k1 * w12 + k2 * w22
+        a = r00 * r00 + r01 * r01 + r02 * r02
+        b = r00 * r10 + r01 * r11 + r02 * r12
+        c = r10 * r10 + r11 * r11 + r12 * r12
+        det_orig = a * c - b * b
+        a += eps2d
+        c += eps2d
+        det = a * c - b * b
+        if det <= 0:
+            continue
+        op = opacities[i]
+        if antialiased:
+            op *= math.sqrt(max(0.0, det_orig / det))
+        if op < _ALPHA_T:
+            continue
+        ext = min(3.33, math.sqrt(2.0 * math.log(op / _ALPHA_T)))
+        rx = math.ceil(ext * math.sqrt(a))
+        ry = math.ceil(ext * math.sqrt(c))
+        if rx <= 0 and ry <= 0:
+            continue
+        mx = fx * x * rz + cx
+        my = fy * y * rz + cy
+        if mx + rx <= 0 or mx - rx >= width or my + ry <= 0 or my - ry >= height:
+            continue
+        out_xy[i, 0] = mx
+        out_xy[i, 1] = my
+        out_conic[i, 0] = c / det
+        out_conic[i, 1] = -b / det
+        out_conic[i, 2] = a / det
+        out_opac[i] = op
+        out_depth[i] = z
+        out_radii[i, 0] = int(rx)
+        out_radii[i, 1] = int(ry)
+
+
+@nb.njit(parallel=True, cache=True)
+def sh_colors(sh, world, visible, campos, obj_ids, obj_table, out):
+    """Colours (N, 3) of the ``visible`` Gaussians from SH (N, K, 3) in the view direction."""
+    k = sh.shape[1]
+    for j in nb.prange(visible.shape[0]):
+        i = visible[j]
+        dx = world[i, 0] - campos[0]
+        dy = world[i, 1] - campos[1]
+        dz = world[i, 2] - campos[2]
+        oid = obj_ids[i]
+        if oid > 0 and k > 1:  # evaluate in the object's own frame: R^T d
+            T = obj_table[oid]
+            dx, dy, dz = (T[0, 0] * dx + T[1, 0] * dy + T[2, 0] * dz,
+                          T[0, 1] * dx + T[1, 1] * dy + T[2, 1] * dz,
+                          T[0, 2] * dx + T[1, 2] * dy + T[2, 2] * dz)  # fmt: skip
+        nrm = math.sqrt(dx * dx + dy * dy + dz * dz)
+        if nrm > 1e-12:
+            dx, dy, dz = dx / nrm, dy / nrm, dz / nrm
+        for ch in range(3):
+            v = _C0 * sh[i, 0, ch]
+            if k > 1:
+                v += -_C1 * dy * sh[i, 1, ch] + _C1 * dz * sh[i, 2, ch] - _C1 * dx * sh[i, 3, ch]
+            if k > 4:
+                xx, yy, zz = dx * dx, dy * dy, dz * dz
+                v += (_C2[0] * dx * dy * sh[i, 4, ch] + _C2[1] * dy * dz * sh[i, 5, ch]
+                      + _C2[2] * (2 * zz - xx - yy) * sh[i, 6, ch] + _C2[3] * dx * dz * sh[i, 7, ch]
+                      + _C2[4] * (xx - yy) * sh[i, 8, ch])  # fmt: skip
+                if k > 9:
+                    v += (_C3[0] * dy * (3 * xx - yy) * sh[i, 9, ch] + _C3[1] * dx * dy * dz * sh[i, 10, ch]
+                          + _C3[2] * dy * (4 * zz - xx - yy) * sh[i, 11, ch]
+                          + _C3[3] * dz * (2 * zz - 3 * xx - 3 * yy) * sh[i, 12, ch]
+                          + _C3[4] * dx * (4 * zz - xx - yy) * sh[i, 13, ch]
+                          + _C3[5] * dz * (xx - yy) * sh[i, 14, ch] + _C3[6] * dx * (xx - 3 * yy) * sh[i, 15, ch])  # fmt: skip
+            out[i, ch] = max(v + 0.5, 0.0)
+
+
+@nb.njit(cache=True)
+def bin_tiles(order, xy, radii, width, height):
+    """Tile lists in depth order. ``order``: visible Gaussians sorted front to back.
+
+    Returns ``(offsets (T+1,), lists (P,))``: tile t holds ``lists[offsets[t]:offsets[t+1]]``.
+    """
+    tw = (width + TILE - 1) // TILE
+    th = (height + TILE - 1) // TILE
+    counts = np.zeros(tw * th + 1, np.int64)
+    m = order.shape[0]
+    bounds = np.empty((m, 4), np.int64)
+    for j in range(m):
+        i = order[j]
+        # pixel centres p + 0.5 within [m - r, m + r], then the tiles holding them
+        x0 = max(0, int(math.ceil(xy[i, 0] - radii[i, 0] - 0.5)))
+        x1 = min(width - 1, int(math.floor(xy[i, 0] + radii[i, 0] - 0.5)))
+        y0 = max(0, int(math.ceil(xy[i, 1] - radii[i, 1] - 0.5)))
+        y1 = min(height - 1, int(math.floor(xy[i, 1] + radii[i, 1] - 0.5)))
+        if x1 < x0 or y1 < y0:
+            bounds[j, 0] = 1
+            bounds[j, 1] = 0
+            continue
+        bounds[j, 0] = x0 // TILE
+        bounds[j, 1] = x1 // TILE
+        bounds[j, 2] = y0 // TILE
+        bounds[j, 3] = y1 // TILE
+        for ty in range(bounds[j, 2], bounds[j, 3] + 1):
+            for tx in range(bounds[j, 0], bounds[j, 1] + 1):
+                counts[ty * tw + tx + 1] += 1
+    offsets = np.cumsum(counts)
+    fill = offsets[:-1].copy()
+    lists = np.empty(offsets[-1], np.int32)
+    for j in range(m):
+        if bounds[j, 0] > bounds[j, 1]:
+            continue
+        for ty in range(bounds[j, 2], bounds[j, 3] + 1):
+            for tx in range(bounds[j, 0], bounds[j, 1] + 1):
+                t = ty * tw + tx
+                lists[fill[t]] = j
+                fill[t] += 1
+    return offsets, lists
+
+
+@nb.njit(cache=True)
+def sort_visible(radii, depth):
+    """Indices of the visible Gaussians (radius > 0), sorted front to back (stable)."""
+    n = radii.shape[0]
+    count = 0
+    for i in range(n):
+        if radii[i, 0] > 0 or radii[i, 1] > 0:
+            count += 1
+    vis = np.empty(count, np.int64)
+    keys = np.empty(count, np.float32)
+    c = 0
+    for i in range(n):
+        if radii[i, 0] > 0 or radii[i, 1] > 0:
+            vis[c] = i
+            keys[c] = depth[i]
+            c += 1
+    return vis[_radix_argsort_positive(keys)]
+
+
+@nb.njit(cache=True)
+def _radix_argsort_positive(keys):
+    """Stable argsort of non-negative float32 keys: LSD radix sort (3 passes of 11 bits) on the
+    IEEE bit patterns, which order like the values for non-negative floats."""
+    n = keys.shape[0]
+    bits = keys.view(np.uint32)
+    idx = np.arange(n).astype(np.int64)
+    tmp = np.empty(n, np.int64)
+    for shift in (0, 11, 22):
+        counts = np.zeros(2049, np.int64)
+        for i in range(n):
+            counts[((bits[idx[i]] >> shift) & 2047) + 1] += 1
+        for b in range(2048):
+            counts[b + 1] += counts[b]
+        for i in range(n):
+            key = (bits[idx[i]] >> shift) & 2047
+            tmp[counts[key]] = idx[i]
+            counts[key] += 1
+        idx, tmp = tmp, idx
+    return idx
+
+
+@nb.njit(parallel=True, cache=True)
+def gather_sorted(order, xy, radii, conic, opac, depth, color):
+    """Contiguous copies of the per-Gaussian arrays in ``order``."""
+    m = order.shape[0]
+    s_xy = np.empty((m, 2), np.float32)
+    s_radii = np.empty((m, 2), np.int32)
+    s_conic = np.empty((m, 3), np.float32)
+    s_opac = np.empty(m, np.float32)
+    s_depth = np.empty(m, np.float32)
+    s_color = np.empty((m, 3), np.float32)
+    for j in nb.prange(m):
+        i = order[j]
+        s_xy[j, 0] = xy[i, 0]
+        s_xy[j, 1] = xy[i, 1]
+        s_radii[j, 0] = radii[i, 0]
+        s_radii[j, 1] = radii[i, 1]
+        s_conic[j, 0] = conic[i, 0]
+        s_conic[j, 1] = conic[i, 1]
+        s_conic[j, 2] = conic[i, 2]
+        s_opac[j] = opac[i]
+        s_depth[j] = depth[i]
+        s_color[j, 0] = color[i, 0]
+        s_color[j, 1] = color[i, 1]
+        s_color[j, 2] = color[i, 2]
+    return s_xy, s_radii, s_conic, s_opac, s_depth, s_color
+
+
+@nb.njit(parallel=True, cache=True, fastmath=True)
+def composite(offsets, lists, xy, radii, conic, opac, depth, color, width, height, out_rgb, out_depth, out_alpha):
+    """Front-to-back compositing (arrays indexed by the sorted position ``j``).
+
+    Per tile, Gaussians are visited in depth order and each one updates only the pixels of its
+    bounding box that are not finished yet; a tile stops once all its pixels are finished. This
+    gives every pixel exactly the per-pixel front-to-back sum, with far less work than scanning
+    the whole tile list for every pixel.
+    """
+    tw = (width + TILE - 1) // TILE
+    th = (height + TILE - 1) // TILE
+    for t in nb.prange(tw * th):
+        tx0 = (t % tw) * TILE
+        ty0 = (t // tw) * TILE
+        tx1 = min(tx0 + TILE, width) - 1
+        ty1 = min(ty0 + TILE, height) - 1
+        n_pix = (tx1 - tx0 + 1) * (ty1 - ty0 + 1)
+        trans = np.ones((TILE, TILE), np.float32)
+        acc = np.zeros((TILE, TILE, 4), np.float32)
+        done = np.zeros((TILE, TILE), np.bool_)
+        n_done = 0
+        for k in range(offsets[t], offsets[t + 1]):
+            j = lists[k]
+            mx = xy[j, 0]
+            my = xy[j, 1]
+            x0 = max(tx0, int(math.ceil(mx - radii[j, 0] - 0.5)))
+            x1 = min(tx1, int(math.floor(mx + radii[j, 0] - 0.5)))
+            y0 = max(ty0, int(math.ceil(my - radii[j, 1] - 0.5)))
+            y1 = min(ty1, int(math.floor(my + radii[j, 1] - 0.5)))
+            ca = conic[j, 0]
+            cb = conic[j, 1]
+            cc = conic[j, 2]
+            o = opac[j]
+            # sigma above ln(255 o) means alpha < 1/255: skip without an exp
+            sig_max = math.log(o / _ALPHA_T)
+            for py in range(y0, y1 + 1):
+                dy = my - (py + 0.5)
+                ly = py - ty0
+                for px in range(x0, x1 + 1):
+                    lx = px - tx0
+                    if done[ly, lx]:
+                        continue
+                    dx = mx - (px + 0.5)
+                    sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
+                    if sigma < 0.0 or sigma > sig_max:
+                        continue
+                    alpha = min(0.999, o * math.exp(-sigma))
+                    if alpha < _ALPHA_T:
+                        continue
+                    tr = trans[ly, lx]
+                    next_t = tr * (1.0 - alpha)
+                    if next_t <= 1e-4:
+                        done[ly, lx] = True
+                        n_done += 1
+                        continue
+                    w = alpha * tr
+                    acc[ly, lx, 0] += w * color[j, 0]
+                    acc[ly, lx, 1] += w * color[j, 1]
+                    acc[ly, lx, 2] += w * color[j, 2]
+                    acc[ly, lx, 3] += w * depth[j]
+                    trans[ly, lx] = next_t
+            if n_done == n_pix:
+                break
+        for py in range(ty0, ty1 + 1):
+            for px in range(tx0, tx1 + 1):
+                ly = py - ty0
+                lx = px - tx0
+                out_rgb[py, px, 0] = acc[ly, lx, 0]
+                out_rgb[py, px, 1] = acc[ly, lx, 1]
+                out_rgb[py, px, 2] = acc[ly, lx, 2]
+                out_depth[py, px] = acc[ly, lx, 3]
+                out_alpha[py, px] = 1.0 - trans[ly, lx]

@@ -1,0 +1,75 @@
+"""The CPU backend: drives the numba kernels in :mod:`dexsim.scene._cpu_kernels`."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .gaussians import GaussianScene
+
+
+def _scene_arrays(scene: GaussianScene) -> dict[str, np.ndarray]:
+    ids = scene.object_ids if scene.object_ids is not None else torch.zeros(scene.num_gaussians, dtype=torch.long)
+    return {
+        "means": np.ascontiguousarray(scene.means.detach().cpu().numpy(), dtype=np.float32),
+        "quats": np.ascontiguousarray(scene.quats.detach().cpu().numpy(), dtype=np.float32),
+        "scales": np.ascontiguousarray(scene.scales.detach().cpu().numpy(), dtype=np.float32),
+        "opacities": np.ascontiguousarray(scene.opacities.detach().cpu().numpy(), dtype=np.float32),
+        "sh": np.ascontiguousarray(scene.sh.detach().cpu().numpy(), dtype=np.float32),
+        "ids": np.ascontiguousarray(ids.cpu().numpy(), dtype=np.int64),
+    }
+
+
+def render_cpu(
+    scene: GaussianScene,
+    viewmats: torch.Tensor,
+    Ks: torch.Tensor,
+    width: int,
+    height: int,
+    object_poses: torch.Tensor | None,
+    background: torch.Tensor | None,
+    antialiased: bool,
+    near_plane: float,
+    far_plane: float,
+    eps2d: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Render C cameras; returns rgb (C, H, W, 3), depth (C, H, W), alpha (C, H, W) float32."""
+    from . import _cpu_kernels as kern
+
+    arr = _scene_arrays(scene)
+    n = scene.num_gaussians
+    n_cam = viewmats.shape[0]
+    n_obj = scene.num_objects
+    rgb = np.zeros((n_cam, height, width, 3), np.float32)
+    depth = np.zeros((n_cam, height, width), np.float32)
+    alpha = np.zeros((n_cam, height, width), np.float32)
+    xy = np.zeros((n, 2), np.float32)
+    conic = np.zeros((n, 3), np.float32)
+    opac = np.zeros(n, np.float32)
+    z = np.zeros(n, np.float32)
+    radii = np.zeros((n, 2), np.int32)
+    world = np.zeros((n, 3), np.float32)
+    colors = np.zeros((n, 3), np.float32)
+    vms = viewmats.detach().cpu().numpy().astype(np.float64)
+    ks = Ks.detach().cpu().numpy().astype(np.float64)
+    table = np.tile(np.eye(4, dtype=np.float32), (n_obj + 1, 1, 1))
+    for c in range(n_cam):
+        if object_poses is not None and n_obj > 0:
+            table[1:] = object_poses[c, :n_obj].detach().cpu().numpy()
+        K = ks[c]
+        kern.project(
+            arr["means"], arr["quats"], arr["scales"], arr["opacities"], arr["ids"], table,
+            vms[c].astype(np.float32), K[0, 0], K[1, 1], K[0, 2], K[1, 2], width, height,
+            near_plane, far_plane, eps2d, antialiased, xy, conic, opac, z, radii, world,
+        )  # fmt: skip
+        order = kern.sort_visible(radii, z)
+        campos = -vms[c][:3, :3].T @ vms[c][:3, 3]
+        kern.sh_colors(arr["sh"], world, order, campos.astype(np.float32), arr["ids"], table, colors)
+        s_xy, s_radii, s_conic, s_opac, s_z, s_col = kern.gather_sorted(order, xy, radii, conic, opac, z, colors)
+        offsets, lists = kern.bin_tiles(np.arange(len(order)), s_xy, s_radii, width, height)
+        kern.composite(offsets, lists, s_xy, s_radii, s_conic, s_opac, s_z, s_col, width, height,
+                       rgb[c], depth[c], alpha[c])  # fmt: skip
+    if background is not None:
+        rgb += (1.0 - alpha)[..., None] * background.detach().cpu().numpy().astype(np.float32)
+    depth = np.where(alpha > 1e-10, depth / np.maximum(alpha, 1e-10), 0.0).astype(np.float32)
+    return torch.from_numpy(rgb), torch.from_numpy(depth), torch.from_numpy(alpha)
