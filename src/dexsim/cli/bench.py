@@ -1,3 +1,57 @@
+"""``dexsim bench``: benchmarks that write JSON figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
 import click
-@click.group() 
-def bench(): pass
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks (median of repeats; --json writes the figures)."""
+
+
+@bench.command("render")
+@click.option("--scene", "scene_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A Gaussian splat (.ply / .splat); cameras: --camera-path or a default walk-in.")  # fmt: skip
+@click.option("--points", "points_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A gsplat test-layout .npz (means3d, colors, viewmats, Ks, width, height).")  # fmt: skip
+@click.option("--camera-path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--width", type=click.IntRange(1, 8192), default=256, show_default=True)
+@click.option("--height", type=click.IntRange(1, 8192), default=256, show_default=True)
+@click.option("--backend", type=click.Choice(["auto", "cpu", "torch", "gsplat"]), default="auto", show_default=True)
+@click.option("--device", default=None, help="torch device for the scene (default: cuda when available, else cpu).")
+@click.option("--repeats", type=click.IntRange(1, 1000), default=7, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def bench_render_cmd(
+    scene_path: Path | None, points_path: Path | None, camera_path: Path | None, width: int, height: int,
+    backend: str, device: str | None, repeats: int, json_path: Path | None,
+) -> None:  # fmt: skip
+    """Frames per second of the Gaussian renderer on a scene or a point set."""
+    import torch
+
+    from .._io import write_json
+    from ..scene import read_scene
+    from ..scene.bench import bench_render, load_points_benchmark
+    from ..scene.camera_path import default_path, load_camera_path
+
+    if (scene_path is None) == (points_path is None):
+        raise click.UsageError("give exactly one of --scene and --points")
+    if points_path is not None:
+        scene, cams = load_points_benchmark(points_path)
+    else:
+        scene = read_scene(scene_path)  # type: ignore[arg-type]
+        cams = load_camera_path(camera_path) if camera_path else default_path(scene, 8, width, height)
+    cams = cams.resized(width, height)
+    dev = device or ("cuda" if torch.cuda.is_available() and backend in ("auto", "gsplat", "torch") else "cpu")
+    result = bench_render(scene.to(dev), cams, backend=backend, repeats=repeats)
+    result["source"] = str(points_path or scene_path)
+    click.echo(f"{result['backend']}: {result['fps_median']:.1f} fps median ({result['num_gaussians']} Gaussians, "
+               f"{width}x{height}, {result['num_cameras']} cameras x {repeats} repeats)")  # fmt: skip
+    if "stage_ms_per_frame" in result:
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in result["stage_ms_per_frame"].items())
+        click.echo(f"  ms per frame: {stages}")
+    if json_path:
+        write_json(json_path, result)
+        click.echo(f"wrote {json_path}")

@@ -42,6 +42,7 @@ from .se3 import (
 )
 from .trajectory import (
     interpolate_poses,
+    orbit_viewmats,
     resample_indices,
     resample_keep_ends,
     resample_poses,
@@ -56,6 +57,7 @@ __all__ = [
     "interpolate_poses",
     "look_at",
     "make_se3",
+    "orbit_viewmats",
     "matrix_to_axis_angle",
     "matrix_to_pose7",
     "matrix_to_quat",

@@ -6,6 +6,8 @@ A trajectory is a pair ``(times (T,), poses (T, 7))`` with poses as
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .._validate import check_positive, tensor_arg
@@ -13,6 +15,7 @@ from .rotations import quat_normalize, quat_slerp
 
 __all__ = [
     "interpolate_poses",
+    "orbit_viewmats",
     "resample_indices",
     "resample_keep_ends",
     "resample_poses",
@@ -120,3 +123,32 @@ def resample_keep_ends(values: torch.Tensor, num_target: int, quaternion: bool =
     lo = hi - 1
     w = (pos - src_times[lo]).to(values.dtype).reshape(-1, *([1] * (values.ndim - 1)))
     return values[lo] + w * (values[hi] - values[lo])
+
+
+def orbit_viewmats(
+    centre: torch.Tensor,
+    radius: float,
+    height: float,
+    num_frames: int,
+    start_angle: float = -math.pi / 2,
+    sweep: float = math.pi / 2,
+    walk_in: float = 0.0,
+) -> torch.Tensor:
+    """World-to-camera viewmats (T, 4, 4) on an arc around ``centre`` (3,), all looking at it.
+
+    The camera starts at ``start_angle`` (radians about +z; -pi/2 = on the -y side), sweeps
+    ``sweep`` radians, stays ``height`` above the centre, and moves ``walk_in`` (a fraction of
+    ``radius``) closer over the path (a walk-in).
+    """
+    from .camera import look_at
+
+    centre = tensor_arg("centre", centre, (3,), dtype=torch.float64)
+    check_positive("radius", radius)
+    if not isinstance(num_frames, int) or num_frames <= 0:
+        raise ValueError(f"`num_frames` must be a positive int, got {num_frames!r}")
+    s = torch.linspace(0.0, 1.0, num_frames, dtype=torch.float64)
+    ang = start_angle + sweep * s
+    r = radius * (1.0 - walk_in * s)
+    eye = torch.stack((centre[0] + r * torch.cos(ang), centre[1] + r * torch.sin(ang),
+                       centre[2] + torch.full_like(s, height)), dim=-1)  # fmt: skip
+    return look_at(eye, centre.expand_as(eye))

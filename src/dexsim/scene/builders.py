@@ -124,12 +124,15 @@ def from_mesh(
     opacity: float = 0.95,
     thickness: float = 0.1,
     object_id: int = 0,
+    light_dir: tuple[float, float, float] | None = None,
+    ambient: float = 0.55,
 ) -> GaussianScene:
     """Flat Gaussians on the surface of an ``open3d.geometry.TriangleMesh``, oriented by normals.
 
     Colours come from ``color`` if given, else from the mesh's vertex colours (interpolated),
-    else mid grey. Each Gaussian's in-plane scale is ~0.7x the mean sample spacing, and its
-    scale along the normal is ``thickness`` times that.
+    else mid grey. Each Gaussian's in-plane scale is ~0.9x the mean sample spacing, and its
+    scale along the normal is ``thickness`` times that. With ``light_dir`` (towards the light),
+    colours are baked with Lambertian shading ``ambient + (1 - ambient) max(0, n . l)``.
     """
     v = np.asarray(mesh.vertices)  # type: ignore[attr-defined]
     tri = np.asarray(mesh.triangles)  # type: ignore[attr-defined]
@@ -144,9 +147,17 @@ def from_mesh(
         cols = (bary[:, :, None] * vc[tri[face]]).sum(1)
     else:
         cols = np.full(pts.shape, 0.5)
+    if light_dir is not None:
+        light = np.asarray(light_dir, dtype=np.float64)
+        light = light / np.linalg.norm(light)
+        cols = cols * (ambient + (1 - ambient) * np.clip(nrm @ light, 0.0, 1.0))[:, None]
+    if light_dir is not None:
+        light = np.asarray(light_dir, dtype=np.float64)
+        light = light / np.linalg.norm(light)
+        cols = cols * (ambient + (1 - ambient) * np.clip(nrm @ light, 0.0, 1.0))[:, None]
     area = 0.5 * np.linalg.norm(np.cross(v[tri[:, 1]] - v[tri[:, 0]], v[tri[:, 2]] - v[tri[:, 0]]), axis=1).sum()
     spacing = math.sqrt(area / num_gaussians)
-    s = 0.7 * spacing
+    s = 0.9 * spacing
     scales = np.tile([s, s, max(s * thickness, 1e-6)], (num_gaussians, 1))
     quats = matrix_to_quat(torch.from_numpy(_frames_from_normals(nrm))).float()
     return GaussianScene.from_activated(
@@ -238,10 +249,15 @@ def primitive_mesh(prim: Primitive) -> object:
     return mesh
 
 
-def from_primitives(primitives: list[Primitive], seed: int = 0) -> GaussianScene:
+def from_primitives(
+    primitives: list[Primitive],
+    seed: int = 0,
+    light_dir: tuple[float, float, float] | None = (0.3, -0.5, 1.0),
+) -> GaussianScene:
     """One scene from several primitives, each with its object id; object names from ``name``.
 
-    The number of Gaussians per primitive is its surface area times ``density``.
+    The number of Gaussians per primitive is its surface area times ``density``; colours are
+    baked with Lambertian shading from ``light_dir`` (None: flat colours).
     """
     if not primitives:
         raise ValueError("`primitives` must not be empty")
@@ -252,7 +268,7 @@ def from_primitives(primitives: list[Primitive], seed: int = 0) -> GaussianScene
         area = float(mesh.get_surface_area())  # type: ignore[attr-defined]
         n = max(16, int(round(area * prim.density)))
         parts.append(from_mesh(mesh, n, seed=seed * 100_003 + i, color=prim.color, opacity=prim.opacity,
-                               object_id=prim.object_id))  # fmt: skip
+                               object_id=prim.object_id, light_dir=light_dir))  # fmt: skip
         if prim.object_id > 0:
             names[prim.object_id] = prim.name or f"object_{prim.object_id}"
     scene = GaussianScene.concat(parts)

@@ -276,6 +276,7 @@ def render(
     near_plane: float = 0.01,
     far_plane: float = 1e10,
     eps2d: float = 0.3,
+    timings: dict[str, float] | None = None,
 ) -> RenderOutput:
     """Render ``scene`` from C cameras.
 
@@ -290,6 +291,7 @@ def render(
             from their rest placement in the scene; identity = unmoved. Background (id 0) stays.
         background: RGB (3,) composited behind the Gaussians (default black).
         antialiased: Mip-Splatting-style opacity compensation of the 2D blur.
+        timings: a dict that the "cpu" backend fills with seconds per stage (for benchmarks).
     Returns:
         :class:`RenderOutput` with (C, H, W, ...) tensors.
     """
@@ -319,7 +321,7 @@ def render(
         from .render_cpu import render_cpu
 
         rgb, depth, alpha = render_cpu(scene, viewmats, Ks, width, height, poses, bg, antialiased,
-                                       near_plane, far_plane, eps2d)  # fmt: skip
+                                       near_plane, far_plane, eps2d, timings)  # fmt: skip
         return RenderOutput(rgb, depth, alpha, "cpu")
     rgbs, depths, alphas = [], [], []
     shared = None if poses is not None else _world_gaussians(scene, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
@@ -20,6 +22,28 @@ def _scene_arrays(scene: GaussianScene) -> dict[str, np.ndarray]:
     }
 
 
+class _Clock:
+    """Accumulates stage times into a dict when one is given (no cost otherwise)."""
+
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self.into = into
+        self.t = 0.0
+
+    def start(self) -> None:
+        if self.into is not None:
+            self.t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        if self.into is not None:
+            now = time.perf_counter()
+            self.into[name] = self.into.get(name, 0.0) + now - self.t
+            self.t = now
+
+    def count(self, name: str, value: int) -> None:
+        if self.into is not None:
+            self.into[name] = self.into.get(name, 0) + value
+
+
 def render_cpu(
     scene: GaussianScene,
     viewmats: torch.Tensor,
@@ -32,10 +56,16 @@ def render_cpu(
     near_plane: float,
     far_plane: float,
     eps2d: float,
+    timings: dict[str, float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Render C cameras; returns rgb (C, H, W, 3), depth (C, H, W), alpha (C, H, W) float32."""
+    """Render C cameras; returns rgb (C, H, W, 3), depth (C, H, W), alpha (C, H, W) float32.
+
+    ``timings``, when given, accumulates seconds per stage (project, sort, colors, bin, composite)
+    and counts (visible Gaussians, tile entries).
+    """
     from . import _cpu_kernels as kern
 
+    clock = _Clock(timings)
     arr = _scene_arrays(scene)
     n = scene.num_gaussians
     n_cam = viewmats.shape[0]
@@ -57,18 +87,26 @@ def render_cpu(
         if object_poses is not None and n_obj > 0:
             table[1:] = object_poses[c, :n_obj].detach().cpu().numpy()
         K = ks[c]
+        clock.start()
         kern.project(
             arr["means"], arr["quats"], arr["scales"], arr["opacities"], arr["ids"], table,
             vms[c].astype(np.float32), K[0, 0], K[1, 1], K[0, 2], K[1, 2], width, height,
             near_plane, far_plane, eps2d, antialiased, xy, conic, opac, z, radii, world,
         )  # fmt: skip
+        clock.lap("project")
         order = kern.sort_visible(radii, z)
+        clock.lap("sort")
         campos = -vms[c][:3, :3].T @ vms[c][:3, 3]
         kern.sh_colors(arr["sh"], world, order, campos.astype(np.float32), arr["ids"], table, colors)
         s_xy, s_radii, s_conic, s_opac, s_z, s_col = kern.gather_sorted(order, xy, radii, conic, opac, z, colors)
+        clock.lap("colors")
         offsets, lists = kern.bin_tiles(np.arange(len(order)), s_xy, s_radii, width, height)
+        clock.lap("bin")
         kern.composite(offsets, lists, s_xy, s_radii, s_conic, s_opac, s_z, s_col, width, height,
                        rgb[c], depth[c], alpha[c])  # fmt: skip
+        clock.lap("composite")
+        clock.count("visible_gaussians", len(order))
+        clock.count("tile_entries", len(lists))
     if background is not None:
         rgb += (1.0 - alpha)[..., None] * background.detach().cpu().numpy().astype(np.float32)
     depth = np.where(alpha > 1e-10, depth / np.maximum(alpha, 1e-10), 0.0).astype(np.float32)
