@@ -158,6 +158,9 @@ def _read_ascii(path: Path, vertex: _Element, header_len: int, size: int) -> dic
 
 
 def _sh_from_columns(path: Path, cols: dict[str, np.ndarray], n: int) -> np.ndarray:
+    odd = [k for k in cols if k.startswith("f_rest_") and not re.fullmatch(r"f_rest_\d+", k)]
+    if odd:
+        raise PlyError(f"{path}: malformed SH property names {odd[:3]}")
     rest = sorted((k for k in cols if k.startswith("f_rest_")), key=lambda k: int(k.split("_")[-1]))
     if rest and [int(k.split("_")[-1]) for k in rest] != list(range(len(rest))):
         raise PlyError(f"{path}: f_rest properties are not numbered 0..{len(rest) - 1}")

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dexsim import __version__
+from dexsim.cli import main
+from dexsim.scene import write_ply
+from dexsim.video import read_mp4
+
+from ..scene.test_render import random_scene
+
+
+def run(args: list[str]) -> str:
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_version_and_help_for_every_command() -> None:
+    assert __version__ in run(["--version"])
+    for cmd in ([], ["doctor"], ["demo"], ["render"], ["bench"], ["bench", "render"], ["scene"], ["scene", "inspect"]):
+        assert "Usage:" in run([*cmd, "--help"])
+
+
+def test_doctor_json_reads_the_machine(tmp_path: Path) -> None:
+    import torch
+
+    out = tmp_path / "doctor.json"
+    text = run(["doctor", "--json", str(out)])
+    data = json.loads(out.read_text())
+    for key in ("python", "torch", "cuda_available", "gsplat_usable", "mujoco_gl", "extras"):
+        assert key in data
+    assert data["torch"] == torch.__version__
+    assert data["cuda_available"] == torch.cuda.is_available()
+    assert isinstance(data["extras"], dict) and "gpu" in data["extras"]
+    assert "mujoco" in text and "fix:" in text or all(c["ok"] for c in data["checks"])
+
+
+def test_render_writes_video_and_sheet(tmp_path: Path) -> None:
+    ply = write_ply(random_scene(300, 2, sh_degree=1), tmp_path / "s.ply")
+    out = tmp_path / "v.mp4"
+    run(["render", "--scene", str(ply), "--out", str(out), "--width", "32", "--height", "24", "--frames", "3"])
+    frames = read_mp4(out)
+    assert frames.shape == (3, 24, 32, 3) and frames.max() > 0
+    assert (tmp_path / "v_sheet.png").stat().st_size > 0
+
+
+def test_bench_render_points_json(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(-1, 1, size=(500, 3)).astype(np.float32)
+    vm = np.eye(4, dtype=np.float32)
+    vm[2, 3] = 3.0
+    K = np.array([[50, 0, 32], [0, 50, 24], [0, 0, 1]], np.float32)
+    np.savez(tmp_path / "p.npz", means3d=pts, colors=rng.integers(0, 255, (500, 3)).astype(np.uint8),
+             viewmats=vm[None], Ks=K[None], width=64, height=48)  # fmt: skip
+    out = tmp_path / "b.json"
+    run(["bench", "render", "--points", str(tmp_path / "p.npz"), "--width", "32", "--height", "32",
+         "--repeats", "2", "--json", str(out)])  # fmt: skip
+    data = json.loads(out.read_text())
+    assert data["num_gaussians"] == 500 and data["width"] == 32 and data["backend"] == "cpu"
+    assert data["fps_median"] > 0 and len(data["ms_per_frame"]) == 2
+
+
+def test_bench_needs_exactly_one_source(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["bench", "render"])
+    assert result.exit_code != 0 and "exactly one of --scene and --points" in result.output
+
+
+def test_scene_inspect_writes_sidecar(tmp_path: Path) -> None:
+    ply = write_ply(random_scene(400, 1), tmp_path / "room.ply")
+    run(["scene", "inspect", str(ply), "--json", str(tmp_path / "i.json")])
+    assert (tmp_path / "room.dexsim.json").exists()
+    assert json.loads((tmp_path / "i.json").read_text())["num_gaussians"] == 400
+    assert "not overwritten" in run(["scene", "inspect", str(ply)])
+
+
+@pytest.mark.slow
+def test_demo_runs_and_reports_honestly(tmp_path: Path) -> None:
+    text = run(["demo", "--out", str(tmp_path), "--frames", "3", "--size", "32"])
+    assert "not yet in dexsim" in text
+    static, moved = read_mp4(tmp_path / "static.mp4"), read_mp4(tmp_path / "moved.mp4")
+    assert static.shape == moved.shape == (3, 32, 32, 3)
+    assert np.abs(static[-1].astype(int) - moved[-1]).max() > 30  # the moved box shows
