@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 
@@ -9,6 +11,10 @@ from dexsim.scene import render
 from .test_render import camera, random_scene
 
 pytestmark = pytest.mark.gpu
+
+# the CPU side of the comparison: the numba renderer, or the torch one where numba is absent
+# (both are checked against the float64 reference renderer in test_render.py)
+CPU_BACKEND = "cpu" if importlib.util.find_spec("numba") is not None else "torch"
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -20,7 +26,7 @@ def test_gsplat_matches_cpu(sh_degree: int, antialiased: bool) -> None:
     pytest.importorskip("gsplat")
     scene = random_scene(4000, 3, sh_degree=sh_degree)
     vm, K = camera((0.5, -1.3, 0.8), size=96)
-    cpu = render(scene, vm, K, 96, 96, backend="cpu", antialiased=antialiased, background=(0.2, 0.3, 0.4))
+    cpu = render(scene, vm, K, 96, 96, backend=CPU_BACKEND, antialiased=antialiased, background=(0.2, 0.3, 0.4))
     gpu = render(scene.to("cuda"), vm, K, 96, 96, backend="gsplat", antialiased=antialiased, background=(0.2, 0.3, 0.4))
     assert gpu.backend == "gsplat"
     assert psnr(cpu.rgb, gpu.rgb.cpu()) >= 40.0
@@ -37,7 +43,7 @@ def test_gsplat_object_poses_match_cpu() -> None:
         make_se3(axis_angle_to_matrix(torch.tensor([0.3, -0.2, 0.0])), torch.tensor([-0.1, 0.1, 0.0])),
     ])  # fmt: skip
     vm, K = camera((0.5, -1.3, 0.8), size=64)
-    cpu = render(scene, vm, K, 64, 64, backend="cpu", object_poses=poses)
+    cpu = render(scene, vm, K, 64, 64, backend=CPU_BACKEND, object_poses=poses)
     gpu = render(scene.to("cuda"), vm, K, 64, 64, backend="gsplat", object_poses=poses)
     assert psnr(cpu.rgb, gpu.rgb.cpu()) >= 40.0
 
