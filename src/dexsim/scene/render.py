@@ -188,9 +188,10 @@ def _pixel_pairs(proj: ProjectedGaussians, width: int, height: int) -> tuple[tor
     wx = (x1 - x0).clamp_min(0)
     wy = (y1 - y0).clamp_min(0)
     counts = wx * wy
-    gid = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    dev = mx.device
+    gid = torch.repeat_interleave(torch.arange(len(counts), device=dev), counts)
     start = torch.cumsum(counts, 0) - counts
-    local = torch.arange(gid.numel()) - start[gid]
+    local = torch.arange(gid.numel(), device=dev) - start[gid]
     wxg = wx[gid]
     dy = torch.div(local, wxg, rounding_mode="floor")
     px = x0[gid] + (local - dy * wxg)
@@ -225,9 +226,10 @@ def rasterize(
     log_t_before = log_t_after - log1m
     weight = torch.where(log_t_after > math.log(MIN_TRANSMITTANCE), alpha.double() * torch.exp(log_t_before), 0.0)
     weight = weight.to(dt)
-    rgb = torch.zeros(hw, 3, dtype=dt).index_add_(0, pix, weight[:, None] * proj.colors[gid])
-    acc = torch.zeros(hw, dtype=dt).index_add_(0, pix, weight)
-    dep = torch.zeros(hw, dtype=dt).index_add_(0, pix, weight * proj.depths[gid])
+    dev = proj.means2d.device
+    rgb = torch.zeros(hw, 3, dtype=dt, device=dev).index_add_(0, pix, weight[:, None] * proj.colors[gid])
+    acc = torch.zeros(hw, dtype=dt, device=dev).index_add_(0, pix, weight)
+    dep = torch.zeros(hw, dtype=dt, device=dev).index_add_(0, pix, weight * proj.depths[gid])
     if background is not None:
         rgb = rgb + (1.0 - acc)[:, None] * background.to(dt)
     depth = torch.where(acc > 1e-10, dep / acc.clamp_min(1e-10), torch.zeros_like(dep))

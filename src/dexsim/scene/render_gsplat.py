@@ -36,7 +36,8 @@ def render_gsplat(
     mode = "antialiased" if antialiased else "classic"
     bg = None if background is None else background[None].expand(viewmats.shape[0], 3)
     common = dict(width=width, height=height, near_plane=near_plane, far_plane=far_plane, eps2d=eps2d,
-                  render_mode="RGB+ED", rasterize_mode=mode)  # fmt: skip
+                  render_mode="RGB+ED", rasterize_mode=mode,
+                  packed=False)  # gsplat 1.5 rejects per-camera backgrounds in packed mode  # fmt: skip
     quats = scene.quats / scene.quats.norm(dim=-1, keepdim=True)
     if object_poses is None or scene.object_ids is None:
         colors, alphas, _ = gsplat.rasterization(
