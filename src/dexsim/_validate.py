@@ -38,7 +38,7 @@ def check_shape(name: str, t: torch.Tensor | np.ndarray, trailing: Sequence[int 
     """
     shape = tuple(t.shape)
     n = len(trailing)
-    ok = len(shape) >= n and all(e is None or e == s for e, s in zip(trailing, shape[len(shape) - n :]))
+    ok = len(shape) >= n and all(e is None or e == s for e, s in zip(trailing, shape[len(shape) - n :], strict=True))
     if not ok:
         want = "(..., " + ", ".join("*" if e is None else str(e) for e in trailing) + ")"
         raise ValueError(f"`{name}` must have shape {want}, got {shape}")

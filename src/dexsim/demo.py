@@ -42,17 +42,52 @@ def demo_tabletop(seed: int = 0) -> GaussianScene:
     z = TABLE_TOP_Z
     prims = [
         Primitive("plane", (4.0, 4.0, 1.0), (0, 0, 0, 1, 0, 0, 0), (0.55, 0.5, 0.45), density=3000),
-        Primitive("plane", (4.0, 2.5, 1.0), (0, 1.2, 1.25, math.sqrt(0.5), math.sqrt(0.5), 0, 0), (0.82, 0.8, 0.74),
-                  density=2500),  # back wall  # fmt: skip
+        Primitive(
+            "plane",
+            (4.0, 2.5, 1.0),
+            (0, 1.2, 1.25, math.sqrt(0.5), math.sqrt(0.5), 0, 0),
+            (0.82, 0.8, 0.74),
+            density=2500,
+        ),  # back wall
         Primitive("box", (1.2, 0.7, 0.04), (0, 0.3, z - 0.02, 1, 0, 0, 0), (0.62, 0.42, 0.25), density=30000),
-        *[Primitive("box", (0.05, 0.05, z - 0.04), (sx * 0.55, 0.3 + sy * 0.3, (z - 0.04) / 2, 1, 0, 0, 0),
-                    (0.45, 0.3, 0.18), density=20000) for sx in (-1, 1) for sy in (-1, 1)],  # fmt: skip
-        Primitive("box", (0.08, 0.08, 0.08), (-0.2, 0.25, z + 0.04, *_yaw(20)), (0.85, 0.15, 0.12), object_id=1,
-                  name="red_box", density=120000),  # fmt: skip
-        Primitive("cylinder", (0.04, 0.04, 0.14), (0.1, 0.38, z + 0.07, 1, 0, 0, 0), (0.15, 0.65, 0.25), object_id=2,
-                  name="green_can", density=120000),  # fmt: skip
-        Primitive("sphere", (0.045, 0.045, 0.045), (0.28, 0.18, z + 0.045, 1, 0, 0, 0), (0.15, 0.3, 0.85),
-                  object_id=3, name="blue_ball", density=120000),  # fmt: skip
+        *[
+            Primitive(
+                "box",
+                (0.05, 0.05, z - 0.04),
+                (sx * 0.55, 0.3 + sy * 0.3, (z - 0.04) / 2, 1, 0, 0, 0),
+                (0.45, 0.3, 0.18),
+                density=20000,
+            )
+            for sx in (-1, 1)
+            for sy in (-1, 1)
+        ],
+        Primitive(
+            "box",
+            (0.08, 0.08, 0.08),
+            (-0.2, 0.25, z + 0.04, *_yaw(20)),
+            (0.85, 0.15, 0.12),
+            object_id=1,
+            name="red_box",
+            density=120000,
+        ),
+        Primitive(
+            "cylinder",
+            (0.04, 0.04, 0.14),
+            (0.1, 0.38, z + 0.07, 1, 0, 0, 0),
+            (0.15, 0.65, 0.25),
+            object_id=2,
+            name="green_can",
+            density=120000,
+        ),
+        Primitive(
+            "sphere",
+            (0.045, 0.045, 0.045),
+            (0.28, 0.18, z + 0.045, 1, 0, 0, 0),
+            (0.15, 0.3, 0.85),
+            object_id=3,
+            name="blue_ball",
+            density=120000,
+        ),
     ]
     return from_primitives(prims, seed=seed)
 
@@ -60,8 +95,9 @@ def demo_tabletop(seed: int = 0) -> GaussianScene:
 def walk_in_path(num_frames: int, size: int) -> CameraPath:
     """A head-height walk-in towards the table, gently panning (egocentric-like)."""
     centre = torch.tensor([0.0, 0.3, TABLE_TOP_Z], dtype=torch.float64)
-    vms = orbit_viewmats(centre, radius=1.0, height=0.55, num_frames=num_frames, start_angle=-math.pi / 2 - 0.35,
-                         sweep=0.5, walk_in=0.35).float()  # fmt: skip
+    vms = orbit_viewmats(
+        centre, radius=1.0, height=0.55, num_frames=num_frames, start_angle=-math.pi / 2 - 0.35, sweep=0.5, walk_in=0.35
+    ).float()
     K = PinholeIntrinsics.from_fov(70.0, size, size).K()
     return CameraPath(vms, K[None].expand(num_frames, 3, 3).contiguous(), size, size)
 
@@ -98,10 +134,16 @@ def run_demo(out_dir: str | os.PathLike[str], num_frames: int = 16, size: int = 
     depth = colorize_depth(static.depth.numpy(), static.alpha.numpy() > 0.5)
     write_mp4(out / "static.mp4", rgb_static)
     write_mp4(out / "moved.mp4", rgb_moved)
-    write_png(out / "sheet.png", contact_sheet([
-        ("static scene (Gaussian splat render)", rgb_static), ("expected depth", depth),
-        ("red box moved by a scripted rigid motion (no physics, no world model)", rgb_moved),
-    ]))  # fmt: skip
+    write_png(
+        out / "sheet.png",
+        contact_sheet(
+            [
+                ("static scene (Gaussian splat render)", rgb_static),
+                ("expected depth", depth),
+                ("red box moved by a scripted rigid motion (no physics, no world model)", rgb_moved),
+            ]
+        ),
+    )
     changed = float(np.abs(rgb_moved.astype(np.int16) - rgb_static).max(-1).astype(bool).mean())
     report = [
         f"dexsim demo: built the tabletop ({scene.num_gaussians} Gaussians, {scene.num_objects} objects) "
@@ -113,5 +155,13 @@ def run_demo(out_dir: str | os.PathLike[str], num_frames: int = 16, size: int = 
         "not yet in dexsim: hands and action prompts, physics, the world model and the Gymnasium env "
         "(this demo shows the static-scene half of a step only)",
     ]
-    return {"num_gaussians": scene.num_gaussians, "frames": num_frames, "size": size, "backend": static.backend,
-            "build_s": t_build, "render_s": t_static, "changed_pixel_fraction": changed, "report": report}  # fmt: skip
+    return {
+        "num_gaussians": scene.num_gaussians,
+        "frames": num_frames,
+        "size": size,
+        "backend": static.backend,
+        "build_s": t_build,
+        "render_s": t_static,
+        "changed_pixel_fraction": changed,
+        "report": report,
+    }

@@ -30,7 +30,7 @@ def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: float = 8.0
     import imageio.v2 as imageio
 
     frames = _check_video("frames", frames)
-    t, h, w, _ = frames.shape
+    _, h, w, _ = frames.shape
     if h % 2 or w % 2:
         frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
     with atomic_path(path) as tmp:
@@ -78,9 +78,7 @@ def colorize_depth(depth: np.ndarray, valid: np.ndarray | None = None) -> np.nda
     return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def contact_sheet(
-    rows: Sequence[tuple[str, np.ndarray]], max_frames: int = 8, label_height: int = 14
-) -> np.ndarray:
+def contact_sheet(rows: Sequence[tuple[str, np.ndarray]], max_frames: int = 8, label_height: int = 14) -> np.ndarray:
     """A grid image: one row per labelled video (T, H, W, 3), ``max_frames`` evenly spread columns.
 
     Returns an (rows * (label_height + H), cols * W, 3) uint8 image.
@@ -90,14 +88,14 @@ def contact_sheet(
     if not rows:
         raise ValueError("`rows` must not be empty")
     videos = [_check_video(f"rows[{i}]", v) for i, (_, v) in enumerate(rows)]
-    t, h, w, _ = videos[0].shape
+    _, h, w, _ = videos[0].shape
     for i, v in enumerate(videos):
         if v.shape[1:3] != (h, w):
             raise ValueError(f"rows[{i}] frames are {v.shape[1:3]}, expected {(h, w)} like rows[0]")
     cols = min(max_frames, min(v.shape[0] for v in videos))
     idx = np.round(np.linspace(0, min(v.shape[0] for v in videos) - 1, cols)).astype(int)
     sheet = np.zeros((len(rows) * (h + label_height), cols * w, 3), np.uint8)
-    for r, (v, (label, _)) in enumerate(zip(videos, rows)):
+    for r, v in enumerate(videos):
         y = r * (h + label_height) + label_height
         for c, k in enumerate(idx):
             sheet[y : y + h, c * w : (c + 1) * w] = v[k]

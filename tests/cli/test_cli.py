@@ -38,7 +38,7 @@ def test_doctor_json_reads_the_machine(tmp_path: Path) -> None:
     assert data["torch"] == torch.__version__
     assert data["cuda_available"] == torch.cuda.is_available()
     assert isinstance(data["extras"], dict) and "gpu" in data["extras"]
-    assert "mujoco" in text and "fix:" in text or all(c["ok"] for c in data["checks"])
+    assert ("mujoco" in text and "fix:" in text) or all(c["ok"] for c in data["checks"])
 
 
 def test_render_writes_video_and_sheet(tmp_path: Path) -> None:

@@ -93,6 +93,7 @@ def test_slerp_ends_and_constant_speed(a: list[float], b: list[float], t: float)
     qa, qb = quat_normalize(t64(a)), quat_normalize(t64(b))
     assert_same_quat(quat_slerp(qa, qb, 0.0), qa)
     assert_same_quat(quat_slerp(qa, qb, 1.0), qb)
+
     # angle(qa, slerp(t)) = t * angle(qa, qb) along the shorter arc
     def angle(x: torch.Tensor, y: torch.Tensor) -> float:
         return 2 * math.acos(min(1.0, abs(float((x * y).sum()))))

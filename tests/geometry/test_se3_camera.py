@@ -106,7 +106,7 @@ def test_intrinsics_resize_crop_keep_rays() -> None:
 
 
 def test_intrinsics_errors() -> None:
-    with pytest.raises(ValueError, match="`fx` must be a finite number > 0, got -1.0"):
+    with pytest.raises(ValueError, match=r"`fx` must be a finite number > 0, got -1\.0"):
         PinholeIntrinsics(-1.0, 1.0, 0.0, 0.0, 4, 4)
     with pytest.raises(ValueError, match="`width` must be a positive int, got 0"):
         PinholeIntrinsics(1.0, 1.0, 0.0, 0.0, 0, 4)

@@ -70,7 +70,7 @@ def test_resample_keep_ends_values_and_poses() -> None:
     x = torch.arange(10, dtype=torch.float64)[:, None] * torch.tensor([[1.0, 2.0]], dtype=torch.float64)
     y = resample_keep_ends(x, 4)
     assert torch.allclose(y[:, 0], torch.tensor([0.0, 3.0, 6.0, 9.0], dtype=torch.float64))
-    times, poses = random_traj(7, 3)
+    _, poses = random_traj(7, 3)
     rp = resample_keep_ends(poses, 13, quaternion=True)
     assert torch.allclose(rp[0, :3], poses[0, :3]) and torch.allclose(rp[-1, :3], poses[-1, :3])
 

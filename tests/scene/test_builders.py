@@ -31,7 +31,7 @@ def test_point_cloud_drops_nan_and_validates() -> None:
     assert len(scene) == 49
     with pytest.raises(ValueError, match=r"`colors` must have shape \(50, 3\), got \(49, 3\)"):
         from_point_cloud(pts, np.zeros((49, 3)))
-    with pytest.raises(ValueError, match="`opacity` must lie in \\(0, 1\\), got 1.5"):
+    with pytest.raises(ValueError, match=r"`opacity` must lie in \(0, 1\), got 1\.5"):
         from_point_cloud(pts, np.zeros((50, 3)), opacity=1.5)
 
 

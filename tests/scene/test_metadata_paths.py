@@ -50,10 +50,14 @@ def test_file_viewmat_renders_the_same_picture() -> None:
     rot = axis_angle_to_matrix(torch.tensor([0.4, -0.3, 1.1], dtype=torch.float64))
     file_scene = tilted_room(rot, scale=2.0)
     meta = estimate_metadata(file_scene, metric_scale=2.0)
-    world_scene = from_primitives([Primitive("plane", (3.0, 3.0, 1.0), color=(0.5, 0.5, 0.5), density=3000)], light_dir=None)
+    world_scene = from_primitives(
+        [Primitive("plane", (3.0, 3.0, 1.0), color=(0.5, 0.5, 0.5), density=3000)], light_dir=None
+    )
     del world_scene
     # a camera in the world frame, converted to the file frame, sees the floor from above
-    vm_world = look_at(torch.tensor([0.0, -2.0, 1.5], dtype=torch.float64), torch.tensor([0.3, 0.3, 0.0], dtype=torch.float64))
+    vm_world = look_at(
+        torch.tensor([0.0, -2.0, 1.5], dtype=torch.float64), torch.tensor([0.3, 0.3, 0.0], dtype=torch.float64)
+    )
     vm_file, depth_scale = meta.file_viewmat(vm_world)
     K = torch.tensor([[40.0, 0, 16], [0, 40.0, 16], [0, 0, 1]])
     out = render(file_scene, vm_file.float(), K, 32, 32)

@@ -64,7 +64,7 @@ def test_object_poses_match_reference(backend: str) -> None:
     ])  # fmt: skip
     vm, K = camera((0.3, -1.4, 0.9))
     out = render(scene, vm, K, 16, 16, backend=backend, object_poses=poses)
-    rgb, depth, alpha = ref(scene, vm, K, 16, object_poses=poses.double().numpy())
+    rgb, depth, _ = ref(scene, vm, K, 16, object_poses=poses.double().numpy())
     still = render(scene, vm, K, 16, 16, backend=backend)
     assert (out.rgb - still.rgb).abs().max() > 0.05  # the motion changes the image
     assert np.abs(out.rgb[0].double().numpy() - rgb).max() <= 1e-4
@@ -97,7 +97,9 @@ def test_front_to_back_and_order_independent(backend: str) -> None:
     means = torch.tensor([[0.0, 0.0, 2.0], [0.0, 0.0, 3.0]])
     colors = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     o1, o2 = 0.6, 0.7
-    kw = dict(quats=torch.tensor([[1.0, 0, 0, 0]] * 2), scales=torch.full((2, 3), 0.2), opacities=torch.tensor([o1, o2]))
+    kw = dict(
+        quats=torch.tensor([[1.0, 0, 0, 0]] * 2), scales=torch.full((2, 3), 0.2), opacities=torch.tensor([o1, o2])
+    )
     K = torch.tensor([[50.0, 0, 8.5], [0, 50.0, 8.5], [0, 0, 1.0]])
     a = render(GaussianScene.from_activated(means, colors=colors, **kw), torch.eye(4), K, 17, 17, backend=backend)
     flipped = dict(quats=kw["quats"], scales=kw["scales"], opacities=kw["opacities"].flip(0))

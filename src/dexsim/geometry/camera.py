@@ -100,9 +100,7 @@ class PinholeIntrinsics:
         if left < 0 or top < 0 or width <= 0 or height <= 0:
             raise ValueError(f"crop window must be non-negative and non-empty, got {(left, top, width, height)}")
         if left + width > self.width or top + height > self.height:
-            raise ValueError(
-                f"crop window {(left, top, width, height)} exceeds the image {self.width}x{self.height}"
-            )
+            raise ValueError(f"crop window {(left, top, width, height)} exceeds the image {self.width}x{self.height}")
         return PinholeIntrinsics(self.fx, self.fy, self.cx - left, self.cy - top, int(width), int(height))
 
 
@@ -135,9 +133,7 @@ def look_at(
     return se3_inverse(cam_to_world)
 
 
-def project_points(
-    points: torch.Tensor, viewmat: torch.Tensor, K: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def project_points(points: torch.Tensor, viewmat: torch.Tensor, K: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Project world points into pixels.
 
     Args:
@@ -189,7 +185,8 @@ def pixel_rays(viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int) 
     K = tensor_arg("K", K, (3, 3), dtype=viewmat.dtype)
     dev, dt = viewmat.device, viewmat.dtype
     v, u = torch.meshgrid(
-        torch.arange(height, dtype=dt, device=dev) + 0.5, torch.arange(width, dtype=dt, device=dev) + 0.5,
+        torch.arange(height, dtype=dt, device=dev) + 0.5,
+        torch.arange(width, dtype=dt, device=dev) + 0.5,
         indexing="ij",
     )
     fx, fy = K[..., 0, 0, None, None], K[..., 1, 1, None, None]

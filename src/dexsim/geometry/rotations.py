@@ -208,9 +208,7 @@ def quat_slerp(q0: torch.Tensor, q1: torch.Tensor, t: torch.Tensor | float) -> t
     return out / out.norm(dim=-1, keepdim=True)
 
 
-def random_quat(
-    n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
-) -> torch.Tensor:
+def random_quat(n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``n`` uniformly distributed unit quaternions (n, 4), ``w >= 0`` (Shoemake's method)."""
     u = torch.rand(n, 3, generator=generator, dtype=torch.float64)
     a, b = torch.sqrt(1 - u[:, 0]), torch.sqrt(u[:, 0])

@@ -67,7 +67,7 @@ def interpolate_poses(times: torch.Tensor, poses: torch.Tensor, query: torch.Ten
 
 
 def resample_to_fps(times: torch.Tensor, fps: float) -> torch.Tensor:
-    """Uniform sample times (S,) at ``fps`` from ``times[0]`` up to ``times[-1]`` inclusive when it falls on the grid."""
+    """Uniform sample times (S,) at ``fps`` from ``times[0]`` up to ``times[-1]`` (inclusive on the grid)."""
     times = _check_times("times", times)
     fps = check_positive("fps", fps)
     duration = float(times[-1] - times[0])

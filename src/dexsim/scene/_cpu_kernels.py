@@ -168,7 +168,8 @@ def sh_colors(sh, world, visible, campos, obj_ids, obj_table, out):
                           + _C3[2] * dy * (4 * zz - xx - yy) * sh[i, 11, ch]
                           + _C3[3] * dz * (2 * zz - 3 * xx - 3 * yy) * sh[i, 12, ch]
                           + _C3[4] * dx * (4 * zz - xx - yy) * sh[i, 13, ch]
-                          + _C3[5] * dz * (xx - yy) * sh[i, 14, ch] + _C3[6] * dx * (xx - 3 * yy) * sh[i, 15, ch])  # fmt: skip
+                          + _C3[5] * dz * (xx - yy) * sh[i, 14, ch]
+                          + _C3[6] * dx * (xx - 3 * yy) * sh[i, 15, ch])  # fmt: skip
             out[i, ch] = max(v + 0.5, 0.0)
 
 
@@ -321,7 +322,20 @@ def composite(offsets, lists, xy, radii, conic, opac, depth, color, width, heigh
             for py in range(y0, y1 + 1):
                 dy = my - (py + 0.5)
                 ly = py - ty0
-                for px in range(x0, x1 + 1):
+                # the row's pixels with sigma <= sig_max: solve 0.5 ca dx^2 + cb dy dx + (0.5 cc dy^2 - sig_max) <= 0
+                qb = cb * dy
+                qc = 0.5 * cc * dy * dy - sig_max
+                disc = qb * qb - 2.0 * ca * qc
+                if disc < 0.0:
+                    continue
+                root = math.sqrt(disc)
+                # dx = mx - (px + 0.5) in [(-qb - root) / ca, (-qb + root) / ca] (ca > 0); widen by a
+                # hair so that float rounding never drops a pixel the per-pixel test would keep
+                lo = (-qb - root) / ca - 1e-3
+                hi = (-qb + root) / ca + 1e-3
+                px0 = max(x0, int(math.ceil(mx - hi - 0.5)))
+                px1 = min(x1, int(math.floor(mx - lo - 0.5)))
+                for px in range(px0, px1 + 1):
                     lx = px - tx0
                     if done[ly, lx]:
                         continue

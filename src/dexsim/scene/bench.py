@@ -35,8 +35,9 @@ def load_points_benchmark(
         if not need <= set(data.files):
             raise ValueError(f"{p}: missing keys {sorted(need - set(data.files))} of the gsplat test layout")
         scene = from_point_cloud(data["means3d"], data["colors"], opacity=opacity, max_scale=max_scale)
-        cams = CameraPath(torch.from_numpy(np.asarray(data["viewmats"], np.float32)),
-                          torch.from_numpy(np.asarray(data["Ks"], np.float32)), int(data["width"]), int(data["height"]))  # fmt: skip
+        viewmats = torch.from_numpy(np.asarray(data["viewmats"], np.float32))
+        Ks = torch.from_numpy(np.asarray(data["Ks"], np.float32))
+        cams = CameraPath(viewmats, Ks, int(data["width"]), int(data["height"]))
     return scene, cams
 
 

@@ -11,7 +11,6 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .._validate import tensor_arg
 from ..geometry.rotations import matrix_to_quat
 from .gaussians import GaussianScene
 
@@ -276,7 +275,3 @@ def from_primitives(
     scene.object_names = [names.get(k, f"object_{k}") for k in range(1, max_id + 1)]
     return scene
 
-
-def tensor_points(points: object) -> torch.Tensor:
-    """(N, 3) float32 tensor of points (validated)."""
-    return tensor_arg("points", points, (3,), dtype=torch.float32)

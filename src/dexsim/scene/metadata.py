@@ -51,7 +51,9 @@ class SceneMetadata:
         for name in ("up_file", "workspace_min", "workspace_max", "start_camera"):
             setattr(self, name, tuple(float(x) for x in getattr(self, name)))
         self.world_from_file = [[float(x) for x in row] for row in self.world_from_file]
-        if not (isinstance(self.metric_scale, (int, float)) and math.isfinite(self.metric_scale) and self.metric_scale > 0):
+        if not (
+            isinstance(self.metric_scale, (int, float)) and math.isfinite(self.metric_scale) and self.metric_scale > 0
+        ):
             raise ValueError(f"`metric_scale` must be a finite number > 0, got {self.metric_scale!r}")
         m = np.asarray(self.world_from_file, dtype=np.float64)
         if m.shape != (4, 4) or not np.isfinite(m).all():

@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 
 from .._validate import tensor_arg
-from ..geometry.rotations import quat_multiply, quat_to_matrix
+from ..geometry.rotations import quat_to_matrix
 from .gaussians import GaussianScene
 from .sh import eval_sh
 
