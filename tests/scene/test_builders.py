@@ -108,3 +108,19 @@ def test_primitive_validation() -> None:
         Primitive("cone", (1, 1, 1))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="`size` must be three positive numbers, got \\(1, -1, 1\\)"):
         Primitive("box", (1, -1, 1))
+
+
+def test_real_garden_points_render_a_garden() -> None:
+    from dexsim.scene.bench import load_points_benchmark
+
+    from ..conftest import shared_file
+
+    scene, cams = load_points_benchmark(shared_file("gsplat_garden/test_garden.npz"))
+    assert len(scene) == 138_766
+    assert float(scene.scales.max()) <= 0.05 + 1e-6  # the outlier cap
+    cams = cams.resized(64, 42)
+    out = render(scene, cams.viewmats, cams.Ks, 64, 42)
+    assert out.alpha.mean() > 0.9
+    mean_rgb = out.rgb.mean((0, 1, 2))
+    assert mean_rgb[1] > mean_rgb[2]  # grass and foliage: more green than blue
+    assert (out.depth[out.alpha > 0.5] > 0).all()
