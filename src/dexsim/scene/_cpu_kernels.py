@@ -19,6 +19,13 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 
 TILE = 16
 _ALPHA_T = 1.0 / 255.0
+_HALF = np.float32(0.5)
+_ONE = np.float32(1.0)
+_TWO = np.float32(2.0)
+_ZERO = np.float32(0.0)
+_MAX_ALPHA32 = np.float32(0.999)
+_ALPHA_T32 = np.float32(1.0 / 255.0)
+_MIN_T32 = np.float32(1e-4)
 _C0 = 0.28209479177387814
 _C1 = 0.4886025119029199
 _C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
@@ -288,7 +295,8 @@ def gather_sorted(order, xy, radii, conic, opac, depth, color):
 def composite(offsets, lists, xy, radii, conic, opac, depth, color, width, height, out_rgb, out_depth, out_alpha):
     """Front-to-back compositing (arrays indexed by the sorted position ``j``).
 
-    Per tile, Gaussians are visited in depth order and each one updates only the pixels of its
+    The inner loop is float32 throughout (typed constants keep numba from promoting to float64,
+    which costs ~30% here). Per tile, Gaussians are visited in depth order and each one updates only the pixels of its
     bounding box that are not finished yet; a tile stops once all its pixels are finished. This
     gives every pixel exactly the per-pixel front-to-back sum, with far less work than scanning
     the whole tile list for every pixel.
@@ -318,18 +326,18 @@ def composite(offsets, lists, xy, radii, conic, opac, depth, color, width, heigh
             cc = conic[j, 2]
             o = opac[j]
             # sigma above ln(255 o) means alpha < 1/255: skip without an exp
-            sig_max = math.log(o / _ALPHA_T)
+            sig_max = np.float32(math.log(o / _ALPHA_T))
             for py in range(y0, y1 + 1):
-                dy = my - (py + 0.5)
+                dy = my - (np.float32(py) + _HALF)
                 ly = py - ty0
                 # the row's pixels with sigma <= sig_max: solve 0.5 ca dx^2 + cb dy dx + (0.5 cc dy^2 - sig_max) <= 0
                 qb = cb * dy
-                qc = 0.5 * cc * dy * dy - sig_max
-                disc = qb * qb - 2.0 * ca * qc
-                if disc < 0.0:
+                qc = _HALF * cc * dy * dy - sig_max
+                disc = qb * qb - _TWO * ca * qc
+                if disc < _ZERO:
                     continue
                 root = math.sqrt(disc)
-                # dx = mx - (px + 0.5) in [(-qb - root) / ca, (-qb + root) / ca] (ca > 0); widen by a
+                # dx = mx - (np.float32(px) + _HALF) in [(-qb - root) / ca, (-qb + root) / ca] (ca > 0); widen by a
                 # hair so that float rounding never drops a pixel the per-pixel test would keep
                 lo = (-qb - root) / ca - 1e-3
                 hi = (-qb + root) / ca + 1e-3
@@ -339,16 +347,16 @@ def composite(offsets, lists, xy, radii, conic, opac, depth, color, width, heigh
                     lx = px - tx0
                     if done[ly, lx]:
                         continue
-                    dx = mx - (px + 0.5)
-                    sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
-                    if sigma < 0.0 or sigma > sig_max:
+                    dx = mx - (np.float32(px) + _HALF)
+                    sigma = _HALF * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
+                    if sigma < _ZERO or sigma > sig_max:
                         continue
-                    alpha = min(0.999, o * math.exp(-sigma))
-                    if alpha < _ALPHA_T:
+                    alpha = min(_MAX_ALPHA32, o * math.exp(-sigma))
+                    if alpha < _ALPHA_T32:
                         continue
                     tr = trans[ly, lx]
-                    next_t = tr * (1.0 - alpha)
-                    if next_t <= 1e-4:
+                    next_t = tr * (_ONE - alpha)
+                    if next_t <= _MIN_T32:
                         done[ly, lx] = True
                         n_done += 1
                         continue
