@@ -120,7 +120,7 @@ class HandTrajectory:
             raise FileNotFoundError(f"no such trajectory file: {p}")
         try:
             data = np.load(p, allow_pickle=False)
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, EOFError) as exc:
             raise ValueError(f"{p}: not a readable .npz file ({exc})") from exc
         with data:
             names = {f.name for f in fields(cls)}
