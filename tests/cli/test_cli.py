@@ -23,7 +23,21 @@ def run(args: list[str]) -> str:
 
 def test_version_and_help_for_every_command() -> None:
     assert __version__ in run(["--version"])
-    for cmd in ([], ["doctor"], ["demo"], ["render"], ["bench"], ["bench", "render"], ["scene"], ["scene", "inspect"]):
+    commands = [
+        [],
+        ["doctor"],
+        ["demo"],
+        ["render"],
+        ["bench"],
+        ["bench", "render"],
+        ["bench", "prompts"],
+        ["scene"],
+        ["scene", "inspect"],
+        ["hands"],
+        ["hands", "import-aria"],
+        ["hands", "render"],
+    ]
+    for cmd in commands:
         assert "Usage:" in run([*cmd, "--help"])
 
 
@@ -86,3 +100,54 @@ def test_demo_runs_and_reports_honestly(tmp_path: Path) -> None:
     static, moved = read_mp4(tmp_path / "static.mp4"), read_mp4(tmp_path / "moved.mp4")
     assert static.shape == moved.shape == (3, 32, 32, 3)
     assert np.abs(static[-1].astype(int) - moved[-1]).max() > 30  # the moved box shows
+
+
+def test_hands_render_every_kind(tmp_path: Path) -> None:
+    from dexsim.hands.bench import synthetic_clip
+
+    traj = synthetic_clip(4).save(tmp_path / "t.npz")
+    for kind in ("mesh", "skeleton", "depth", "mask"):
+        out = tmp_path / f"{kind}.mp4"
+        run(["hands", "render", "--trajectory", str(traj), "--kind", kind, "--width", "96", "--height", "64",
+             "--out", str(out), "--json", str(tmp_path / f"{kind}.json")])  # fmt: skip
+        frames = read_mp4(out)
+        assert frames.shape == (4, 64, 96, 3) and frames.max() > 100
+        assert json.loads((tmp_path / f"{kind}.json").read_text())["right_visible_frames"] == 4
+
+
+def test_hands_import_aria_real_sample(tmp_path: Path) -> None:
+    pytest.importorskip("projectaria_tools")
+    from ..conftest import shared_file
+
+    csv_path = shared_file("aria_mps_sample/hand_tracking/hand_tracking_results.csv")
+    out = tmp_path / "aria.npz"
+    run(
+        [
+            "hands",
+            "import-aria",
+            "--hand-tracking",
+            str(csv_path),
+            "--out",
+            str(out),
+            "--json",
+            str(tmp_path / "s.json"),
+        ]
+    )
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["frames"] == 8 and summary["left_visible_frames"] == 3
+    assert summary["left_ik_error_median_m"] < 0.01  # the fitted hand follows Aria's landmarks
+    raw = np.load(out, allow_pickle=False)
+    assert raw["params"].shape == (8, 2, 51)
+    run(["hands", "render", "--trajectory", str(out), "--kind", "mesh", "--width", "128", "--height", "128",
+         "--out", str(tmp_path / "m.mp4")])  # fmt: skip
+    assert read_mp4(tmp_path / "m.mp4").max() > 100
+
+
+def test_hands_import_errors_are_clear(tmp_path: Path) -> None:
+    pytest.importorskip("projectaria_tools")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    result = CliRunner().invoke(
+        main, ["hands", "import-aria", "--hand-tracking", str(bad), "--out", str(tmp_path / "o.npz")]
+    )
+    assert result.exit_code != 0 and "missing columns" in result.output

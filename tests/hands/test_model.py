@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -20,7 +21,7 @@ def test_rest_skeleton_is_anthropometric() -> None:
     assert j.shape == (21, 3)
     assert 0.17 < float(j[18].norm()) < 0.20  # wrist to middle fingertip: hand length
     for name, chain in FINGER_CHAINS.items():
-        for a, b in zip(chain[1:-1], chain[2:], strict=True):
+        for a, b in itertools.pairwise(chain[1:]):
             seg = float((j[b] - j[a]).norm())
             assert 0.015 < seg < 0.05, (name, a, b, seg)
     # thumb on the -z side, little finger on +z, for the right hand
@@ -101,7 +102,7 @@ def test_bad_input_names_the_argument() -> None:
 
 def test_missing_mano_files_say_what_to_download() -> None:
     pytest.importorskip("smplx")
-    with pytest.raises(FileNotFoundError, match="MANO_RIGHT.pkl not found: download MANO"):
+    with pytest.raises(FileNotFoundError, match=r"MANO_RIGHT\.pkl not found: download MANO"):
         HandModel("right", mano_model_dir="/nonexistent")
 
 

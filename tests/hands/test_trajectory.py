@@ -70,14 +70,14 @@ def test_validation_errors(tmp_path: Path) -> None:
         HandTrajectory(t=traj.t, joints=traj.joints[:, :, :20], visible=traj.visible)
     bad = traj.joints.copy()
     bad[1, 0, 4, 2] = np.nan
-    with pytest.raises(ValueError, match="finite where visible, got .* at frame 1, hand 0, joint 4"):
+    with pytest.raises(ValueError, match=r"finite where visible, got .* at frame 1, hand 0, joint 4"):
         HandTrajectory(t=traj.t, joints=bad, visible=traj.visible)
     with pytest.raises(ValueError, match="strictly increasing"):
         HandTrajectory(t=np.array([0.0, 0.0, 1.0]), joints=traj.joints, visible=traj.visible)
     with pytest.raises(ValueError, match="`K`, `width` and `height` go together"):
         HandTrajectory(t=traj.t, joints=traj.joints, visible=traj.visible, K=np.eye(3))
     (tmp_path / "empty.npz").write_bytes(b"")
-    with pytest.raises(ValueError, match="not a readable .npz"):
+    with pytest.raises(ValueError, match=r"not a readable \.npz"):
         HandTrajectory.load(tmp_path / "empty.npz")
     np.savez(tmp_path / "extra.npz", t=traj.t, joints=traj.joints, visible=traj.visible, cameras=np.zeros(3))
     with pytest.raises(ValueError, match=r"unknown keys \['cameras'\]"):

@@ -55,3 +55,22 @@ def bench_render_cmd(
     if json_path:
         write_json(json_path, result)
         click.echo(f"wrote {json_path}")
+
+
+@bench.command("prompts")
+@click.option("--width", type=click.IntRange(16, 8192), default=720, show_default=True)
+@click.option("--height", type=click.IntRange(16, 8192), default=480, show_default=True)
+@click.option("--frames", type=click.IntRange(1, 1000), default=16, show_default=True)
+@click.option("--repeats", type=click.IntRange(1, 100), default=5, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def bench_prompts_cmd(width: int, height: int, frames: int, repeats: int, json_path: Path | None) -> None:
+    """Frames per second of the four visual-action-prompt kinds (hands posed + rendered)."""
+    from .._io import write_json
+    from ..hands.bench import bench_prompts
+
+    result = bench_prompts(width, height, num_frames=frames, repeats=repeats)
+    kinds = ", ".join(f"{k} {result[f'{k}_fps_median']:.0f}" for k in ("mesh", "skeleton", "depth", "mask"))
+    click.echo(f"prompts at {width}x{height}, frames/s median: {kinds}")
+    if json_path:
+        write_json(json_path, result)
+        click.echo(f"wrote {json_path}")

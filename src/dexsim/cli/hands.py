@@ -90,7 +90,8 @@ def render_cmd(
     sheet = out_path.with_name(out_path.stem + "_sheet.png")
     write_png(sheet, contact_sheet([(f"{kind} prompt", prompt.rgb)], max_frames=8))
     summary = {"frames": traj.num_frames, "kind": kind, "width": width, "height": height,
-               "left_visible_frames": int(traj.visible[:, 0].sum()), "right_visible_frames": int(traj.visible[:, 1].sum()),
+               "left_visible_frames": int(traj.visible[:, 0].sum()),
+               "right_visible_frames": int(traj.visible[:, 1].sum()),
                "hand_pixels_per_frame": float(prompt.rgb.any(-1).sum() / max(traj.num_frames, 1)),
                "render_fps": traj.num_frames / elapsed, "video": str(out_path), "sheet": str(sheet)}  # fmt: skip
     click.echo(f"wrote {out_path} and {sheet}: {traj.num_frames} frames, {summary['hand_pixels_per_frame']:.0f} "

@@ -20,7 +20,7 @@ import torch
 
 from .._validate import tensor_arg
 from ..geometry.rotations import matrix_to_axis_angle
-from .model import HandModel, Side, _MIRROR_AA
+from .model import _MIRROR_AA, HandModel, Side, check_pose_limits
 from .skeleton import ANATOMICAL_FRAMES, joint_limits
 
 __all__ = ["IKResult", "fit_hand", "kabsch"]
@@ -151,6 +151,8 @@ def fit_hand(
         lb.step(closure)
     with torch.no_grad():
         b = torch.cat((shape, beta0[3:])) if fit_shape else beta0
+        # the limits were a soft penalty: finish inside them, so the result passes the model's check
+        hp = check_pose_limits(hp, side, warn=False)
         joints = model(go, hp, transl, b, with_mesh=False).joints
         err = ((joints - target).norm(dim=-1) * w).sum(-1) / w.sum(-1)
         params = torch.cat((go, hp, transl), -1).detach()

@@ -7,6 +7,7 @@ an angle around the bone, radii), so the surface follows the hand shape (``betas
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -116,7 +117,7 @@ def _tube(b: _Builder, stations, hint, cap_from: tuple, cap_radius: float, cap_w
     """A tube through ``stations`` = [(a0, a1, t, ry, rz, weights)], closed by a hemispherical cap
     along the last segment (``cap_from`` = (a0, a1) of that segment)."""
     rings = [b.ring(a0, a1, t, 0.0, ry, rz, hint, w) for (a0, a1, t, ry, rz, w) in stations]
-    for r0, r1 in zip(rings[:-1], rings[1:], strict=True):
+    for r0, r1 in itertools.pairwise(rings):
         b.strip(r0, r1)
     last_ry, last_rz = stations[-1][3], stations[-1][4]
     a0, a1 = cap_from
@@ -177,7 +178,7 @@ def build_surface() -> HandSurface:
     slab = [(-0.06, 0.013, 0.028), (0.15, 0.0145, 0.035), (0.45, 0.015, 0.040), (0.75, 0.0145, 0.043),
             (1.0, 0.012, 0.044)]  # fmt: skip
     rings = [b.ring(wrist, knuckles, t, 0.0, ry, rz, dorsal, _skin((0, 1.0)), power=0.7) for t, ry, rz in slab]
-    for r0, r1 in zip(rings[:-1], rings[1:], strict=True):
+    for r0, r1 in itertools.pairwise(rings):
         b.strip(r0, r1)
     b.fan(rings[0], b.point(wrist, knuckles, -0.08, 0.0, dorsal, _skin((0, 1.0))), flip=True)
     b.fan(rings[-1], b.point(wrist, knuckles, 1.02, 0.0, dorsal, _skin((0, 1.0))), flip=False)

@@ -177,7 +177,7 @@ class HandModel:
             return self._mano_forward(global_orient, hand_pose, transl, betas, dt)
         return self._default_forward(global_orient, hand_pose, transl, betas, with_mesh, dt)
 
-    def _default_forward(self, go, hp, transl, betas, with_mesh, dt) -> HandOutput:  # noqa: ANN001
+    def _default_forward(self, go, hp, transl, betas, with_mesh, dt) -> HandOutput:
         batch = torch.broadcast_shapes(go.shape[:-1], hp.shape[:-1], transl.shape[:-1],
                                        () if betas is None or betas.ndim == 1 else betas.shape[:-1])  # fmt: skip
         pose = torch.cat((go, hp), dim=-1).expand(*batch, 48).reshape(*batch, 16, 3)
@@ -210,7 +210,7 @@ class HandModel:
             vertices = vertices * _MIRROR_POINT.to(dt)
         return HandOutput(joints + transl[..., None, :], vertices + transl[..., None, :], self.faces)
 
-    def _mano_forward(self, go, hp, transl, betas, dt) -> HandOutput:  # noqa: ANN001
+    def _mano_forward(self, go, hp, transl, betas, dt) -> HandOutput:
         batch = torch.broadcast_shapes(go.shape[:-1], hp.shape[:-1], transl.shape[:-1])
         n = int(torch.tensor(batch).prod()) if batch else 1
         flat = lambda x, d: x.expand(*batch, d).reshape(n, d).float()  # noqa: E731
@@ -222,7 +222,7 @@ class HandModel:
                           self.faces)  # fmt: skip
 
 
-def _load_mano(folder: Path, side: Side):  # noqa: ANN202
+def _load_mano(folder: Path, side: Side):
     smplx = require("smplx", "the real MANO hand model")
     name = "MANO_RIGHT.pkl" if side == "right" else "MANO_LEFT.pkl"
     if not (folder / name).is_file():

@@ -189,14 +189,17 @@ def render_prompt(
         g = np.clip((far - depth) / (far - near), 0.0, 1.0) * 254 + 1
         rgb[hit] = g[hit, None].astype(np.uint8)
     else:
-        # headlight shading: |n . ray| with the ray through each pixel
-        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
-        k0 = K[0].numpy()
-        ray = np.stack(((xs - k0[0, 2]) / k0[0, 0], (ys - k0[1, 2]) / k0[1, 1], np.ones_like(xs)), -1)
+        # headlight shading |n . ray|, with the ray through each hand pixel
+        f_idx, ys, xs = np.nonzero(hit)
+        k = K.numpy()[f_idx]
+        ray = np.stack(
+            ((xs + 0.5 - k[:, 0, 2]) / k[:, 0, 0], (ys + 0.5 - k[:, 1, 2]) / k[:, 1, 1], np.ones(len(xs))), -1
+        )
         ray /= np.linalg.norm(ray, axis=-1, keepdims=True)
-        nn = nrm / np.maximum(np.linalg.norm(nrm, axis=-1, keepdims=True), 1e-9)
-        shade = 0.55 + 0.45 * np.abs((nn * ray[None]).sum(-1))
-        for h, base in enumerate((DWM_LEFT_RGB, DWM_RIGHT_RGB)):
-            sel = mask[:, h]
-            rgb[sel] = np.clip(shade[sel, None] * np.asarray(base, np.float32), 0, 255).astype(np.uint8)
+        nn = nrm[f_idx, ys, xs]
+        nn /= np.maximum(np.linalg.norm(nn, axis=-1, keepdims=True), 1e-9)
+        shade = 0.55 + 0.45 * np.abs((nn * ray).sum(-1))
+        base = np.where((label[f_idx, ys, xs] == 0)[:, None], np.asarray(DWM_LEFT_RGB, np.float32),
+                        np.asarray(DWM_RIGHT_RGB, np.float32))  # fmt: skip
+        rgb[f_idx, ys, xs] = np.clip(shade[:, None] * base, 0, 255).astype(np.uint8)
     return HandPrompt(rgb, depth, mask)

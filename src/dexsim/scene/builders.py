@@ -274,4 +274,3 @@ def from_primitives(
     max_id = max(names) if names else 0
     scene.object_names = [names.get(k, f"object_{k}") for k in range(1, max_id + 1)]
     return scene
-
