@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import itertools
 from pathlib import Path
 
@@ -11,8 +12,6 @@ from dexsim.hands.importers import MEDIAPIPE_TO_MANO, import_aria, import_keypoi
 from dexsim.hands.skeleton import FINGER_CHAINS
 
 from ..conftest import shared_file
-
-pytest.importorskip("projectaria_tools", reason="the Aria importer needs the `aria` extra")
 
 HT = "aria_mps_sample/hand_tracking/hand_tracking_results.csv"
 WP = "aria_mps_sample/hand_tracking/wrist_and_palm_poses.csv"
@@ -26,6 +25,12 @@ def confidences(path: Path) -> np.ndarray:
     return np.array([[float(r["left_tracking_confidence"]), float(r["right_tracking_confidence"])] for r in rows])
 
 
+needs_aria = pytest.mark.skipif(
+    importlib.util.find_spec("projectaria_tools") is None, reason="the Aria importer needs the `aria` extra"
+)
+
+
+@needs_aria
 def test_real_hand_tracking_imports_with_plausible_bones() -> None:
     path = shared_file(HT)
     traj = import_aria(hand_tracking=path)
@@ -47,6 +52,7 @@ def test_real_hand_tracking_imports_with_plausible_bones() -> None:
     assert np.allclose(traj.joints[1, 1, 0], wrist, atol=1e-6)
 
 
+@needs_aria
 def test_csv_without_normal_columns_reads_the_same(tmp_path: Path) -> None:
     path = shared_file(HT)
     with open(path) as f:
@@ -60,11 +66,13 @@ def test_csv_without_normal_columns_reads_the_same(tmp_path: Path) -> None:
     assert np.array_equal(a.joints, b.joints) and np.array_equal(a.visible, b.visible)
 
 
+@needs_aria
 def test_time_ranges_must_overlap() -> None:
     with pytest.raises(ValueError, match=r"1762\.609-1817\.200 s.*149\.203-160\.598 s.*do not overlap"):
         import_aria(hand_tracking=shared_file(HT), trajectory=shared_file(TRAJ))
 
 
+@needs_aria
 def test_wrist_and_palm_lands_in_the_world_frame() -> None:
     traj = import_aria(wrist_and_palm=shared_file(WP), trajectory=shared_file(TRAJ), calibration=shared_file(CALIB))
     vis = np.nonzero(traj.visible[:, 1])[0]
@@ -82,6 +90,7 @@ def test_wrist_and_palm_lands_in_the_world_frame() -> None:
     assert traj.K is not None and traj.width == 512 and traj.params is not None
 
 
+@needs_aria
 def test_bad_files_get_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(ValueError, match="is empty"):
@@ -112,3 +121,14 @@ def test_keypoint_orders() -> None:
     assert not c.visible[1, 0] and c.visible[2, 1] and not c.joint_valid[2, 1, 5]
     with pytest.raises(ValueError, match="`order` must be"):
         import_keypoints(mano, "coco")
+
+
+def test_mano_parameter_files_refuse_untrusted_pickles(tmp_path: Path) -> None:
+    from dexsim.hands.importers import import_mano_params
+
+    np.save(tmp_path / "seq.mano.npy", np.array({"right": {"rot": np.zeros((2, 3))}}, dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="pickled dict; pass trust_pickle=True"):
+        import_mano_params(tmp_path / "seq.mano.npy", mano_model_dir=tmp_path)
+    (tmp_path / "x.txt").write_text("no")
+    with pytest.raises(ValueError, match=r"expected a \.npz or an ARCTIC \.npy"):
+        import_mano_params(tmp_path / "x.txt", mano_model_dir=tmp_path)
