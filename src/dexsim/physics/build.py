@@ -1,0 +1,162 @@
+"""Build a :class:`SceneSpec` into a MuJoCo model (MJCF) and into a Gaussian splat."""
+
+from __future__ import annotations
+
+import math
+from xml.sax.saxutils import quoteattr
+
+from ..hands.skeleton import BONES
+from ..scene.builders import Primitive, from_primitives
+from ..scene.gaussians import GaussianScene
+from .spec import SceneSpec
+
+__all__ = ["HAND_BONES", "build_gaussians", "build_mjcf", "chest_boxes", "drawer_boxes", "table_boxes"]
+
+# capsules per hand: the phalanges (finger bones beyond the palm); the palm is a box
+HAND_BONES = [(a, b) for a, b in BONES if a != 0]
+FINGER_RADIUS = 0.0085
+THUMB_RADIUS = 0.0095
+Box = tuple[str, tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
+
+
+def _f(*v: float) -> str:
+    return " ".join(f"{x:.6g}" for x in v)
+
+
+def table_boxes(spec: SceneSpec) -> list[Box]:
+    """(name, centre, full size, colour) of the table top and legs."""
+    cx, cy = spec.table_center
+    sx, sy = spec.table_size
+    h = spec.table_height
+    boxes: list[Box] = [("table_top", (cx, cy, h - 0.02), (sx, sy, 0.04), spec.table_color)]
+    leg = tuple(c * 0.75 for c in spec.table_color)
+    for i, (ux, uy) in enumerate(((-1, -1), (1, -1), (-1, 1), (1, 1))):
+        boxes.append((f"table_leg{i}", (cx + ux * (sx / 2 - 0.05), cy + uy * (sy / 2 - 0.05), (h - 0.04) / 2),
+                      (0.05, 0.05, h - 0.04), leg))  # type: ignore[arg-type]  # fmt: skip
+    return boxes
+
+
+def chest_boxes(spec: SceneSpec) -> list[Box]:
+    """The chest's fixed walls (open at the front, -y)."""
+    d = spec.drawer
+    if d is None:
+        return []
+    (x, y), (w, dep, hh), t = d.position, d.size, 0.012
+    z0 = spec.table_height
+    return [
+        ("chest_bottom", (x, y, z0 + t / 2), (w, dep, t), d.color),
+        ("chest_top", (x, y, z0 + hh - t / 2), (w, dep, t), d.color),
+        ("chest_left", (x - w / 2 + t / 2, y, z0 + hh / 2), (t, dep, hh), d.color),
+        ("chest_right", (x + w / 2 - t / 2, y, z0 + hh / 2), (t, dep, hh), d.color),
+        ("chest_back", (x, y + dep / 2 - t / 2, z0 + hh / 2), (w, t, hh), d.color),
+    ]
+
+
+def drawer_boxes(spec: SceneSpec) -> list[Box]:
+    """The drawer's parts at its closed position (front plate flush with the chest's front), and
+    its handle bar (the last box)."""
+    d = spec.drawer
+    if d is None:
+        return []
+    (x, y), (w, dep, hh), t = d.position, d.size, 0.012
+    z0 = spec.table_height + t + 0.004
+    iw, idep, ih = w - 2 * t - 0.008, dep - t - 0.01, hh - 2 * t - 0.012
+    front_y = y - dep / 2 + t / 2
+    cy = front_y + idep / 2
+    return [
+        ("drawer_front", (x, front_y, z0 + ih / 2), (w - 2 * t - 0.004, t, ih), d.front_color),
+        ("drawer_bottom", (x, cy, z0 + t / 4), (iw, idep, t / 2), d.color),
+        ("drawer_left", (x - iw / 2 + t / 4, cy, z0 + ih / 2 - 0.01), (t / 2, idep, ih - 0.02), d.color),
+        ("drawer_right", (x + iw / 2 - t / 4, cy, z0 + ih / 2 - 0.01), (t / 2, idep, ih - 0.02), d.color),
+        ("drawer_back", (x, front_y + idep, z0 + ih / 2 - 0.01), (iw, t / 2, ih - 0.02), d.color),
+        ("drawer_handle", (x, front_y - t / 2 - 0.025, z0 + ih / 2), (0.12, 0.014, 0.014), d.handle_color),
+        ("drawer_standoff0", (x - 0.05, front_y - t / 2 - 0.0125, z0 + ih / 2), (0.012, 0.025, 0.012), d.handle_color),
+        ("drawer_standoff1", (x + 0.05, front_y - t / 2 - 0.0125, z0 + ih / 2), (0.012, 0.025, 0.012), d.handle_color),
+    ]
+
+
+def _box_geom(name: str, centre, size, color, extra: str = "") -> str:  # noqa: ANN001
+    half = [s / 2 for s in size]
+    return (f'<geom name={quoteattr(name)} type="box" pos="{_f(*centre)}" size="{_f(*half)}" '
+            f'rgba="{_f(*color, 1)}" {extra}/>')  # fmt: skip
+
+
+def build_mjcf(spec: SceneSpec, timestep: float = 0.002) -> str:
+    """The MJCF of ``spec``: static room and table, free rigid objects, the drawer on a slide joint,
+    and two kinematic hands (mocap bodies: a palm box and 15 phalanx capsules each)."""
+    parts = [
+        f'<mujoco model={quoteattr(spec.name)}>',
+        f'<option timestep="{timestep}" gravity="0 0 -9.81" cone="elliptic" impratio="10" integrator="implicitfast"/>',
+        '<default><geom condim="4" friction="1 0.01 0.001" solref="0.004 1" solimp="0.95 0.99 0.001"/></default>',
+        "<worldbody>",
+        f'<light directional="true" dir="{_f(*(-c for c in spec.light_dir))}" diffuse="0.8 0.8 0.8"/>',
+        f'<geom name="floor" type="plane" size="3 3 0.1" rgba="{_f(*spec.floor_color, 1)}"/>',
+    ]
+    parts += [_box_geom(n, c, s, col) for n, c, s, col in table_boxes(spec)]
+    parts += [_box_geom(n, c, s, col) for n, c, s, col in chest_boxes(spec)]
+    for o in spec.objects:
+        z = spec.table_height + o.height / 2 + 0.0005
+        q = (math.cos(o.yaw / 2), 0, 0, math.sin(o.yaw / 2))
+        if o.shape == "box":
+            geom = f'type="box" size="{_f(*(s / 2 for s in o.size))}"'
+        elif o.shape == "cylinder":
+            geom = f'type="cylinder" size="{_f(o.size[0], o.size[2] / 2)}"'
+        else:
+            geom = f'type="sphere" size="{_f(o.size[0])}"'
+        parts.append(
+            f'<body name={quoteattr(o.name)} pos="{_f(o.position[0], o.position[1], z)}" quat="{_f(*q)}">'
+            f'<freejoint/><geom name={quoteattr(o.name + "_geom")} {geom} mass="{o.mass:.6g}" '
+            f'friction="{o.friction:.4g} 0.01 0.001" rgba="{_f(*o.color, 1)}"/></body>'
+        )
+    if spec.drawer is not None:
+        d = spec.drawer
+        boxes = drawer_boxes(spec)
+        parts.append(f'<body name={quoteattr(d.name)} pos="0 0 0">'
+                     f'<joint name="drawer_slide" type="slide" axis="0 -1 0" range="0 {d.travel:.4g}" '
+                     f'damping="3" armature="0.05" limited="true"/>')  # fmt: skip
+        parts += [_box_geom(n, c, s, col, 'mass="0.05"') for n, c, s, col in boxes]
+        parts.append("</body>")
+    for h, side in enumerate(("left", "right")):
+        parts.append(f'<body name="{side}_palm" mocap="true" pos="0 0 -10">'
+                     f'<geom name="{side}_palm_geom" type="box" size="0.045 0.012 0.04" friction="1.5 0.01 0.001" '
+                     f'rgba="0.9 0.7 0.6 1"/></body>')  # fmt: skip
+        for a, b in HAND_BONES:
+            r = THUMB_RADIUS if a >= 13 and a <= 15 else FINGER_RADIUS
+            parts.append(f'<body name="{side}_bone_{a}_{b}" mocap="true" pos="0 0 -10">'
+                         f'<geom name="{side}_bone_{a}_{b}_geom" type="capsule" size="{r:.4g} 0.01" '
+                         f'friction="1.5 0.01 0.001" rgba="0.9 0.7 0.6 1"/></body>')  # fmt: skip
+        del h
+    parts += ["</worldbody>", "</mujoco>"]
+    return "\n".join(parts)
+
+
+def _box_prim(name: str, centre, size, color, object_id: int = 0, density: float = 30000) -> Primitive:  # noqa: ANN001
+    return Primitive("box", tuple(size), (*centre, 1.0, 0.0, 0.0, 0.0), tuple(color), object_id=object_id, name=name,
+                     density=density)  # type: ignore[arg-type]  # fmt: skip
+
+
+def build_gaussians(spec: SceneSpec, seed: int = 0, density_scale: float = 1.0) -> GaussianScene:
+    """The splat of ``spec``: room and table (id 0), rigid objects (ids 1..K), the drawer (id K+1)."""
+    cx, cy = spec.table_center
+    wall_y = cy + spec.table_size[1] / 2 + 0.45
+    s = density_scale
+    prims = [
+        Primitive("plane", (4.0, 4.0, 1.0), (0, cy, 0, 1, 0, 0, 0), spec.floor_color, density=3000 * s),
+        Primitive("plane", (4.0, 2.6, 1.0), (0, wall_y, 1.3, math.sqrt(0.5), math.sqrt(0.5), 0, 0), spec.wall_color,
+                  density=2500 * s),  # fmt: skip
+    ]
+    prims += [_box_prim(n, c, sz, col, density=30000 * s) for n, c, sz, col in table_boxes(spec)]
+    prims += [_box_prim(n, c, sz, col, density=40000 * s) for n, c, sz, col in chest_boxes(spec)]
+    for k, o in enumerate(spec.objects, start=1):
+        z = spec.table_height + o.height / 2
+        q = (math.cos(o.yaw / 2), 0.0, 0.0, math.sin(o.yaw / 2))
+        size = o.size if o.shape == "box" else (o.size[0], o.size[1], o.size[2])
+        prims.append(Primitive(o.shape, size, (o.position[0], o.position[1], z, *q), o.color, object_id=k,
+                               name=o.name, density=150000 * s))  # fmt: skip
+    if spec.drawer is not None:
+        k = len(spec.objects) + 1
+        prims += [_box_prim(spec.drawer.name if i == 0 else n, c, sz, col, object_id=k, density=60000 * s)
+                  for i, (n, c, sz, col) in enumerate(drawer_boxes(spec))]  # fmt: skip
+    scene = from_primitives(prims, seed=seed, light_dir=spec.light_dir)
+    scene.object_names = spec.object_names
+    return scene
