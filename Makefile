@@ -10,8 +10,8 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 EXTRAS ?= dev,metrics,aria
 STAMP := $(VENV)/.dexsim-installed
 OUT ?= outputs
-# Offscreen rendering for MuJoCo without a display or GPU; override with MUJOCO_GL=egl on a GPU.
-export MUJOCO_GL ?= osmesa
+
+
 
 .PHONY: demo test lint bench sysdeps install clean
 

@@ -84,7 +84,8 @@ def fit_hand(
     Args:
         target: (N, 21, 3) keypoints in the DESIGN.md joint order (metres, world frame).
         side: "left" or "right".
-        valid: (N, 21) bool; default all valid. Non-finite targets must be marked invalid.
+        valid: (N, 21) bool (which joints count) or float weights; default all valid. Non-finite
+            targets must be marked invalid.
         model: the hand model (default: dexsim's hand, limits off during the fit).
         betas: (10,) fixed shape; with ``fit_shape=True`` the first three are fitted (shared by all frames).
         smooth: weight of the temporal smoothness of consecutive frames (0 for unrelated poses).
@@ -94,14 +95,16 @@ def fit_hand(
     if target.ndim != 3:
         raise ValueError(f"`target` must have shape (N, 21, 3), got {tuple(target.shape)}")
     n = target.shape[0]
-    valid = torch.ones(n, 21, dtype=torch.bool) if valid is None else torch.as_tensor(valid, dtype=torch.bool)
+    valid = torch.ones(n, 21, dtype=torch.bool) if valid is None else torch.as_tensor(valid)
     if valid.shape != (n, 21):
         raise ValueError(f"`valid` must have shape ({n}, 21), got {tuple(valid.shape)}")
     model = model or HandModel(side, limits="off")
     if model.side != side:
         raise ValueError(f"`model` is a {model.side} hand, but side={side!r}")
     model.limits = "off"
+    # bool: which joints count; float: how much each joint counts (0 = not at all)
     w = valid.to(torch.float64)
+    valid = w > 0
     beta0 = torch.zeros(10, dtype=torch.float64) if betas is None else torch.as_tensor(betas, dtype=torch.float64)
     # 1. initial global orientation and translation: align the rest palm to the target palm
     rest = model.rest_joints(beta0).to(torch.float64) if not model.is_mano else _mano_rest(model, beta0)

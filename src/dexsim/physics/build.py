@@ -16,6 +16,9 @@ __all__ = ["HAND_BONES", "build_gaussians", "build_mjcf", "chest_boxes", "drawer
 HAND_BONES = [(a, b) for a, b in BONES if a != 0]
 FINGER_RADIUS = 0.0085
 THUMB_RADIUS = 0.0095
+# skin: softer and grippier than the objects, with rolling friction, so that a pinch holds without
+# squeezing objects out
+HAND_CONTACT = 'friction="2 0.02 0.002" condim="6" solref="0.01 1" solimp="0.9 0.95 0.001"'
 Box = tuple[str, tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
 
 
@@ -31,8 +34,14 @@ def table_boxes(spec: SceneSpec) -> list[Box]:
     boxes: list[Box] = [("table_top", (cx, cy, h - 0.02), (sx, sy, 0.04), spec.table_color)]
     leg = tuple(c * 0.75 for c in spec.table_color)
     for i, (ux, uy) in enumerate(((-1, -1), (1, -1), (-1, 1), (1, 1))):
-        boxes.append((f"table_leg{i}", (cx + ux * (sx / 2 - 0.05), cy + uy * (sy / 2 - 0.05), (h - 0.04) / 2),
-                      (0.05, 0.05, h - 0.04), leg))  # type: ignore[arg-type]  # fmt: skip
+        boxes.append(
+            (
+                f"table_leg{i}",
+                (cx + ux * (sx / 2 - 0.05), cy + uy * (sy / 2 - 0.05), (h - 0.04) / 2),
+                (0.05, 0.05, h - 0.04),
+                leg,
+            )
+        )  # type: ignore[arg-type]
     return boxes
 
 
@@ -75,17 +84,19 @@ def drawer_boxes(spec: SceneSpec) -> list[Box]:
     ]
 
 
-def _box_geom(name: str, centre, size, color, extra: str = "") -> str:  # noqa: ANN001
+def _box_geom(name: str, centre, size, color, extra: str = "") -> str:
     half = [s / 2 for s in size]
-    return (f'<geom name={quoteattr(name)} type="box" pos="{_f(*centre)}" size="{_f(*half)}" '
-            f'rgba="{_f(*color, 1)}" {extra}/>')  # fmt: skip
+    return (
+        f'<geom name={quoteattr(name)} type="box" pos="{_f(*centre)}" size="{_f(*half)}" '
+        f'rgba="{_f(*color, 1)}" {extra}/>'
+    )
 
 
 def build_mjcf(spec: SceneSpec, timestep: float = 0.002) -> str:
     """The MJCF of ``spec``: static room and table, free rigid objects, the drawer on a slide joint,
     and two kinematic hands (mocap bodies: a palm box and 15 phalanx capsules each)."""
     parts = [
-        f'<mujoco model={quoteattr(spec.name)}>',
+        f"<mujoco model={quoteattr(spec.name)}>",
         f'<option timestep="{timestep}" gravity="0 0 -9.81" cone="elliptic" impratio="10" integrator="implicitfast"/>',
         '<default><geom condim="4" friction="1 0.01 0.001" solref="0.004 1" solimp="0.95 0.99 0.001"/></default>',
         "<worldbody>",
@@ -111,39 +122,51 @@ def build_mjcf(spec: SceneSpec, timestep: float = 0.002) -> str:
     if spec.drawer is not None:
         d = spec.drawer
         boxes = drawer_boxes(spec)
-        parts.append(f'<body name={quoteattr(d.name)} pos="0 0 0">'
-                     f'<joint name="drawer_slide" type="slide" axis="0 -1 0" range="0 {d.travel:.4g}" '
-                     f'damping="3" armature="0.05" limited="true"/>')  # fmt: skip
+        parts.append(
+            f'<body name={quoteattr(d.name)} pos="0 0 0">'
+            f'<joint name="drawer_slide" type="slide" axis="0 -1 0" range="0 {d.travel:.4g}" '
+            f'damping="3" armature="0.05" limited="true"/>'
+        )
         parts += [_box_geom(n, c, s, col, 'mass="0.05"') for n, c, s, col in boxes]
         parts.append("</body>")
     for h, side in enumerate(("left", "right")):
-        parts.append(f'<body name="{side}_palm" mocap="true" pos="0 0 -10">'
-                     f'<geom name="{side}_palm_geom" type="box" size="0.045 0.012 0.04" friction="1.5 0.01 0.001" '
-                     f'rgba="0.9 0.7 0.6 1"/></body>')  # fmt: skip
+        parts.append(
+            f'<body name="{side}_palm" mocap="true" pos="0 0 -10">'
+            f'<geom name="{side}_palm_geom" type="box" size="0.045 0.012 0.04" {HAND_CONTACT} '
+            f'rgba="0.9 0.7 0.6 1"/></body>'
+        )
         for a, b in HAND_BONES:
             r = THUMB_RADIUS if a >= 13 and a <= 15 else FINGER_RADIUS
-            parts.append(f'<body name="{side}_bone_{a}_{b}" mocap="true" pos="0 0 -10">'
-                         f'<geom name="{side}_bone_{a}_{b}_geom" type="capsule" size="{r:.4g} 0.01" '
-                         f'friction="1.5 0.01 0.001" rgba="0.9 0.7 0.6 1"/></body>')  # fmt: skip
+            parts.append(
+                f'<body name="{side}_bone_{a}_{b}" mocap="true" pos="0 0 -10">'
+                f'<geom name="{side}_bone_{a}_{b}_geom" type="capsule" size="{r:.4g} 0.01" '
+                f'{HAND_CONTACT} rgba="0.9 0.7 0.6 1"/></body>'
+            )
         del h
     parts += ["</worldbody>", "</mujoco>"]
     return "\n".join(parts)
 
 
-def _box_prim(name: str, centre, size, color, object_id: int = 0, density: float = 30000) -> Primitive:  # noqa: ANN001
-    return Primitive("box", tuple(size), (*centre, 1.0, 0.0, 0.0, 0.0), tuple(color), object_id=object_id, name=name,
-                     density=density)  # type: ignore[arg-type]  # fmt: skip
+def _box_prim(name: str, centre, size, color, object_id: int = 0, density: float = 30000) -> Primitive:
+    return Primitive(
+        "box", tuple(size), (*centre, 1.0, 0.0, 0.0, 0.0), tuple(color), object_id=object_id, name=name, density=density
+    )  # type: ignore[arg-type]
 
 
 def build_gaussians(spec: SceneSpec, seed: int = 0, density_scale: float = 1.0) -> GaussianScene:
     """The splat of ``spec``: room and table (id 0), rigid objects (ids 1..K), the drawer (id K+1)."""
-    cx, cy = spec.table_center
+    cy = spec.table_center[1]
     wall_y = cy + spec.table_size[1] / 2 + 0.45
     s = density_scale
     prims = [
         Primitive("plane", (4.0, 4.0, 1.0), (0, cy, 0, 1, 0, 0, 0), spec.floor_color, density=3000 * s),
-        Primitive("plane", (4.0, 2.6, 1.0), (0, wall_y, 1.3, math.sqrt(0.5), math.sqrt(0.5), 0, 0), spec.wall_color,
-                  density=2500 * s),  # fmt: skip
+        Primitive(
+            "plane",
+            (4.0, 2.6, 1.0),
+            (0, wall_y, 1.3, math.sqrt(0.5), math.sqrt(0.5), 0, 0),
+            spec.wall_color,
+            density=2500 * s,
+        ),
     ]
     prims += [_box_prim(n, c, sz, col, density=30000 * s) for n, c, sz, col in table_boxes(spec)]
     prims += [_box_prim(n, c, sz, col, density=40000 * s) for n, c, sz, col in chest_boxes(spec)]
@@ -151,12 +174,23 @@ def build_gaussians(spec: SceneSpec, seed: int = 0, density_scale: float = 1.0) 
         z = spec.table_height + o.height / 2
         q = (math.cos(o.yaw / 2), 0.0, 0.0, math.sin(o.yaw / 2))
         size = o.size if o.shape == "box" else (o.size[0], o.size[1], o.size[2])
-        prims.append(Primitive(o.shape, size, (o.position[0], o.position[1], z, *q), o.color, object_id=k,
-                               name=o.name, density=150000 * s))  # fmt: skip
+        prims.append(
+            Primitive(
+                o.shape,
+                size,
+                (o.position[0], o.position[1], z, *q),
+                o.color,
+                object_id=k,
+                name=o.name,
+                density=150000 * s,
+            )
+        )
     if spec.drawer is not None:
         k = len(spec.objects) + 1
-        prims += [_box_prim(spec.drawer.name if i == 0 else n, c, sz, col, object_id=k, density=60000 * s)
-                  for i, (n, c, sz, col) in enumerate(drawer_boxes(spec))]  # fmt: skip
+        prims += [
+            _box_prim(spec.drawer.name if i == 0 else n, c, sz, col, object_id=k, density=60000 * s)
+            for i, (n, c, sz, col) in enumerate(drawer_boxes(spec))
+        ]
     scene = from_primitives(prims, seed=seed, light_dir=spec.light_dir)
     scene.object_names = spec.object_names
     return scene

@@ -72,6 +72,16 @@ class SimResult:
     max_penetration: np.ndarray
 
 
+def _import_order_guard() -> None:
+    """With MUJOCO_GL=osmesa, ``import mujoco`` loads OSMesa (with its own LLVM); importing
+    triton afterwards (torch does, lazily, on the first optimizer) then segfaults. Loading torch's
+    dynamo/triton first avoids it; dexsim needs no MuJoCo rendering at all."""
+    import os
+
+    if os.environ.get("MUJOCO_GL") and "mujoco" not in __import__("sys").modules:
+        import torch._dynamo  # noqa: F401
+
+
 class HandPhysics:
     """Drives the mocap hands of a model built by :func:`build_mjcf`."""
 
@@ -111,6 +121,7 @@ class Simulator:
     """The physics of one scene spec. ``run`` simulates a clip of hand joints at ``fps``."""
 
     def __init__(self, spec: SceneSpec, fps: float = 8.0, timestep: float = 0.002, settle: float = 0.3) -> None:
+        _import_order_guard()
         import mujoco
 
         self.spec = spec

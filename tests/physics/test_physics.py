@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dexsim.physics import Simulator, build_gaussians, build_mjcf, builtin_scene, randomized_scene
+from dexsim.physics.actions import make_action
+
+
+@pytest.fixture(scope="module")
+def tabletop() -> Simulator:
+    return Simulator(builtin_scene("tabletop"))
+
+
+def test_one_spec_builds_both_worlds() -> None:
+    spec = builtin_scene("drawer")
+    xml = build_mjcf(spec)
+    assert "drawer_slide" in xml and xml.count('mocap="true"') == 32
+    scene = build_gaussians(spec, density_scale=0.2)
+    assert scene.object_names == ["red_box", "green_can", "drawer"]
+    assert scene.num_objects == 3
+    # each object's Gaussians sit where the physics model puts its body
+    sim = Simulator(spec)
+    sim.reset()
+    for k, name in enumerate(spec.object_names[:2], start=1):
+        body = sim.body_ids[k - 1]
+        centre = scene.means[scene.object_ids == k].double().mean(0).numpy()
+        assert np.linalg.norm(centre[:2] - sim.data.xpos[body][:2]) < 0.01, name
+
+
+def test_randomized_variants_are_seeded() -> None:
+    a, b, c = randomized_scene("tabletop", 1), randomized_scene("tabletop", 1), randomized_scene("tabletop", 2)
+    assert a == b and a != c
+    for o in a.objects:
+        assert abs(o.position[0]) < 0.55 and 0.05 < o.position[1] < 0.65
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_push_moves_the_object_in_the_push_direction(tabletop: Simulator, seed: int) -> None:
+    action = make_action(tabletop.spec, "push", np.random.default_rng(seed), 16, target="red_box")
+    res = tabletop.run(action.trajectory.joints, action.trajectory.visible)
+    move = res.object_poses[-1, 0, :3] - res.object_poses[0, 0, :3]
+    direction = {"left": [-1, 0, 0], "right": [1, 0, 0], "forward": [0, 1, 0]}[action.text.split()[-1]]
+    assert float(move @ np.array(direction)) > 0.04  # moved at least 4 cm the right way
+    assert np.linalg.norm(move[:2]) < 0.2
+    # the other objects were not touched and stay within 1 mm
+    others = res.object_poses[:, 1:, :3] - res.object_poses[0, 1:, :3]
+    assert np.abs(others).max() < 1e-3
+    assert res.max_penetration.max() < 0.01  # no more than a few millimetres (soft contacts)
+
+
+def test_waving_touches_nothing(tabletop: Simulator) -> None:
+    action = make_action(tabletop.spec, "wave", np.random.default_rng(3), 16)
+    res = tabletop.run(action.trajectory.joints, action.trajectory.visible)
+    assert not res.contacts.any()
+    assert np.abs(res.object_poses - res.object_poses[0]).max() < 1e-3
+
+
+def test_actions_have_text_and_camera() -> None:
+    spec = builtin_scene("tabletop")
+    a = make_action(spec, "touch", np.random.default_rng(0), 12, target="blue_ball", camera="pan")
+    assert "touches the blue ball" in a.text and a.target == "blue_ball"
+    assert a.trajectory.camera.shape == (12, 7) and a.trajectory.num_frames == 12
+    with pytest.raises(ValueError, match="has no drawer"):
+        make_action(spec, "open_drawer", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="no object 'cup'"):
+        make_action(spec, "push", np.random.default_rng(0), target="cup")
