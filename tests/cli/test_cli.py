@@ -95,11 +95,13 @@ def test_scene_inspect_writes_sidecar(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_runs_and_reports_honestly(tmp_path: Path) -> None:
-    text = run(["demo", "--out", str(tmp_path), "--frames", "3", "--size", "32"])
-    assert "not yet in dexsim" in text
-    static, moved = read_mp4(tmp_path / "static.mp4"), read_mp4(tmp_path / "moved.mp4")
-    assert static.shape == moved.shape == (3, 32, 32, 3)
-    assert np.abs(static[-1].astype(int) - moved[-1]).max() > 30  # the moved box shows
+    text = run(["demo", "--out", str(tmp_path), "--frames", "4", "--size", "48", "--json", str(tmp_path / "d.json")])
+    assert "not yet in dexsim" in text and "physics oracle" in text
+    static, prompt, truth = (read_mp4(tmp_path / f"clip0_{k}.mp4") for k in ("static", "prompt", "interaction"))
+    assert static.shape == prompt.shape == truth.shape == (4, 48, 48, 3)
+    assert np.abs(static[-1].astype(int) - truth[-1]).max() > 30  # the hand (and the pushed box) show
+    summary = json.loads((tmp_path / "d.json").read_text())
+    assert summary["clips"][0]["target_moved_m"] > 0.03
 
 
 def test_hands_render_every_kind(tmp_path: Path) -> None:

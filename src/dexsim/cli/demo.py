@@ -14,8 +14,8 @@ import click
 @click.option("--size", type=click.IntRange(16, 1024), default=256, show_default=True, help="Square frame size.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def demo(out_dir: Path, frames: int, size: int, json_path: Path | None) -> None:
-    """Render the built-in tabletop along an egocentric walk-in, then again with one object slid
-    by a scripted rigid motion (mp4s + a contact sheet)."""
+    """Scripted hand actions on the built-in tabletop: static video, hand prompt and the physics
+    oracle's ground truth (mp4s + a contact sheet). The learned world model is not built yet."""
     from ..demo import run_demo
 
     summary = run_demo(out_dir, num_frames=frames, size=size)

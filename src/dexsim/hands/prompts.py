@@ -108,6 +108,7 @@ def render_prompt(
     scene_depth: torch.Tensor | np.ndarray | None = None,
     depth_range: tuple[float, float] = (0.1, 1.5),
     occlusion_tolerance: float = 0.01,
+    mesh_colors: tuple[tuple[int, int, int], tuple[int, int, int]] = (DWM_LEFT_RGB, DWM_RIGHT_RGB),
 ) -> HandPrompt:
     """Render a visual action prompt for T frames.
 
@@ -119,6 +120,8 @@ def render_prompt(
         joint_valid: (T, 2, 21) bool; bones touching an invalid joint are not drawn.
         scene_depth: (T, H, W) scene z-depth (0 = empty); hand pixels behind it are hidden.
         depth_range: metres mapped to 255..1 in the ``depth`` kind's picture.
+        mesh_colors: fully lit (left, right) colours of the ``mesh`` kind (default: DWM's); the
+            physics ground truth passes skin tones.
     """
     from . import _raster_kernels as kern
 
@@ -199,7 +202,7 @@ def render_prompt(
         nn = nrm[f_idx, ys, xs]
         nn /= np.maximum(np.linalg.norm(nn, axis=-1, keepdims=True), 1e-9)
         shade = 0.55 + 0.45 * np.abs((nn * ray).sum(-1))
-        base = np.where((label[f_idx, ys, xs] == 0)[:, None], np.asarray(DWM_LEFT_RGB, np.float32),
-                        np.asarray(DWM_RIGHT_RGB, np.float32))  # fmt: skip
+        base = np.where((label[f_idx, ys, xs] == 0)[:, None], np.asarray(mesh_colors[0], np.float32),
+                        np.asarray(mesh_colors[1], np.float32))  # fmt: skip
         rgb[f_idx, ys, xs] = np.clip(shade[:, None] * base, 0, 255).astype(np.uint8)
     return HandPrompt(rgb, depth, mask)

@@ -1,0 +1,123 @@
+"""The physics oracle: simulate a hand trajectory in a scene spec and render what happened.
+
+Outputs, all along the trajectory's camera path: the static video (objects at rest), a visual
+action prompt (occluded by the static scene's depth, as at inference time), and the ground-truth
+interaction video: the splat with every object moved to its simulated pose, and skin-toned,
+shaded hands composited by depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..geometry.camera import PinholeIntrinsics
+from ..geometry.rotations import quat_to_matrix
+from ..geometry.se3 import pose7_to_viewmat
+from ..hands.prompts import PromptKind, render_prompt
+from ..hands.render import pose_trajectory
+from ..hands.trajectory import HandTrajectory
+from ..scene.gaussians import GaussianScene, rgb_to_sh0
+from ..scene.render import render
+from .build import build_gaussians
+from .sim import SimResult, Simulator
+from .spec import SceneSpec
+
+__all__ = ["SKIN_RGB", "Oracle", "OracleClip"]
+
+#: fully lit skin tones of the ground-truth hands (left, right): light and medium
+SKIN_RGB = ((236, 188, 160), (214, 160, 124))
+BACKGROUND = (0.05, 0.05, 0.06)
+
+
+@dataclass
+class OracleClip:
+    """(T, H, W, 3) uint8 videos ``static``, ``prompt``, ``interaction``; ``sim`` the physics record;
+    ``object_masks`` (T, H, W) int8: the object id seen at each pixel of the interaction video
+    (-1 none, -2 left hand, -3 right hand)."""
+
+    static: np.ndarray
+    prompt: np.ndarray
+    interaction: np.ndarray
+    object_masks: np.ndarray
+    sim: SimResult
+
+
+def _motions(res: SimResult, n_objects: int, has_drawer: bool) -> torch.Tensor:
+    """Per-frame rigid motions (T, K, 4, 4) from the rest placement (frame 0) to frame t."""
+    n = res.object_poses.shape[0]
+    out = torch.eye(4, dtype=torch.float64).repeat(n, n_objects + int(has_drawer), 1, 1)
+    if n_objects:
+        p = torch.from_numpy(res.object_poses)
+        R = quat_to_matrix(p[..., 3:])
+        R0, t0 = R[0], p[0, :, :3]
+        Rm = R @ R0.transpose(-1, -2)
+        out[:, :n_objects, :3, :3] = Rm
+        out[:, :n_objects, :3, 3] = p[..., :3] - (Rm @ t0[..., None])[..., 0]
+    if has_drawer:
+        out[:, -1, 1, 3] = -torch.from_numpy(res.drawer - res.drawer[0])
+    return out
+
+
+class Oracle:
+    """Ground truth for one scene spec at ``width`` x ``height`` with a pinhole of ``fov_y`` degrees."""
+
+    def __init__(self, spec: SceneSpec, width: int = 128, height: int = 128, fov_y: float = 70.0, fps: float = 8.0,
+                 density_scale: float = 1.0, seed: int = 0) -> None:  # fmt: skip
+        self.spec = spec
+        self.width, self.height = width, height
+        self.K = PinholeIntrinsics.from_fov(fov_y, width, height).K(torch.float64)
+        self.scene = build_gaussians(spec, seed=seed, density_scale=density_scale)
+        self.sim = Simulator(spec, fps=fps)
+
+    def run(self, traj: HandTrajectory, prompt_kind: PromptKind = "mesh") -> OracleClip:
+        if traj.camera is None:
+            raise ValueError("the oracle needs a trajectory with a `camera` path")
+        if traj.params is None:
+            raise ValueError("the oracle needs hand `params` (fit them with dexsim.hands.render.fit_trajectory)")
+        res = self.sim.run(traj.joints, traj.visible)
+        vms = pose7_to_viewmat(torch.from_numpy(traj.camera.astype(np.float64))).float()
+        K = self.K.float()
+        w, h = self.width, self.height
+        static = render(self.scene, vms, K, w, h, background=BACKGROUND)
+        motions = _motions(res, len(self.spec.objects), self.spec.drawer is not None).float()
+        moved = render(self.scene, vms, K, w, h, background=BACKGROUND, object_poses=motions)
+        verts, faces = pose_trajectory(traj)
+        joints = torch.from_numpy(traj.joints.astype(np.float64))
+        visible = torch.from_numpy(traj.visible)
+        prompt = render_prompt(prompt_kind, vms.double(), self.K, w, h, joints, visible, verts.double(), faces,
+                               scene_depth=static.depth.numpy())  # fmt: skip
+        skin = render_prompt("mesh", vms.double(), self.K, w, h, joints, visible, verts.double(), faces,
+                             scene_depth=moved.depth.numpy(), mesh_colors=SKIN_RGB)  # fmt: skip
+        hand = skin.mask.any(1)
+        interaction = moved.rgb_uint8().numpy().copy()
+        interaction[hand] = skin.rgb[hand]
+        masks = self._object_masks(motions, vms, K)
+        masks[skin.mask[:, 0]] = -2
+        masks[skin.mask[:, 1]] = -3
+        return OracleClip(static.rgb_uint8().numpy(), prompt.rgb, interaction, masks, res)
+
+    def _object_masks(self, motions: torch.Tensor, vms: torch.Tensor, K: torch.Tensor) -> np.ndarray:
+        """Which object dominates each pixel: render each object's opacity with its id as colour."""
+        ids = self.scene.object_ids
+        n_ids = self.scene.num_objects + 1
+        # colour each object's Gaussians with a one-hot channel (three ids per render pass); a pixel
+        # belongs to the object whose channel exceeds 0.5 (it covers most of the pixel's colour)
+        best = np.full((vms.shape[0], self.height, self.width), -1, np.int8)
+        best_w = np.zeros((vms.shape[0], self.height, self.width), np.float32)
+        for start in range(1, n_ids, 3):
+            cols = torch.zeros(len(self.scene), 3)
+            for c in range(3):
+                if start + c < n_ids:
+                    cols[ids == start + c, c] = 1.0
+            probe = GaussianScene(self.scene.means, self.scene.quats, self.scene.log_scales,
+                                  self.scene.opacity_logits, rgb_to_sh0(cols)[:, None, :], ids,
+                                  self.scene.object_names)  # fmt: skip
+            out = render(probe, vms, K, self.width, self.height, object_poses=motions).rgb.numpy()
+            for c in range(3):
+                better = out[..., c] > np.maximum(best_w, 0.5)
+                best[better] = start + c
+                best_w[better] = out[..., c][better]
+        return best
