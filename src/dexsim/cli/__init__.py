@@ -18,12 +18,15 @@ main.add_command(doctor)
 
 # Commands that pull heavy modules register lazily-imported implementations.
 from .bench import bench  # noqa: E402
+from .data import data, datagen  # noqa: E402
 from .demo import demo  # noqa: E402
 from .hands import hands  # noqa: E402
 from .render import render  # noqa: E402
 from .scene import scene  # noqa: E402
 
 main.add_command(bench)
+main.add_command(data)
+main.add_command(datagen)
 main.add_command(demo)
 main.add_command(hands)
 main.add_command(render)

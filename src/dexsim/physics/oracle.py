@@ -1,7 +1,8 @@
 """The physics oracle: simulate a hand trajectory in a scene spec and render what happened.
 
 Outputs, all along the trajectory's camera path: the static video (objects at rest), a visual
-action prompt (occluded by the static scene's depth, as at inference time), and the ground-truth
+action prompt (occluded by the depth of the scene's fixed part: room, table, chest; not by the
+movable objects, whose rest pose is exactly where a hand pushes them from), and the ground-truth
 interaction video: the splat with every object moved to its simulated pose, and skin-toned,
 shaded hands composited by depth.
 """
@@ -70,6 +71,9 @@ class Oracle:
         self.width, self.height = width, height
         self.K = PinholeIntrinsics.from_fov(fov_y, width, height).K(torch.float64)
         self.scene = build_gaussians(spec, seed=seed, density_scale=density_scale)
+        # prompts are occluded by the fixed part of the scene only: a movable object's rest pose
+        # is where the hand pushes it away from, so it must not hide the hand
+        self.background = self.scene.subset(self.scene.object_ids == 0)
         self.sim = Simulator(spec, fps=fps)
 
     def run(self, traj: HandTrajectory, prompt_kind: PromptKind = "mesh") -> OracleClip:
@@ -87,8 +91,9 @@ class Oracle:
         verts, faces = pose_trajectory(traj)
         joints = torch.from_numpy(traj.joints.astype(np.float64))
         visible = torch.from_numpy(traj.visible)
+        fixed = render(self.background, vms, K, w, h)
         prompt = render_prompt(prompt_kind, vms.double(), self.K, w, h, joints, visible, verts.double(), faces,
-                               scene_depth=static.depth.numpy())  # fmt: skip
+                               scene_depth=fixed.depth.numpy())  # fmt: skip
         skin = render_prompt("mesh", vms.double(), self.K, w, h, joints, visible, verts.double(), faces,
                              scene_depth=moved.depth.numpy(), mesh_colors=SKIN_RGB)  # fmt: skip
         hand = skin.mask.any(1)
