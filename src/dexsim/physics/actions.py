@@ -277,11 +277,12 @@ def camera_path(
     if motion not in CAMERA_MOTIONS:
         raise ValueError(f"`motion` must be one of {CAMERA_MOTIONS}, got {motion!r}")
     cx, cy = spec.table_center
+    # a seated person's eyes: ~0.6 m from the table's centre and ~0.45 m above its top
     eye0 = np.array(
         [
             cx + float(rng.uniform(-0.08, 0.08)),
-            cy - 0.72 + float(rng.uniform(-0.04, 0.04)),
-            spec.table_height + 0.5 + float(rng.uniform(-0.04, 0.04)),
+            cy - 0.6 + float(rng.uniform(-0.04, 0.04)),
+            spec.table_height + 0.45 + float(rng.uniform(-0.04, 0.04)),
         ]
     )
     look0 = np.array([cx, cy - 0.02, spec.table_height])

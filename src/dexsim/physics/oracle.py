@@ -65,7 +65,7 @@ def _motions(res: SimResult, n_objects: int, has_drawer: bool) -> torch.Tensor:
 class Oracle:
     """Ground truth for one scene spec at ``width`` x ``height`` with a pinhole of ``fov_y`` degrees."""
 
-    def __init__(self, spec: SceneSpec, width: int = 128, height: int = 128, fov_y: float = 70.0, fps: float = 8.0,
+    def __init__(self, spec: SceneSpec, width: int = 128, height: int = 128, fov_y: float = 60.0, fps: float = 8.0,
                  density_scale: float = 1.0, seed: int = 0) -> None:  # fmt: skip
         self.spec = spec
         self.width, self.height = width, height
