@@ -286,13 +286,15 @@ def camera_path(
         ]
     )
     look0 = np.array([cx, cy - 0.02, spec.table_height])
+    if target is not None:  # people look at what they are about to handle
+        look0 = 0.35 * look0 + 0.65 * np.array([target[0], target[1], spec.table_height])
     s = np.linspace(0.0, 1.0, n)[:, None]
     eye = np.repeat(eye0[None], n, 0)
     look = np.repeat(look0[None], n, 0)
     if motion == "pan":
         look = look + s * np.array([float(rng.choice([-1, 1])) * 0.2, 0.0, 0.0])
     elif motion == "look_at" and target is not None:
-        look = (1 - s) * look0 + s * target
+        look = (1 - s) * look0 + s * np.asarray(target, np.float64)
     elif motion == "step_closer":
         eye = eye + s * (look0 - eye0) * 0.25
     elif motion == "jitter":
