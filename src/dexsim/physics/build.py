@@ -18,7 +18,11 @@ FINGER_RADIUS = 0.0085
 THUMB_RADIUS = 0.0095
 # skin: softer and grippier than the objects, with rolling friction, so that a pinch holds without
 # squeezing objects out
-HAND_CONTACT = 'friction="2 0.02 0.002" condim="6" solref="0.01 1" solimp="0.9 0.95 0.001"'
+HAND_CONTACT = (
+    'friction="2 0.02 0.002" condim="6" solref="0.005 1" solimp="0.9 0.95 0.001" contype="2" conaffinity="1"'
+)
+#: where hidden hands wait (far from everything, above the floor)
+HAND_PARK_X = 50.0
 Box = tuple[str, tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
 
 
@@ -129,21 +133,29 @@ def build_mjcf(spec: SceneSpec, timestep: float = 0.002) -> str:
         )
         parts += [_box_geom(n, c, s, col, 'mass="0.05"') for n, c, s, col in boxes]
         parts.append("</body>")
-    for h, side in enumerate(("left", "right")):
+    welds = []
+    for k, side in enumerate(("left", "right")):
+        park = _f(HAND_PARK_X + 0.5 * k, 0.0, 1.0)
+        # each hand part is a dynamic body (gravity compensated) welded to a kinematic mocap target:
+        # contacts then see the part's real velocity, so friction can carry what the fingers hold
+        parts.append(f'<body name="{side}_palm_target" mocap="true" pos="{park}"/>')
         parts.append(
-            f'<body name="{side}_palm" mocap="true" pos="0 0 -10">'
-            f'<geom name="{side}_palm_geom" type="box" size="0.045 0.012 0.04" {HAND_CONTACT} '
+            f'<body name="{side}_palm" pos="{park}" gravcomp="1"><freejoint/>'
+            f'<geom name="{side}_palm_geom" type="box" size="0.045 0.012 0.04" mass="0.1" {HAND_CONTACT} '
             f'rgba="0.9 0.7 0.6 1"/></body>'
         )
+        welds.append(f'<weld body1="{side}_palm" body2="{side}_palm_target" solref="0.004 1"/>')
         for a, b in HAND_BONES:
             r = THUMB_RADIUS if a >= 13 and a <= 15 else FINGER_RADIUS
+            name = f"{side}_bone_{a}_{b}"
+            parts.append(f'<body name="{name}_target" mocap="true" pos="{park}"/>')
             parts.append(
-                f'<body name="{side}_bone_{a}_{b}" mocap="true" pos="0 0 -10">'
-                f'<geom name="{side}_bone_{a}_{b}_geom" type="capsule" size="{r:.4g} 0.01" '
+                f'<body name="{name}" pos="{park}" gravcomp="1"><freejoint/>'
+                f'<geom name="{name}_geom" type="capsule" size="{r:.4g} 0.01" mass="0.02" '
                 f'{HAND_CONTACT} rgba="0.9 0.7 0.6 1"/></body>'
             )
-        del h
-    parts += ["</worldbody>", "</mujoco>"]
+            welds.append(f'<weld body1="{name}" body2="{name}_target" solref="0.004 1"/>')
+    parts += ["</worldbody>", "<equality>", *welds, "</equality>", "</mujoco>"]
     return "\n".join(parts)
 
 

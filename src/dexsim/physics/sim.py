@@ -11,13 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .build import HAND_BONES, build_mjcf
+from .build import HAND_BONES, HAND_PARK_X, build_mjcf
 from .spec import SceneSpec
 
 __all__ = ["HandPhysics", "SimResult", "Simulator", "bone_poses"]
 
 _SIDES = ("left", "right")
-_AWAY = np.array([0.0, 0.0, -10.0])
 
 
 def _quat_z_to(d: np.ndarray) -> np.ndarray:
@@ -83,7 +82,8 @@ def _import_order_guard() -> None:
 
 
 class HandPhysics:
-    """Drives the mocap hands of a model built by :func:`build_mjcf`."""
+    """Drives the hands of a model built by :func:`build_mjcf`: each hand part is a dynamic body
+    welded to a mocap target; ``place`` moves the targets, ``teleport`` moves the bodies too."""
 
     def __init__(self, model: object) -> None:
         import mujoco
@@ -91,12 +91,20 @@ class HandPhysics:
         self.model = model
         self.mocap = np.zeros((2, 16), np.int64)
         self.geoms = np.zeros((2, 16), np.int64)
+        self.qpos = np.zeros((2, 16), np.int64)
+        self.dof = np.zeros((2, 16), np.int64)
         for h, side in enumerate(_SIDES):
             names = [f"{side}_palm"] + [f"{side}_bone_{a}_{b}" for a, b in HAND_BONES]
             for k, name in enumerate(names):
+                target = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name + "_target")
                 body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name)
-                self.mocap[h, k] = model.body_mocapid[body]  # type: ignore[attr-defined]
+                self.mocap[h, k] = model.body_mocapid[target]  # type: ignore[attr-defined]
                 self.geoms[h, k] = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name + "_geom")
+                joint = model.body_jntadr[body]  # type: ignore[attr-defined]
+                self.qpos[h, k] = model.jnt_qposadr[joint]  # type: ignore[attr-defined]
+                self.dof[h, k] = model.jnt_dofadr[joint]  # type: ignore[attr-defined]
+        self.parked = np.array([[HAND_PARK_X + 0.5 * h, 0.0, 1.0] for h in range(2)])
+        self.shown = np.zeros(2, bool)
 
     def set_lengths(self, joints: np.ndarray, visible: np.ndarray) -> None:
         """Capsule lengths from the first frame where each hand is visible (FK keeps them constant)."""
@@ -106,15 +114,30 @@ class HandPhysics:
                 _, _, half = bone_poses(joints[frames[0], h])
                 self.model.geom_size[self.geoms[h, 1:], 1] = np.maximum(half - 0.004, 0.002)  # type: ignore[attr-defined]
 
+    def _poses(self, joints: np.ndarray, h: int, visible: bool) -> tuple[np.ndarray, np.ndarray]:
+        if visible:
+            pos, quat, _ = bone_poses(joints[h])
+            return pos, quat
+        return np.tile(self.parked[h], (16, 1)), np.tile([1.0, 0, 0, 0], (16, 1))
+
     def place(self, data: object, joints: np.ndarray, visible: np.ndarray) -> None:
-        """Put both hands' mocap bodies on ``joints`` (2, 21, 3); hidden hands far below the floor."""
+        """Move both hands' targets to ``joints`` (2, 21, 3); a hand that appears or disappears
+        is teleported there (no sweep through the scene)."""
         for h in range(2):
-            if visible[h]:
-                pos, quat, _ = bone_poses(joints[h])
-            else:
-                pos, quat = np.tile(_AWAY, (16, 1)), np.tile([1.0, 0, 0, 0], (16, 1))
+            pos, quat = self._poses(joints, h, bool(visible[h]))
             data.mocap_pos[self.mocap[h]] = pos  # type: ignore[attr-defined]
             data.mocap_quat[self.mocap[h]] = quat  # type: ignore[attr-defined]
+            if bool(visible[h]) != self.shown[h]:
+                self.teleport(data, h, pos, quat)
+                self.shown[h] = bool(visible[h])
+
+    def teleport(self, data: object, h: int, pos: np.ndarray, quat: np.ndarray) -> None:
+        for k in range(16):
+            q = self.qpos[h, k]
+            data.qpos[q : q + 3] = pos[k]  # type: ignore[attr-defined]
+            data.qpos[q + 3 : q + 7] = quat[k]  # type: ignore[attr-defined]
+            d = self.dof[h, k]
+            data.qvel[d : d + 6] = 0.0  # type: ignore[attr-defined]
 
 
 class Simulator:
@@ -150,10 +173,12 @@ class Simulator:
         import mujoco
 
         mujoco.mj_resetData(self.model, self.data)
+        self.hands.shown[:] = True  # force a teleport to the parking place
         self.hands.place(self.data, np.zeros((2, 21, 3)), np.zeros(2, bool))
         for _ in range(int(self.settle / self.model.opt.timestep)):
             mujoco.mj_step(self.model, self.data)
         self.data.qvel[:] = 0.0
+        mujoco.mj_forward(self.model, self.data)
 
     def _record(self) -> tuple[np.ndarray, float, np.ndarray, float]:
         poses = np.stack([np.concatenate((self.data.xpos[b], self.data.xquat[b])) for b in self.body_ids]) \
