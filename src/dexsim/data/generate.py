@@ -23,8 +23,8 @@ from .dataset import ClipRecord, is_complete, write_clip
 
 __all__ = ["DatagenConfig", "clip_seed", "generate", "generate_clip", "rank_and_world"]
 
-#: actions whose physics is validated (grasping and the drawer are not yet reliable)
-DATAGEN_KINDS = ("push", "touch", "poke", "wave")
+#: actions drawn for each clip (pushes twice as often); drawer actions where the scene has one
+DATAGEN_KINDS = ("push", "push", "touch", "poke", "wave", "pick_place")
 _SPLITS = {"train": 0, "heldout": 1}
 
 
@@ -90,7 +90,10 @@ def generate_clip(cfg: DatagenConfig, index: int) -> bool:
     rng = np.random.default_rng(s)
     scene_seed = int(rng.integers(2**31))
     spec = randomized_scene(cfg.scene, scene_seed)
-    kind = str(rng.choice(DATAGEN_KINDS))
+    kinds = list(DATAGEN_KINDS)
+    if spec.drawer is not None:
+        kinds += ["close_drawer" if spec.drawer.initial_open > 0.03 else "open_drawer"] * 2
+    kind = str(rng.choice(kinds))
     action = make_action(spec, kind, rng, cfg.frames, cfg.fps)
     oracle = Oracle(spec, cfg.width, cfg.height, fps=cfg.fps, density_scale=cfg.density_scale, seed=scene_seed)
     clip = oracle.run(action.trajectory)

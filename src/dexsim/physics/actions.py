@@ -205,8 +205,8 @@ def _pinch_params(spec: SceneSpec, o: ObjectSpec, lift: float, squeeze: float, m
         "right",
         valid=torch.from_numpy(weight[None]),
         model=model,
-        adam_steps=250,
-        lbfgs_steps=40,
+        adam_steps=80,
+        lbfgs_steps=20,
     )
     return res.params[0].double().numpy()
 
@@ -258,7 +258,8 @@ def _drawer(spec: SceneSpec, rng: np.random.Generator, n: int, opening: bool) ->
             (1.0, _params(R, grip - [0, travel, -0.005], HOOK, "right")),
         ]
         return "right", _interp(keys, n), "the right hand pulls the drawer open"
-    front = grip - np.array([0.0, travel, 0.0]) + np.array([0.0, -0.03, -0.01])
+    opened = spec.drawer.initial_open  # type: ignore[union-attr]
+    front = grip - np.array([0.0, opened, 0.0]) + np.array([0.0, -0.012, -0.01])
     R2 = _frame(np.array([0.0, 0.0, 1.0]), np.array([0.0, -1.0, 0.0]))
     keys = [
         (0.0, _params(R2, front + [0, -0.1, 0.02], RELAXED, "right")),
@@ -318,6 +319,10 @@ def make_action(
         raise ValueError(f"`kind` must be one of {ACTION_KINDS}, got {kind!r}")
     if kind in ("open_drawer", "close_drawer") and spec.drawer is None:
         raise ValueError(f"scene {spec.name!r} has no drawer for {kind!r}")
+    if kind == "close_drawer" and spec.drawer.initial_open < 0.03:  # type: ignore[union-attr]
+        raise ValueError(f"the drawer of {spec.name!r} starts closed: nothing to close")
+    if kind == "open_drawer" and spec.drawer.initial_open > 0.03:  # type: ignore[union-attr]
+        raise ValueError(f"the drawer of {spec.name!r} starts open: nothing to open")
     objects = {o.name: o for o in spec.objects}
     if target is not None and target not in objects:
         raise ValueError(f"no object {target!r} in scene {spec.name!r}; it has {sorted(objects)}")

@@ -18,9 +18,7 @@ FINGER_RADIUS = 0.0085
 THUMB_RADIUS = 0.0095
 # skin: softer and grippier than the objects, with rolling friction, so that a pinch holds without
 # squeezing objects out
-HAND_CONTACT = (
-    'friction="2 0.02 0.002" condim="6" solref="0.005 1" solimp="0.9 0.95 0.001" contype="2" conaffinity="1"'
-)
+HAND_CONTACT = 'friction="2 0.02 0.002" condim="6" solref="0.005 1" solimp="0.9 0.95 0.001" contype="2" conaffinity="1"'
 #: where hidden hands wait (far from everything, above the floor)
 HAND_PARK_X = 50.0
 Box = tuple[str, tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]

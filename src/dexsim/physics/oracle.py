@@ -57,8 +57,8 @@ def _motions(res: SimResult, n_objects: int, has_drawer: bool) -> torch.Tensor:
         Rm = R @ R0.transpose(-1, -2)
         out[:, :n_objects, :3, :3] = Rm
         out[:, :n_objects, :3, 3] = p[..., :3] - (Rm @ t0[..., None])[..., 0]
-    if has_drawer:
-        out[:, -1, 1, 3] = -torch.from_numpy(res.drawer - res.drawer[0])
+    if has_drawer:  # the splat holds the drawer closed: its motion is the absolute opening
+        out[:, -1, 1, 3] = -torch.from_numpy(res.drawer)
     return out
 
 
@@ -85,8 +85,9 @@ class Oracle:
         vms = pose7_to_viewmat(torch.from_numpy(traj.camera.astype(np.float64))).float()
         K = self.K.float()
         w, h = self.width, self.height
-        static = render(self.scene, vms, K, w, h, background=BACKGROUND)
         motions = _motions(res, len(self.spec.objects), self.spec.drawer is not None).float()
+        # the static video shows the scene as it is at the start (an open drawer stays open)
+        static = render(self.scene, vms, K, w, h, background=BACKGROUND, object_poses=motions[:1].expand_as(motions))
         moved = render(self.scene, vms, K, w, h, background=BACKGROUND, object_poses=motions)
         verts, faces = pose_trajectory(traj)
         joints = torch.from_numpy(traj.joints.astype(np.float64))

@@ -31,11 +31,21 @@ def _quat_z_to(d: np.ndarray) -> np.ndarray:
 
 
 def _matrix_to_quat(m: np.ndarray) -> np.ndarray:
-    import torch
-
-    from ..geometry.rotations import matrix_to_quat
-
-    return matrix_to_quat(torch.from_numpy(m)).numpy()
+    """A unit quaternion (4,) w-first of one rotation matrix (3, 3) (numpy: this runs every physics step)."""
+    tr = m[0, 0] + m[1, 1] + m[2, 2]
+    if tr > 0:
+        s = 2.0 * np.sqrt(tr + 1.0)
+        q = np.array([0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s])
+    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
+        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
+        q = np.array([(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s])
+    elif m[1, 1] > m[2, 2]:
+        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
+        q = np.array([(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s])
+    else:
+        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
+        q = np.array([(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s])
+    return q / np.linalg.norm(q)
 
 
 def bone_poses(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -173,6 +183,8 @@ class Simulator:
         import mujoco
 
         mujoco.mj_resetData(self.model, self.data)
+        if self.drawer_qpos >= 0:
+            self.data.qpos[self.drawer_qpos] = self.spec.drawer.initial_open  # type: ignore[union-attr]
         self.hands.shown[:] = True  # force a teleport to the parking place
         self.hands.place(self.data, np.zeros((2, 21, 3)), np.zeros(2, bool))
         for _ in range(int(self.settle / self.model.opt.timestep)):

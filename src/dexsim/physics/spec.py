@@ -56,12 +56,13 @@ class DrawerSpec:
 
     Args:
         position: (x, y) of the chest's centre; size: chest (width, depth, height);
-        travel: how far the drawer slides out (m).
+        travel: how far the drawer slides out (m); initial_open: its opening at the start (m).
     """
 
     position: tuple[float, float] = (0.3, 0.42)
     size: tuple[float, float, float] = (0.26, 0.22, 0.14)
     travel: float = 0.14
+    initial_open: float = 0.0
     color: tuple[float, float, float] = (0.78, 0.74, 0.62)
     front_color: tuple[float, float, float] = (0.55, 0.35, 0.2)
     handle_color: tuple[float, float, float] = (0.2, 0.2, 0.22)
@@ -149,6 +150,9 @@ def randomized_scene(name: str, seed: int) -> SceneSpec:
         color = tuple(float(c) for c in np.clip(np.asarray(o.color) + rng.normal(0, 0.08, 3), 0.05, 0.95))
         objects.append(replace(o, size=size, position=(x, y), yaw=float(rng.uniform(-math.pi, math.pi)),
                                color=color, mass=o.mass * float(rng.uniform(0.7, 1.4))))  # type: ignore[arg-type]  # fmt: skip
-    return replace(base, name=f"{name}-{seed}", objects=objects,
+    drawer = base.drawer
+    if drawer is not None:  # half of the variants start with the drawer open
+        drawer = replace(drawer, initial_open=float(rng.choice([0.0, rng.uniform(0.08, 0.12)])))
+    return replace(base, name=f"{name}-{seed}", objects=objects, drawer=drawer,
                    table_color=tuple(float(c) for c in np.clip(np.asarray(base.table_color) + rng.normal(0, 0.05, 3),
                                                                  0.1, 0.9)))  # type: ignore[arg-type]  # fmt: skip
