@@ -42,7 +42,7 @@ class DatagenConfig:
     frames: int = 16
     fps: float = 8.0
     workers: int = 1
-    density_scale: float = 0.5
+    density_scale: float = 0.35
 
     def __post_init__(self) -> None:
         from ..physics.spec import BUILTIN_SCENES
