@@ -27,7 +27,9 @@ __all__ = ["ACTION_KINDS", "CAMERA_MOTIONS", "Action", "camera_path", "make_acti
 
 ACTION_KINDS = ("push", "touch", "poke", "wave", "pick_place", "open_drawer", "close_drawer")
 CAMERA_MOTIONS = ("static", "pan", "look_at", "step_closer", "jitter")
-_PALM_OFFSET = np.array([0.043, 0.002, 0.003])  # palm centre in the canonical hand frame (right hand)
+_PALM_OFFSET = np.array([0.043, 0.002, 0.003])
+#: palm centre relative to the drawer handle when the hooked fingers hold it
+HANDLE_GRIP = (0.0, -0.09, 0.035)  # palm centre in the canonical hand frame (right hand)
 
 
 @dataclass
@@ -248,7 +250,7 @@ def _drawer(spec: SceneSpec, rng: np.random.Generator, n: int, opening: bool) ->
     travel = spec.drawer.travel * float(rng.uniform(0.7, 0.95))  # type: ignore[union-attr]
     # fingers point forward (+y) and hook down behind the handle bar, palm facing down
     R = _frame(np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0]))
-    grip = handle + np.array([0.0, -0.085, 0.03])
+    grip = handle + np.asarray(HANDLE_GRIP)
     if opening:
         keys = [
             (0.0, _params(R, grip + [0, -0.1, 0.06], RELAXED, "right")),
