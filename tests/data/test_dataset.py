@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dexsim.data import DatagenConfig, check_dataset, clip_seed, generate
+from dexsim.data import DatagenConfig, check_dataset, clip_seed, generate, read_clip
 from dexsim.data.generate import generate_clip
 
 from ..conftest import shared_file
@@ -26,6 +26,9 @@ def test_real_dwm_triplets_pass_the_check() -> None:
     assert report["ok"] and report["clips"] == 2 and report["complete"] == 2
     assert report["frames"] == [49] and report["resolutions"] == [[720, 480]] and report["fps"] == [8.0]
     assert set(report["absent_parts"]) == {"actions", "masks", "meta"}
+    clip = read_clip(root, "00013")
+    assert clip.interaction.shape == clip.static.shape == clip.prompt.shape == (49, 480, 720, 3)
+    assert clip.text.startswith("I approach") and clip.trajectory is None and clip.meta is None
 
 
 def test_generated_dataset_is_complete_deterministic_and_split(tmp_path: Path) -> None:
@@ -40,6 +43,9 @@ def test_generated_dataset_is_complete_deterministic_and_split(tmp_path: Path) -
         assert all(np.array_equal(x[k], y[k]) for k in x.files)
     meta = json.loads((tmp_path / "a/meta/train_000000.json").read_text())
     assert meta["text"] == (tmp_path / "a/prompts/train_000000.txt").read_text().strip()
+    clip = read_clip(tmp_path / "a", "train_000000")
+    assert clip.trajectory.num_frames == 4 and clip.masks.shape == (4, 32, 32) and clip.meta == meta
+    assert clip.physics["object_poses"].shape[:2] == (4, len(meta["objects"]) - ("drawer" in meta["objects"]))
     # a resumed run makes nothing new
     again = generate(DatagenConfig(out=str(tmp_path / "a"), clips=2, seed=5, **SMALL), progress=False)
     assert again["generated"] == 0 and again["clips"] == 2

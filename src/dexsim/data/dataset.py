@@ -28,7 +28,17 @@ import numpy as np
 from .._io import atomic_write, write_json
 from ..video import write_mp4
 
-__all__ = ["DWM_PARTS", "EXTRA_PARTS", "ClipRecord", "check_dataset", "clip_ids", "is_complete", "write_clip"]
+__all__ = [
+    "DWM_PARTS",
+    "EXTRA_PARTS",
+    "Clip",
+    "ClipRecord",
+    "check_dataset",
+    "clip_ids",
+    "is_complete",
+    "read_clip",
+    "write_clip",
+]
 
 DWM_PARTS = {"videos": ".mp4", "videos_static": ".mp4", "videos_hands": ".mp4"}
 EXTRA_PARTS = {"actions": ".npz", "masks": ".npz", "meta": ".json"}
@@ -154,3 +164,54 @@ def check_dataset(root: str | os.PathLike[str]) -> dict[str, Any]:
 
 def read_meta(root: str | os.PathLike[str], clip_id: str) -> dict[str, Any]:
     return json.loads((Path(root) / "meta" / f"{clip_id}.json").read_text())
+
+
+@dataclass
+class Clip:
+    """One clip as read back: videos (T, H, W, 3) uint8, the text, and dexsim's parts when present
+    (``None`` for DWM's own data): the hand trajectory, object masks, physics arrays, metadata."""
+
+    clip_id: str
+    interaction: np.ndarray
+    static: np.ndarray
+    prompt: np.ndarray
+    text: str
+    trajectory: object | None = None
+    masks: np.ndarray | None = None
+    physics: dict[str, np.ndarray] | None = None
+    meta: dict[str, Any] | None = None
+
+
+def read_clip(root: str | os.PathLike[str], clip_id: str) -> Clip:
+    """Read one clip of a DWM-layout dataset (``prompts/`` or DWM's ``prompts_rewrite/``)."""
+    from ..hands.trajectory import HandTrajectory
+    from ..video import read_mp4
+
+    root = Path(root)
+    videos = {}
+    for part, ext in DWM_PARTS.items():
+        path = root / part / f"{clip_id}{ext}"
+        if not path.is_file():
+            raise FileNotFoundError(f"clip {clip_id!r}: {path} is missing")
+        videos[part] = read_mp4(path)
+    text_path = next((root / d / f"{clip_id}.txt" for d in ("prompts", "prompts_rewrite")
+                      if (root / d / f"{clip_id}.txt").is_file()), None)  # fmt: skip
+    if text_path is None:
+        raise FileNotFoundError(f"clip {clip_id!r}: no prompts/{clip_id}.txt or prompts_rewrite/{clip_id}.txt")
+    actions = root / "actions" / f"{clip_id}.npz"
+    masks = root / "masks" / f"{clip_id}.npz"
+    physics = root / "meta" / f"{clip_id}.npz"
+    meta = root / "meta" / f"{clip_id}.json"
+
+    def arrays(p: Path) -> dict[str, np.ndarray]:
+        with np.load(p, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    return Clip(
+        clip_id=clip_id, interaction=videos["videos"], static=videos["videos_static"], prompt=videos["videos_hands"],
+        text=text_path.read_text().strip(),
+        trajectory=HandTrajectory.load(actions) if actions.is_file() else None,
+        masks=arrays(masks)["masks"] if masks.is_file() else None,
+        physics=arrays(physics) if physics.is_file() else None,
+        meta=json.loads(meta.read_text()) if meta.is_file() else None,
+    )  # fmt: skip
