@@ -107,3 +107,35 @@ def test_bone_pose_quaternions_match_the_geometry_module() -> None:
         mine = _matrix_to_quat(m)
         ref = matrix_to_quat(torch.from_numpy(m)).numpy()
         assert min(np.abs(mine - ref).max(), np.abs(mine + ref).max()) < 1e-9
+
+
+def test_mesh_objects_live_in_both_worlds(tmp_path) -> None:
+    from dataclasses import replace
+
+    o3d = pytest.importorskip("open3d")
+    from dexsim.physics.spec import ObjectSpec
+
+    cone = o3d.geometry.TriangleMesh.create_cone(radius=0.5, height=1.0)
+    cone.translate(-cone.get_axis_aligned_bounding_box().get_center())
+    path = tmp_path / "cone.obj"
+    o3d.io.write_triangle_mesh(str(path), cone)
+    obj = ObjectSpec("cone", "mesh", (0.08, 0.08, 0.1), (-0.2, 0.28), (0.9, 0.5, 0.1), mesh_path=str(path))
+    assert obj.height == pytest.approx(0.1, abs=1e-6)
+    base = builtin_scene("tabletop")
+    spec = replace(base, objects=[obj, *base.objects[1:]])
+    sim = Simulator(spec)
+    sim.reset()
+    assert abs(sim.data.xpos[sim.body_ids[0]][2] - (spec.table_height + 0.05)) < 0.005  # resting on the table
+    res = sim.run(*_clip_for(spec, "push", "cone"))
+    assert np.linalg.norm(res.object_poses[-1, 0, :2] - res.object_poses[0, 0, :2]) > 0.03
+    splat = build_gaussians(spec, density_scale=0.2)
+    pts = splat.means[splat.object_ids == 1].double().numpy()
+    assert abs(pts[:, 2].min() - spec.table_height) < 0.01 and abs(pts[:, 2].max() - spec.table_height - 0.1) < 0.01
+    (tmp_path / "off.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    with pytest.raises(ValueError, match="centred on its bounding box"):
+        ObjectSpec("tri", "mesh", (0.1, 0.1, 0.1), (0.0, 0.3), (1, 1, 1), mesh_path=str(tmp_path / "off.obj"))
+
+
+def _clip_for(spec, kind: str, target: str) -> tuple[np.ndarray, np.ndarray]:
+    a = make_action(spec, kind, np.random.default_rng(1), 16, target=target)
+    return a.trajectory.joints, a.trajectory.visible

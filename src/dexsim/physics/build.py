@@ -107,6 +107,7 @@ def build_mjcf(spec: SceneSpec, timestep: float = 0.002) -> str:
     ]
     parts += [_box_geom(n, c, s, col) for n, c, s, col in table_boxes(spec)]
     parts += [_box_geom(n, c, s, col) for n, c, s, col in chest_boxes(spec)]
+    assets: list[str] = []
     for o in spec.objects:
         z = spec.table_height + o.height / 2 + 0.0005
         q = (math.cos(o.yaw / 2), 0, 0, math.sin(o.yaw / 2))
@@ -114,8 +115,13 @@ def build_mjcf(spec: SceneSpec, timestep: float = 0.002) -> str:
             geom = f'type="box" size="{_f(*(s / 2 for s in o.size))}"'
         elif o.shape == "cylinder":
             geom = f'type="cylinder" size="{_f(o.size[0], o.size[2] / 2)}"'
-        else:
+        elif o.shape == "sphere":
             geom = f'type="sphere" size="{_f(o.size[0])}"'
+        else:
+            assets.append(
+                f'<mesh name={quoteattr(o.name + "_mesh")} file={quoteattr(str(o.mesh_path))} scale="{_f(*o.size)}"/>'
+            )
+            geom = f'type="mesh" mesh={quoteattr(o.name + "_mesh")}'
         parts.append(
             f'<body name={quoteattr(o.name)} pos="{_f(o.position[0], o.position[1], z)}" quat="{_f(*q)}">'
             f'<freejoint/><geom name={quoteattr(o.name + "_geom")} {geom} mass="{o.mass:.6g}" '
@@ -153,7 +159,10 @@ def build_mjcf(spec: SceneSpec, timestep: float = 0.002) -> str:
                 f'{HAND_CONTACT} rgba="0.9 0.7 0.6 1"/></body>'
             )
             welds.append(f'<weld body1="{name}" body2="{name}_target" solref="0.004 1"/>')
-    parts += ["</worldbody>", "<equality>", *welds, "</equality>", "</mujoco>"]
+    parts += ["</worldbody>", "<equality>", *welds, "</equality>"]
+    if assets:
+        parts += ["<asset>", *assets, "</asset>"]
+    parts.append("</mujoco>")
     return "\n".join(parts)
 
 
@@ -183,16 +192,16 @@ def build_gaussians(spec: SceneSpec, seed: int = 0, density_scale: float = 1.0) 
     for k, o in enumerate(spec.objects, start=1):
         z = spec.table_height + o.height / 2
         q = (math.cos(o.yaw / 2), 0.0, 0.0, math.sin(o.yaw / 2))
-        size = o.size if o.shape == "box" else (o.size[0], o.size[1], o.size[2])
         prims.append(
             Primitive(
                 o.shape,
-                size,
+                o.size,
                 (o.position[0], o.position[1], z, *q),
                 o.color,
                 object_id=k,
                 name=o.name,
                 density=150000 * s,
+                mesh_path=o.mesh_path,
             )
         )
     if spec.drawer is not None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 __all__ = ["BUILTIN_SCENES", "DrawerSpec", "ObjectSpec", "SceneSpec", "builtin_scene", "randomized_scene"]
 
-Shape = Literal["box", "cylinder", "sphere"]
+Shape = Literal["box", "cylinder", "sphere", "mesh"]
 
 
 @dataclass
@@ -23,9 +24,12 @@ class ObjectSpec:
     """A rigid object resting on the table.
 
     Args:
-        size: box: full extents (x, y, z); cylinder: (radius, radius, height); sphere: (r, r, r).
+        size: box: full extents (x, y, z); cylinder: (radius, radius, height); sphere: (r, r, r);
+            mesh: scale factors of the mesh file's coordinates.
         position: (x, y) of its centre on the table; it rests on the top.
         yaw: rotation about z, radians.
+        mesh_path: a triangle mesh (.obj or .stl) centred on its bounding box, for ``shape="mesh"``;
+            MuJoCo collides with its convex hull.
     """
 
     name: str
@@ -36,17 +40,39 @@ class ObjectSpec:
     yaw: float = 0.0
     mass: float = 0.1
     friction: float = 1.0
+    mesh_path: str | None = None
 
     def __post_init__(self) -> None:
-        if self.shape not in ("box", "cylinder", "sphere"):
-            raise ValueError(f"`shape` must be box, cylinder or sphere, got {self.shape!r}")
-        if len(self.size) != 3 or min(self.size) <= 0 or max(self.size) > 0.5:
-            raise ValueError(f"`size` of {self.name!r} must be three numbers in (0, 0.5] m, got {self.size}")
+        if self.shape not in ("box", "cylinder", "sphere", "mesh"):
+            raise ValueError(f"`shape` must be box, cylinder, sphere or mesh, got {self.shape!r}")
+        if len(self.size) != 3 or min(self.size) <= 0 or max(self.size) > (10.0 if self.shape == "mesh" else 0.5):
+            raise ValueError(f"`size` of {self.name!r} must be three positive numbers (<= 0.5 m), got {self.size}")
         if self.mass <= 0:
             raise ValueError(f"`mass` of {self.name!r} must be > 0, got {self.mass}")
+        if self.shape == "mesh":
+            lo, hi = self._mesh_bounds()
+            centre = 0.5 * (lo + hi)
+            if np.abs(centre).max() > 0.005:
+                raise ValueError(f"mesh {self.mesh_path} must be centred on its bounding box; its centre is {centre}")
+            if (hi - lo).max() > 0.5:
+                raise ValueError(f"mesh object {self.name!r} is {hi - lo} m large after scaling; keep it under 0.5 m")
+
+    def _mesh_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        import open3d as o3d
+
+        if not self.mesh_path or not Path(self.mesh_path).is_file():
+            raise FileNotFoundError(f"mesh object {self.name!r}: no such mesh file {self.mesh_path!r}")
+        mesh = o3d.io.read_triangle_mesh(str(self.mesh_path))
+        v = np.asarray(mesh.vertices) * np.asarray(self.size)
+        if len(v) == 0 or len(mesh.triangles) == 0:
+            raise ValueError(f"{self.mesh_path}: open3d read no triangles")
+        return v.min(0), v.max(0)
 
     @property
     def height(self) -> float:
+        if self.shape == "mesh":
+            lo, hi = self._mesh_bounds()
+            return float(hi[2] - lo[2])
         return self.size[2] if self.shape != "sphere" else 2 * self.size[0]
 
 
