@@ -30,6 +30,11 @@ def test_push_ground_truth(oracle: Oracle) -> None:
     first, last = (np.argwhere(clip.object_masks[t] == k).mean(0) for t in (0, -1))
     assert np.linalg.norm(first - last) > 2.0
     assert clip.sim.contacts[:, :, k - 1].any()
+    # every prompt kind, on the same hand (the skeleton drawn over the mesh's silhouette)
+    sil = {kind: v.any(-1) for kind, v in clip.prompts.items()}
+    assert set(sil) == {"mesh", "skeleton", "depth", "mask"}
+    assert np.array_equal(sil["mesh"], sil["depth"]) and np.array_equal(sil["mesh"], sil["mask"])
+    assert sil["skeleton"].sum() > 0 and (sil["skeleton"] & sil["mesh"]).sum() > 0.3 * sil["skeleton"].sum()
 
 
 def test_oracle_needs_camera_and_params(oracle: Oracle) -> None:

@@ -135,7 +135,9 @@ def build_mjcf(spec: SceneSpec, timestep: float = 0.002) -> str:
             f'<joint name="drawer_slide" type="slide" axis="0 -1 0" range="0 {d.travel:.4g}" '
             f'damping="3" armature="0.05" limited="true"/>'
         )
-        parts += [_box_geom(n, c, s, col, 'mass="0.05"') for n, c, s, col in boxes]
+        parts += [
+            _box_geom(n, c, s, col, 'mass="0.05" solref="0.002 1" solmix="10"') for n, c, s, col in boxes
+        ]  # stiff drawer: hooked fingers sink < 5 mm
         parts.append("</body>")
     welds = []
     for k, side in enumerate(("left", "right")):

@@ -17,7 +17,7 @@ import torch
 from ..geometry.camera import PinholeIntrinsics
 from ..geometry.rotations import quat_to_matrix
 from ..geometry.se3 import pose7_to_viewmat
-from ..hands.prompts import PromptKind, render_prompt
+from ..hands.prompts import PROMPT_KINDS, PromptKind, render_prompt
 from ..hands.render import pose_trajectory
 from ..hands.trajectory import HandTrajectory
 from ..scene.gaussians import GaussianScene, rgb_to_sh0
@@ -35,7 +35,8 @@ BACKGROUND = (0.05, 0.05, 0.06)
 
 @dataclass
 class OracleClip:
-    """(T, H, W, 3) uint8 videos ``static``, ``prompt``, ``interaction``; ``sim`` the physics record;
+    """(T, H, W, 3) uint8 videos ``static``, ``prompt`` (the requested kind), ``interaction``, and
+    ``prompts`` with every kind (mesh, skeleton, depth, mask); ``sim`` the physics record;
     ``object_masks`` (T, H, W) int8: the object id seen at each pixel of the interaction video
     (-1 none, -2 left hand, -3 right hand)."""
 
@@ -44,6 +45,7 @@ class OracleClip:
     interaction: np.ndarray
     object_masks: np.ndarray
     sim: SimResult
+    prompts: dict[str, np.ndarray]
 
 
 def _motions(res: SimResult, n_objects: int, has_drawer: bool) -> torch.Tensor:
@@ -93,8 +95,13 @@ class Oracle:
         joints = torch.from_numpy(traj.joints.astype(np.float64))
         visible = torch.from_numpy(traj.visible)
         fixed = render(self.background, vms, K, w, h)
-        prompt = render_prompt(prompt_kind, vms.double(), self.K, w, h, joints, visible, verts.double(), faces,
-                               scene_depth=fixed.depth.numpy())  # fmt: skip
+        prompts = {
+            kind: render_prompt(kind, vms.double(), self.K, w, h, joints, visible, verts.double(), faces,  # type: ignore[arg-type]
+                                scene_depth=fixed.depth.numpy()).rgb
+            for kind in PROMPT_KINDS
+        }  # fmt: skip
+        if prompt_kind not in prompts:
+            raise ValueError(f"`prompt_kind` must be one of {PROMPT_KINDS}, got {prompt_kind!r}")
         skin = render_prompt("mesh", vms.double(), self.K, w, h, joints, visible, verts.double(), faces,
                              scene_depth=moved.depth.numpy(), mesh_colors=SKIN_RGB)  # fmt: skip
         hand = skin.mask.any(1)
@@ -103,7 +110,7 @@ class Oracle:
         masks = self._object_masks(motions, vms, K)
         masks[skin.mask[:, 0]] = -2
         masks[skin.mask[:, 1]] = -3
-        return OracleClip(static.rgb_uint8().numpy(), prompt.rgb, interaction, masks, res)
+        return OracleClip(static.rgb_uint8().numpy(), prompts[prompt_kind], interaction, masks, res, prompts)
 
     def _object_masks(self, motions: torch.Tensor, vms: torch.Tensor, K: torch.Tensor) -> np.ndarray:
         """Which object dominates each pixel: render each object's opacity with its id as colour."""
