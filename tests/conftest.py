@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
+
+# CI runs the property tests with a fixed seed (reproducible verdicts); locally they explore anew each run
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 SHARED_DATA = Path(os.environ.get("DEXSIM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

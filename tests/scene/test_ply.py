@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import struct
 import warnings
 from pathlib import Path
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 from dexsim.scene import GaussianScene, PlyError, read_ply, read_scene, read_splat, write_ply
 
 from .test_render import random_scene
+
+FUZZ_EXAMPLES = int(os.environ.get("DEXSIM_FUZZ_EXAMPLES", "150"))
 
 
 def assert_bit_exact(a: GaussianScene, b: GaussianScene) -> None:
@@ -156,7 +159,7 @@ def test_splat_format(tmp_path: Path) -> None:
         read_scene(tmp_path / "bad.splat")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_parser_fuzz_never_crashes_or_passes_garbage(tmp_path: Path, data: st.DataObject) -> None:
     """Random corruptions of a valid file either read as a well-formed scene or raise PlyError."""

@@ -80,6 +80,8 @@ def _parse_header(path: Path) -> tuple[str, list[_Element], int]:
                 raise PlyError(f"{path}: element '{parts[1]}' declares an absurd count {count}")
             elements.append(_Element(parts[1], count, [], False))
         elif parts[0] == "property":
+            if len(parts) < 2:
+                raise PlyError(f"{path}: line {lineno}: malformed property line {raw!r}")
             if not elements:
                 raise PlyError(f"{path}: line {lineno}: property before any element")
             if parts[1] == "list":
