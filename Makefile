@@ -25,8 +25,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
 
+GARDEN ?= ../shared/data/gsplat_garden/test_garden.npz
 bench: sysdeps $(STAMP)
-	$(VENV)/bin/dexsim bench render --json $(OUT)/bench_render.json
+	@if [ -f $(GARDEN) ]; then $(VENV)/bin/dexsim bench render --points $(GARDEN) --width 256 --height 256 \
+		--json $(OUT)/bench_render.json; else echo "no $(GARDEN): set GARDEN=path/to/test_garden.npz"; fi
+	$(VENV)/bin/dexsim bench prompts --width 720 --height 480 --json $(OUT)/bench_prompts.json
+	$(VENV)/bin/dexsim datagen --out $(OUT)/bench_datagen --clips 30 --workers 2 --json $(OUT)/bench_datagen.json
 
 install: sysdeps $(STAMP)
 
