@@ -30,6 +30,7 @@ bench: sysdeps $(STAMP)
 	@if [ -f $(GARDEN) ]; then $(VENV)/bin/dexsim bench render --points $(GARDEN) --width 256 --height 256 \
 		--json $(OUT)/bench_render.json; else echo "no $(GARDEN): set GARDEN=path/to/test_garden.npz"; fi
 	$(VENV)/bin/dexsim bench prompts --width 720 --height 480 --json $(OUT)/bench_prompts.json
+	rm -rf $(OUT)/bench_datagen
 	$(VENV)/bin/dexsim datagen --out $(OUT)/bench_datagen --clips 30 --workers 2 --json $(OUT)/bench_datagen.json
 
 install: sysdeps $(STAMP)
