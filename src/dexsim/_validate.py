@@ -7,8 +7,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-ArrayLike = "torch.Tensor | np.ndarray | Sequence[float]"
-
 
 def as_tensor(
     name: str, value: object, dtype: torch.dtype | None = None, device: torch.device | str | None = None

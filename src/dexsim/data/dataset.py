@@ -162,10 +162,6 @@ def check_dataset(root: str | os.PathLike[str]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def read_meta(root: str | os.PathLike[str], clip_id: str) -> dict[str, Any]:
-    return json.loads((Path(root) / "meta" / f"{clip_id}.json").read_text())
-
-
 @dataclass
 class Clip:
     """One clip as read back: videos (T, H, W, 3) uint8, the text, and dexsim's parts when present

@@ -27,6 +27,8 @@ __all__ = [
     "DWM_RIGHT_RGB",
     "PROMPT_KINDS",
     "HandPrompt",
+    "depth_picture",
+    "mask_picture",
     "render_prompt",
     "vertex_normals",
 ]
@@ -52,6 +54,25 @@ class HandPrompt:
     rgb: np.ndarray
     depth: np.ndarray
     mask: np.ndarray
+
+
+def mask_picture(mask: np.ndarray) -> np.ndarray:
+    """The ``mask`` prompt (T, H, W, 3) uint8 of per-hand masks (T, 2, H, W): left green, right red."""
+    rgb = np.zeros((*mask.shape[:1], *mask.shape[2:], 3), np.uint8)
+    for h in range(2):
+        rgb[mask[:, h]] = MASK_RGB[h]
+    return rgb
+
+
+def depth_picture(depth: np.ndarray, depth_range: tuple[float, float] = (0.1, 1.5)) -> np.ndarray:
+    """The ``depth`` prompt (T, H, W, 3) uint8 of hand depth (T, H, W) in metres (0 = no hand):
+    ``depth_range`` mapped to 255..1, near = bright."""
+    near, far = depth_range
+    hit = depth > 0
+    g = np.clip((far - depth) / (far - near), 0.0, 1.0) * 254 + 1
+    rgb = np.zeros((*depth.shape, 3), np.uint8)
+    rgb[hit] = g[hit, None].astype(np.uint8)
+    return rgb
 
 
 def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -185,12 +206,9 @@ def render_prompt(
     mask = np.stack((hit & (label == 0), hit & (label == 1)), axis=1)
     depth = np.where(hit, depth, 0.0).astype(np.float32)
     if kind == "mask":
-        for h in range(2):
-            rgb[mask[:, h]] = MASK_RGB[h]
+        rgb = mask_picture(mask)
     elif kind == "depth":
-        near, far = depth_range
-        g = np.clip((far - depth) / (far - near), 0.0, 1.0) * 254 + 1
-        rgb[hit] = g[hit, None].astype(np.uint8)
+        rgb = depth_picture(depth, depth_range)
     else:
         # headlight shading |n . ray|, with the ray through each hand pixel
         f_idx, ys, xs = np.nonzero(hit)

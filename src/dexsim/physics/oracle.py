@@ -17,7 +17,7 @@ import torch
 from ..geometry.camera import PinholeIntrinsics
 from ..geometry.rotations import quat_to_matrix
 from ..geometry.se3 import pose7_to_viewmat
-from ..hands.prompts import PROMPT_KINDS, PromptKind, render_prompt
+from ..hands.prompts import PROMPT_KINDS, PromptKind, depth_picture, mask_picture, render_prompt
 from ..hands.render import pose_trajectory
 from ..hands.trajectory import HandTrajectory
 from ..scene.gaussians import GaussianScene, rgb_to_sh0
@@ -95,13 +95,15 @@ class Oracle:
         joints = torch.from_numpy(traj.joints.astype(np.float64))
         visible = torch.from_numpy(traj.visible)
         fixed = render(self.background, vms, K, w, h)
-        prompts = {
-            kind: render_prompt(kind, vms.double(), self.K, w, h, joints, visible, verts.double(), faces,  # type: ignore[arg-type]
-                                scene_depth=fixed.depth.numpy()).rgb
-            for kind in PROMPT_KINDS
-        }  # fmt: skip
-        if prompt_kind not in prompts:
+        if prompt_kind not in PROMPT_KINDS:
             raise ValueError(f"`prompt_kind` must be one of {PROMPT_KINDS}, got {prompt_kind!r}")
+        # one mesh rasterisation gives the mesh, depth and mask prompts
+        mesh = render_prompt("mesh", vms.double(), self.K, w, h, joints, visible, verts.double(), faces,
+                             scene_depth=fixed.depth.numpy())  # fmt: skip
+        skeleton = render_prompt("skeleton", vms.double(), self.K, w, h, joints, visible,
+                                 scene_depth=fixed.depth.numpy())  # fmt: skip
+        prompts = {"mesh": mesh.rgb, "skeleton": skeleton.rgb, "depth": depth_picture(mesh.depth),
+                   "mask": mask_picture(mesh.mask)}  # fmt: skip
         skin = render_prompt("mesh", vms.double(), self.K, w, h, joints, visible, verts.double(), faces,
                              scene_depth=moved.depth.numpy(), mesh_colors=SKIN_RGB)  # fmt: skip
         hand = skin.mask.any(1)

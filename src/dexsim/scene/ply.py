@@ -8,7 +8,6 @@ name, never by position. Binary files are memory-mapped, so large scenes do not 
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import warnings
@@ -22,8 +21,6 @@ from .._io import atomic_path
 from .gaussians import SH_C0, GaussianScene
 
 __all__ = ["PlyError", "read_ply", "read_scene", "read_splat", "write_ply"]
-
-log = logging.getLogger(__name__)
 
 _PLY_TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
