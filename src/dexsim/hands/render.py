@@ -21,7 +21,7 @@ __all__ = ["fit_trajectory", "pose_trajectory", "render_trajectory", "trajectory
 SIDES = ("left", "right")
 
 
-def fit_trajectory(traj: HandTrajectory, fit_shape: bool = True, progress: bool = False) -> tuple[HandTrajectory, dict]:
+def fit_trajectory(traj: HandTrajectory, fit_shape: bool = True) -> tuple[HandTrajectory, dict]:
     """Fill ``params`` (and ``betas``) by IK on each hand's visible frames (valid joints only).
 
     Returns the new trajectory and a summary with the per-hand median joint error (metres).
