@@ -9,7 +9,7 @@ shaded hands composited by depth.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -48,6 +48,18 @@ class OracleClip:
     prompts: dict[str, np.ndarray]
 
 
+def _slice_result(res: SimResult, start: int) -> SimResult:
+    """Frames ``start:`` of a simulation, keeping frame 0's object poses as the rest reference."""
+    n = res.object_poses.shape[0]
+    out = SimResult(**{f.name: getattr(res, f.name) for f in fields(res)})
+    for f in fields(res):
+        v = getattr(res, f.name)
+        if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n:
+            keep = (v[:1], v[start:]) if f.name in ("object_poses", "drawer") else (v[start:],)
+            setattr(out, f.name, np.concatenate(keep))
+    return out
+
+
 def _motions(res: SimResult, n_objects: int, has_drawer: bool) -> torch.Tensor:
     """Per-frame rigid motions (T, K, 4, 4) from the rest placement (frame 0) to frame t."""
     n = res.object_poses.shape[0]
@@ -78,18 +90,30 @@ class Oracle:
         self.background = self.scene.subset(self.scene.object_ids == 0)
         self.sim = Simulator(spec, fps=fps)
 
-    def run(self, traj: HandTrajectory, prompt_kind: PromptKind = "mesh") -> OracleClip:
+    def run(self, traj: HandTrajectory, prompt_kind: PromptKind = "mesh", start: int = 0) -> OracleClip:
+        """Simulate the whole trajectory; render frames ``start:`` (earlier frames are the history
+        that brought the objects where they are, as in a long rollout chunk by chunk)."""
+        if not 0 <= start < traj.num_frames:
+            raise ValueError(f"`start` must lie in [0, {traj.num_frames}), got {start}")
         if traj.camera is None:
             raise ValueError("the oracle needs a trajectory with a `camera` path")
         if traj.params is None:
             raise ValueError("the oracle needs hand `params` (fit them with dexsim.hands.render.fit_trajectory)")
         res = self.sim.run(traj.joints, traj.visible)
+        if start:
+            traj = traj.slice(start, traj.num_frames)
+            res = _slice_result(res, start)
         vms = pose7_to_viewmat(torch.from_numpy(traj.camera.astype(np.float64))).float()
         K = self.K.float()
         w, h = self.width, self.height
         motions = _motions(res, len(self.spec.objects), self.spec.drawer is not None).float()
+        rest = motions[:1]
+        if start:  # frame 0 of the sliced record is the episode's start, kept as the rest reference
+            motions = motions[1:]
+            res = SimResult(**{f.name: (getattr(res, f.name)[1:] if f.name in ("object_poses", "drawer")
+                                        and len(getattr(res, f.name)) else getattr(res, f.name)) for f in fields(res)})
         # the static video shows the scene as it is at the start (an open drawer stays open)
-        static = render(self.scene, vms, K, w, h, background=BACKGROUND, object_poses=motions[:1].expand_as(motions))
+        static = render(self.scene, vms, K, w, h, background=BACKGROUND, object_poses=rest.expand_as(motions))
         moved = render(self.scene, vms, K, w, h, background=BACKGROUND, object_poses=motions)
         verts, faces = pose_trajectory(traj)
         joints = torch.from_numpy(traj.joints.astype(np.float64))

@@ -1,0 +1,17 @@
+"""World models: the ``WorldModel`` protocol, ``DexWorldPipeline`` (diffusers), backbones (the compact
+CPU default, the CogVideoX-Fun-InP layout with DWM's condition channels), LoRA, the physics oracle."""
+
+from .models import COMPACT_CONFIGS, DiffusionWorldModel, OracleWorldModel, compact_pipeline, load
+from .protocol import WorldModel
+from .rollout import iter_rollout, rollout
+
+__all__ = [
+    "COMPACT_CONFIGS",
+    "DiffusionWorldModel",
+    "OracleWorldModel",
+    "WorldModel",
+    "compact_pipeline",
+    "iter_rollout",
+    "load",
+    "rollout",
+]

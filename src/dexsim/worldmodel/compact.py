@@ -1,0 +1,166 @@
+"""The compact CPU backbone: a small spatio-temporal U-Net over pixels folded into channels.
+
+Space-to-depth (factor ``fold``) turns each frame into a (C * fold^2, H / fold, W / fold) grid; a
+3-level U-Net with per-frame 3x3 convolutions, temporal 1D convolutions and joint space-time
+self-attention at the coarsest level denoises every frame of the window at once. The pipeline
+concatenates on channels what DWM concatenates: noisy sample | inpainting mask | known video
+(static with the context frames pasted in) | hand prompt. No VAE: the latent space is the pixel
+space, so the static video passes through bit-exact when the model predicts the residual.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_outputs import Transformer2DModelOutput
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+__all__ = ["CompactVideoDenoiser"]
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """(B,) timesteps -> (B, dim) sinusoidal features."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat((args.cos(), args.sin()), dim=-1)
+
+
+class ResBlock(nn.Module):
+    """Per-frame 3x3 residual block with FiLM from the timestep and a zero-initialised temporal conv."""
+
+    def __init__(self, cin: int, cout: int, emb_dim: int) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(8, cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.film = nn.Linear(emb_dim, 2 * cout)
+        self.norm2 = nn.GroupNorm(8, cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.temporal = nn.Conv1d(cout, cout, 3, padding=1)
+        nn.init.zeros_(self.temporal.weight)
+        nn.init.zeros_(self.temporal.bias)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, frames: int) -> torch.Tensor:
+        """x (B*T, C, h, w), emb (B*T, E) -> (B*T, Cout, h, w)."""
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.film(emb)[..., None, None].chunk(2, dim=1)
+        h = self.conv2(F.silu(self.norm2(h) * (1 + scale) + shift))
+        h = h + self.skip(x)
+        bt, c, hh, ww = h.shape
+        seq = h.view(bt // frames, frames, c, hh * ww).permute(0, 3, 2, 1).reshape(-1, c, frames)
+        mix = self.temporal(F.silu(seq)).view(bt // frames, hh * ww, c, frames).permute(0, 3, 2, 1)
+        return h + mix.reshape(bt, c, hh, ww)
+
+
+class SpaceTimeAttention(nn.Module):
+    """Self-attention over all (frame, y, x) tokens of one video, with learned space/time positions."""
+
+    def __init__(self, dim: int, heads: int, max_frames: int = 64, max_side: int = 64) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(8, dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.pos_t = nn.Parameter(torch.zeros(max_frames, dim))
+        self.pos_s = nn.Parameter(torch.randn(max_side * max_side, dim) * 0.02)
+        self.max_side = max_side
+
+    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        bt, c, h, w = x.shape
+        if frames > self.pos_t.shape[0] or max(h, w) > self.max_side:
+            raise ValueError(f"attention supports up to {self.pos_t.shape[0]} frames of {self.max_side}^2 tokens")
+        tok = self.norm(x).view(bt // frames, frames, c, h * w).permute(0, 1, 3, 2)  # B, T, hw, C
+        pos_s = self.pos_s.view(self.max_side, self.max_side, c)[:h, :w].reshape(h * w, c)
+        tok = (tok + self.pos_t[:frames, None] + pos_s[None]).reshape(bt // frames, frames * h * w, c)
+        q, k, v = self.qkv(tok).view(tok.shape[0], tok.shape[1], 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        att = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(tok.shape)
+        att = self.out(att).view(bt // frames, frames, h * w, c).permute(0, 1, 3, 2).reshape(bt, c, h, w)
+        return x + att
+
+
+class CompactVideoDenoiser(ModelMixin, ConfigMixin):
+    """A diffusers model: ``hidden_states`` (B, T, in_channels, H, W) + ``timestep`` (B,) -> (B, T, out_channels, H, W).
+
+    ``in_channels`` = noisy (3) + mask (1) + known video (3) + hand prompt (3). H and W must be
+    multiples of ``fold * 4``. Frames per window are free (temporal convolutions; attention
+    positions up to 64 frames).
+    """
+
+    _supports_gradient_checkpointing = True
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 10,
+        out_channels: int = 3,
+        fold: int = 4,
+        block_channels: tuple[int, int, int] = (64, 128, 192),
+        mid_blocks: int = 2,
+        attention_head_dim: int = 32,
+        sample_size: int = 128,
+        sample_frames: int = 9,
+        residual_to_static: bool = True,
+    ) -> None:
+        super().__init__()
+        c0, c1, c2 = block_channels
+        emb = 4 * c0
+        self.time_mlp = nn.Sequential(nn.Linear(c0, emb), nn.SiLU(), nn.Linear(emb, emb))
+        self.stem = nn.Conv2d(in_channels * fold * fold, c0, 1)
+        self.enc0 = ResBlock(c0, c0, emb)
+        self.down0 = nn.Conv2d(c0, c1, 3, stride=2, padding=1)
+        self.enc1 = ResBlock(c1, c1, emb)
+        self.down1 = nn.Conv2d(c1, c2, 3, stride=2, padding=1)
+        self.mid = nn.ModuleList(ResBlock(c2, c2, emb) for _ in range(mid_blocks))
+        self.attn = nn.ModuleList(SpaceTimeAttention(c2, max(1, c2 // attention_head_dim)) for _ in range(mid_blocks))
+        self.up1 = nn.Conv2d(c2, c1, 3, padding=1)
+        self.dec1 = ResBlock(2 * c1, c1, emb)
+        self.up0 = nn.Conv2d(c1, c0, 3, padding=1)
+        self.dec0 = ResBlock(2 * c0, c0, emb)
+        self.norm_out = nn.GroupNorm(8, c0)
+        self.head = nn.Conv2d(c0, out_channels * fold * fold, 3, padding=1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.gradient_checkpointing = False
+
+    def _run(self, block: nn.Module, *args: object) -> torch.Tensor:
+        if self.gradient_checkpointing and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        timestep: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        return_dict: bool = True,
+    ) -> Transformer2DModelOutput | tuple[torch.Tensor]:
+        b, t, c, h, w = hidden_states.shape
+        f = self.config.fold
+        if c != self.config.in_channels:
+            raise ValueError(f"expected {self.config.in_channels} input channels, got {c}")
+        if h % (4 * f) or w % (4 * f):
+            raise ValueError(f"height and width must be multiples of {4 * f}, got {h}x{w}")
+        timestep = torch.as_tensor(timestep, device=hidden_states.device).reshape(-1).expand(b)
+        emb = self.time_mlp(timestep_embedding(timestep, self.config.block_channels[0]).to(hidden_states.dtype))
+        emb = emb.repeat_interleave(t, dim=0)
+        x = F.pixel_unshuffle(hidden_states.reshape(b * t, c, h, w), f)
+        x0 = self._run(self.enc0, self.stem(x), emb, t)
+        x1 = self._run(self.enc1, self.down0(x0), emb, t)
+        x2 = self.down1(x1)
+        for block, attn in zip(self.mid, self.attn, strict=True):
+            x2 = self._run(block, x2, emb, t)
+            x2 = self._run(attn, x2, t)
+        u1 = self.up1(F.interpolate(x2, scale_factor=2.0, mode="nearest"))
+        u1 = self._run(self.dec1, torch.cat((u1, x1), dim=1), emb, t)
+        u0 = self.up0(F.interpolate(u1, scale_factor=2.0, mode="nearest"))
+        u0 = self._run(self.dec0, torch.cat((u0, x0), dim=1), emb, t)
+        out = F.pixel_shuffle(self.head(F.silu(self.norm_out(u0))), f)
+        out = out.view(b, t, -1, h, w)
+        return Transformer2DModelOutput(sample=out) if return_dict else (out,)

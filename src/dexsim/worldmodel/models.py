@@ -1,0 +1,160 @@
+"""World models behind the protocol: diffusion pipelines, the physics oracle; ``load`` by name."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "COMPACT_CONFIGS",
+    "DiffusionWorldModel",
+    "OracleWorldModel",
+    "compact_pipeline",
+    "compact_scheduler",
+    "default_model_dir",
+    "load",
+]
+
+#: named sizes of the compact backbone (``compact`` is the shipped default's)
+COMPACT_CONFIGS: dict[str, dict[str, Any]] = {
+    "compact": {"block_channels": (64, 128, 192), "mid_blocks": 2, "fold": 4},
+    "compact-small": {"block_channels": (32, 64, 128), "mid_blocks": 1, "fold": 4},
+    "tiny": {"block_channels": (16, 16, 16), "mid_blocks": 1, "fold": 2, "attention_head_dim": 8},
+}
+
+
+def compact_scheduler() -> Any:
+    """DDIM, v-prediction, zero terminal SNR, trailing spacing: sound with 2-8 steps."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                         prediction_type="v_prediction", rescale_betas_zero_snr=True, timestep_spacing="trailing",
+                         clip_sample=False, set_alpha_to_one=True)  # fmt: skip
+
+
+def compact_pipeline(config: str = "compact", seed: int = 0, **overrides: Any) -> Any:
+    """A fresh (random) compact pipeline: :class:`CompactVideoDenoiser` in pixel space, no VAE."""
+    from .compact import CompactVideoDenoiser
+    from .pipeline import DexWorldPipeline
+
+    if config not in COMPACT_CONFIGS:
+        raise ValueError(f"unknown compact config {config!r}; choose one of {sorted(COMPACT_CONFIGS)}")
+    torch.manual_seed(seed)
+    denoiser = CompactVideoDenoiser(**(COMPACT_CONFIGS[config] | overrides))
+    return DexWorldPipeline(transformer=denoiser, scheduler=compact_scheduler())
+
+
+class DiffusionWorldModel:
+    """A :class:`DexWorldPipeline` behind the :class:`WorldModel` protocol."""
+
+    def __init__(self, pipeline: Any, width: int = 128, height: int = 128, window: int = 9, context_frames: int = 1,
+                 fps: float = 8.0, num_steps: int = 4, device: str | torch.device = "cpu",
+                 name: str = "diffusion") -> None:  # fmt: skip
+        self.pipeline = pipeline.to(device)
+        self.width, self.height, self.window, self.context_frames, self.fps = width, height, window, context_frames, fps
+        self.num_steps, self.device, self.name = num_steps, torch.device(device), name
+
+    def generate(self, static: np.ndarray, prompt: np.ndarray, context: np.ndarray | None = None,
+                 text: str | list[str] | None = None, generator: torch.Generator | None = None,
+                 num_steps: int | None = None, hands: list[Any] | None = None) -> np.ndarray:  # fmt: skip
+        static, prompt = np.asarray(static), np.asarray(prompt)
+        if prompt.ndim == 4:
+            prompt = prompt[None]
+        if static.ndim == 4:
+            static = static[None]
+        if prompt.shape[2:4] != (self.height, self.width):
+            raise ValueError(f"this world model works at {self.width}x{self.height}, got {prompt.shape[3]}x"
+                             f"{prompt.shape[2]} frames (resize first)")  # fmt: skip
+        out = self.pipeline(static, prompt, context=context, text=text, generator=generator,
+                            num_inference_steps=num_steps or self.num_steps, output_type="uint8")  # fmt: skip
+        return out.frames
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> DiffusionWorldModel:
+        """Load a saved pipeline folder (``save_pretrained`` layout + ``dexsim_world_model.json``)."""
+        import json
+
+        from .pipeline import DexWorldPipeline
+
+        path = Path(path)
+        if not (path / "model_index.json").is_file():
+            raise FileNotFoundError(f"{path} is not a saved DexWorldPipeline (no model_index.json)")
+        pipe = DexWorldPipeline.from_pretrained(path)
+        meta_path = path / "dexsim_world_model.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        keys = ("width", "height", "window", "context_frames", "fps", "num_steps")
+        return cls(pipe, device=device, name=str(path), **{k: meta[k] for k in keys if k in meta})
+
+    def save_pretrained(self, path: str | os.PathLike[str]) -> Path:
+        from .._io import write_json
+
+        path = Path(path)
+        self.pipeline.save_pretrained(path, safe_serialization=True)
+        write_json(path / "dexsim_world_model.json", {"width": self.width, "height": self.height,
+                   "window": self.window, "context_frames": self.context_frames, "fps": self.fps,
+                   "num_steps": self.num_steps})  # fmt: skip
+        return path
+
+
+class OracleWorldModel:
+    """The physics oracle behind the protocol (built-in scenes only): ``hands`` is required.
+
+    Each call re-simulates the episode's whole trajectory (MuJoCo is cheap) and renders the last
+    T frames, so a chunked rollout equals a single simulation of the whole episode.
+    """
+
+    def __init__(self, scene: str = "tabletop", width: int = 128, height: int = 128, window: int = 9,
+                 context_frames: int = 1, fps: float = 8.0, fov_y: float = 60.0, density_scale: float = 0.35,
+                 spec: Any = None) -> None:  # fmt: skip
+        from ..physics.oracle import Oracle
+        from ..physics.spec import builtin_scene
+
+        self.spec = spec if spec is not None else builtin_scene(scene)
+        self.oracle = Oracle(self.spec, width, height, fov_y=fov_y, fps=fps, density_scale=density_scale)
+        self.width, self.height, self.window, self.context_frames, self.fps = width, height, window, context_frames, fps
+        self.name = "oracle"
+
+    def generate(self, static: np.ndarray, prompt: np.ndarray, context: np.ndarray | None = None,
+                 text: str | list[str] | None = None, generator: torch.Generator | None = None,
+                 num_steps: int | None = None, hands: list[Any] | None = None) -> np.ndarray:  # fmt: skip
+        prompt = np.asarray(prompt)
+        prompt = prompt[None] if prompt.ndim == 4 else prompt
+        b, t = prompt.shape[:2]
+        if hands is None or len(hands) != b:
+            raise ValueError(f"the oracle world model needs `hands`: one HandTrajectory per batch item ({b}), "
+                             f"covering the episode up to the window's last frame; got {None if hands is None else len(hands)}")  # fmt: skip
+        out = np.empty((b, t, self.height, self.width, 3), np.uint8)
+        for i, traj in enumerate(hands):
+            if traj.num_frames < t:
+                raise ValueError(f"hands[{i}] has {traj.num_frames} frames, fewer than the window's {t}")
+            out[i] = self.oracle.run(traj, start=traj.num_frames - t).interaction
+        if context is not None:
+            context = np.asarray(context)
+            out[:, : context.shape[1]] = context
+        return out
+
+
+def default_model_dir() -> Path:
+    """The shipped default model's folder inside the package."""
+    return Path(__file__).parent / "weights" / "default"
+
+
+def load(name: str | os.PathLike[str] = "default", device: str | torch.device = "cpu", **kwargs: Any) -> Any:
+    """A world model by name: ``"default"`` (shipped, trained by dexsim), ``"oracle"`` (physics, built-in
+    scenes; ``scene=`` picks one) or a path to a saved pipeline folder (a ``dexsim train`` output)."""
+    if str(name) == "oracle":
+        return OracleWorldModel(**kwargs)
+    if str(name) == "default":
+        d = default_model_dir()
+        if not (d / "model_index.json").is_file():
+            raise FileNotFoundError(f"the default world model is missing from this install ({d}); "
+                                    "reinstall dexsim or pass a path to a trained model")  # fmt: skip
+        return DiffusionWorldModel.from_pretrained(d, device=device)
+    path = Path(name)
+    if not path.exists():
+        raise FileNotFoundError(f"world model {str(name)!r}: not 'default', 'oracle', nor an existing folder")
+    return DiffusionWorldModel.from_pretrained(path, device=device)

@@ -1,0 +1,294 @@
+"""``DexWorldPipeline``: hand-conditioned video diffusion in the DWM formulation.
+
+Inputs per window of T frames: the static-scene video and the hand-prompt video along one camera
+path, optionally the first C frames already known (the last frames generated so far, for
+autoregressive continuation) and a text. The VAE (when there is one) encodes the videos; the
+denoiser sees, concatenated on channels (DWM / CogVideoX-Fun-InP):
+
+    noisy latents | inpainting mask (1 = generate, 0 = known) | known video latents | hand latents
+
+where the known video is the static video with the context frames pasted in. With
+``residual_to_static`` (the compact default) the diffusion variable is ``z(video) - z(static)``,
+so the model learns only the residual dynamics and an untouched static scene passes through.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.utils import BaseOutput
+from tqdm.auto import tqdm
+
+__all__ = ["Conditions", "DexWorldPipeline", "DexWorldPipelineOutput", "to_model_video"]
+
+
+@dataclass
+class DexWorldPipelineOutput(BaseOutput):
+    """``frames``: (B, T, H, W, 3) uint8 numpy (``output_type="uint8"``), float in [0, 1]
+    (``"np"``) or a (B, T, 3, H, W) tensor in [-1, 1] (``"pt"``)."""
+
+    frames: np.ndarray | torch.Tensor
+
+
+@dataclass
+class Conditions:
+    """Encoded conditions of one batch: ``z_static`` (B, F, Cz, h, w) for the residual,
+    ``cond`` (B, F, 1 + 2 * Cz, h, w) = mask | known | hand, ``known`` (B, T) bool per frame."""
+
+    z_static: torch.Tensor
+    cond: torch.Tensor
+    known: torch.Tensor
+
+
+def to_model_video(
+    video: np.ndarray | torch.Tensor, name: str, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """(B, T, H, W, 3) uint8 or float in [0, 1] -> (B, T, 3, H, W) in [-1, 1]."""
+    x = torch.as_tensor(np.ascontiguousarray(video) if isinstance(video, np.ndarray) else video)
+    if x.ndim == 4:
+        x = x[None]
+    if x.ndim != 5 or x.shape[-1] != 3:
+        raise ValueError(f"`{name}` must be (B, T, H, W, 3) or (T, H, W, 3), got shape {tuple(x.shape)}")
+    if x.dtype == torch.uint8:
+        x = x.to(device=device, dtype=torch.float32) / 127.5 - 1.0
+    else:
+        x = x.to(device=device, dtype=torch.float32)
+        if not torch.isfinite(x).all():
+            raise ValueError(f"`{name}` has non-finite values")
+        if x.min() < -1e-3 or x.max() > 1.0 + 1e-3:
+            raise ValueError(f"float `{name}` must lie in [0, 1], got [{x.min():.3f}, {x.max():.3f}]")
+        x = x * 2.0 - 1.0
+    return x.permute(0, 1, 4, 2, 3).to(dtype)
+
+
+class DexWorldPipeline(DiffusionPipeline):
+    """Static video + hand-prompt video (+ context frames, + text) -> interaction video.
+
+    Modules: ``transformer`` (a :class:`~dexsim.worldmodel.compact.CompactVideoDenoiser` or a
+    CogVideoX transformer with DWM's condition channels), ``scheduler`` (any diffusers scheduler
+    with ``set_timesteps`` / ``step``; few-step DDIM by default), optional ``vae``
+    (``AutoencoderKLCogVideoX``; none = pixel space), optional ``text_encoder`` + ``tokenizer`` (T5).
+    """
+
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
+    _optional_components = ["vae", "text_encoder", "tokenizer"]
+
+    def __init__(self, transformer: Any, scheduler: Any, vae: Any = None, text_encoder: Any = None,
+                 tokenizer: Any = None) -> None:  # fmt: skip
+        super().__init__()
+        self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae, text_encoder=text_encoder,
+                              tokenizer=tokenizer)  # fmt: skip
+
+    # ----------------------------------------------------------------- geometry of the latent space
+    @property
+    def temporal_compression(self) -> int:
+        return int(self.vae.config.temporal_compression_ratio) if self.vae is not None else 1
+
+    @property
+    def spatial_compression(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1) if self.vae is not None else 1
+
+    @property
+    def size_multiple(self) -> int:
+        """Height and width must be multiples of this."""
+        cfg = self.transformer.config
+        per_latent = cfg.fold * 4 if hasattr(cfg, "fold") else cfg.patch_size
+        return self.spatial_compression * per_latent
+
+    @property
+    def residual_to_static(self) -> bool:
+        return bool(getattr(self.transformer.config, "residual_to_static", False))
+
+    @property
+    def uses_text(self) -> bool:
+        return hasattr(self.transformer.config, "text_embed_dim")
+
+    def padded_frames(self, frames: int) -> int:
+        """The smallest frame count >= ``frames`` that the VAE accepts (1 + k * compression)."""
+        r = self.temporal_compression
+        return frames if r == 1 else 1 + r * max(1, -(-(frames - 1) // r))
+
+    # ----------------------------------------------------------------------------- VAE helpers
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W) in [-1, 1] -> latents (B, F, Cz, h, w) (the mode, scaled)."""
+        if self.vae is None:
+            return x
+        z = self.vae.encode(x.permute(0, 2, 1, 3, 4).to(self.vae.dtype)).latent_dist.mode()
+        return (z * self.vae.config.scaling_factor).permute(0, 2, 1, 3, 4)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (B, F, Cz, h, w) -> (B, T, 3, H, W) in [-1, 1]."""
+        if self.vae is None:
+            return z.clamp(-1.0, 1.0)
+        x = self.vae.decode(z.permute(0, 2, 1, 3, 4).to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+        return x.permute(0, 2, 1, 3, 4).clamp(-1.0, 1.0)
+
+    def latent_frame_mask(self, known: torch.Tensor) -> torch.Tensor:
+        """(B, T) known frames -> (B, F) float: 1 where a latent frame has anything to generate."""
+        gen = (~known).float()
+        r = self.temporal_compression
+        if r == 1:
+            return gen
+        first, rest = gen[:, :1], gen[:, 1:]
+        return torch.cat((first, rest.reshape(gen.shape[0], -1, r).amax(-1)), dim=1)
+
+    # ------------------------------------------------------------------------------ conditions
+    def _pad_time(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.padded_frames(x.shape[1])
+        return x if t == x.shape[1] else torch.cat((x, x[:, -1:].expand(-1, t - x.shape[1], -1, -1, -1)), 1)
+
+    def prepare_conditions(self, static: torch.Tensor, prompt: torch.Tensor, context: torch.Tensor | None = None,
+                           z_static: torch.Tensor | None = None) -> Conditions:  # fmt: skip
+        """Model-space videos (B|1, T, 3, H, W), context (B, C, 3, H, W) -> encoded :class:`Conditions`.
+
+        A static batch of one is encoded once and shared by every batch item (candidate actions
+        of one scene); ``z_static`` skips even that (a cache from an earlier call).
+        """
+        b, t = prompt.shape[:2]
+        if static.shape[0] not in (1, b):
+            raise ValueError(f"`static` batch must be 1 or {b}, got {static.shape[0]}")
+        if z_static is None:
+            z_static = self.encode(self._pad_time(static))
+        z_static = z_static.expand(b, *z_static.shape[1:]) if z_static.shape[0] == 1 else z_static
+        z_prompt = self.encode(self._pad_time(prompt))
+        known = torch.zeros(b, self.padded_frames(t), dtype=torch.bool, device=prompt.device)
+        if context is not None and context.shape[1] > 0:
+            c = context.shape[1]
+            if c >= t:
+                raise ValueError(f"context ({c} frames) must be shorter than the window ({t} frames)")
+            known[:, :c] = True
+            known_video = torch.cat((context.expand(b, -1, -1, -1, -1), static.expand(b, -1, -1, -1, -1)[:, c:]), 1)
+            z_known = self.encode(self._pad_time(known_video))
+        else:
+            z_known = z_static
+        mask = self.latent_frame_mask(known)[:, :, None, None, None].expand(-1, -1, 1, *z_static.shape[-2:])
+        cond = torch.cat((mask.to(z_static.dtype), z_known, z_prompt), dim=2)
+        return Conditions(z_static=z_static, cond=cond, known=known[:, :t])
+
+    def encode_text(
+        self, text: list[str] | None, batch: int, device: torch.device, dtype: torch.dtype
+    ) -> torch.Tensor | None:
+        """(B, L, D) text embeddings for CogVideoX-style denoisers (zeros = no text), else None."""
+        if not self.uses_text:
+            return None
+        cfg = self.transformer.config
+        if text is None or self.text_encoder is None or self.tokenizer is None:
+            return torch.zeros(batch, cfg.max_text_seq_length, cfg.text_embed_dim, device=device, dtype=dtype)
+        if len(text) not in (1, batch):
+            raise ValueError(f"`text` must hold 1 or {batch} strings, got {len(text)}")
+        tok = self.tokenizer(list(text), padding="max_length", max_length=cfg.max_text_seq_length, truncation=True,
+                             return_tensors="pt")  # fmt: skip
+        emb = self.text_encoder(tok.input_ids.to(device))[0].to(dtype)
+        return emb.expand(batch, -1, -1) if emb.shape[0] == 1 else emb
+
+    def _rotary(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        cfg = self.transformer.config
+        if not getattr(cfg, "use_rotary_positional_embeddings", False):
+            return None
+        from diffusers.models.embeddings import get_3d_rotary_pos_embed
+
+        p = cfg.patch_size
+        gh, gw = latents.shape[-2] // p, latents.shape[-1] // p
+        base_h, base_w = cfg.sample_height // p, cfg.sample_width // p
+        # the resize-crop region of CogVideoX 1.0: the grid fitted into the base grid, centred
+        r = gh / gw
+        th, tw = (base_h, round(base_h / r)) if r > base_h / base_w else (round(base_w * r), base_w)
+        top, left = round((base_h - th) / 2.0), round((base_w - tw) / 2.0)
+        crops = ((top, left), (top + th, left + tw))
+        return get_3d_rotary_pos_embed(embed_dim=cfg.attention_head_dim, crops_coords=crops, grid_size=(gh, gw),
+                                       temporal_size=latents.shape[1], device=latents.device)  # fmt: skip
+
+    def predict(self, latents: torch.Tensor, timestep: torch.Tensor, cond: Conditions,
+                text_embeds: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """One denoiser evaluation: (B, F, Cz, h, w) -> the scheduler's prediction type, same shape."""
+        x = torch.cat((latents, cond.cond.to(latents.dtype)), dim=2)
+        t = timestep.reshape(-1).expand(latents.shape[0]).to(latents.device)
+        if self.uses_text:
+            return self.transformer(hidden_states=x, encoder_hidden_states=text_embeds, timestep=t,
+                                    image_rotary_emb=self._rotary(latents), return_dict=False)[0]  # fmt: skip
+        return self.transformer(hidden_states=x, timestep=t, return_dict=False)[0]
+
+    # ------------------------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def __call__(
+        self,
+        static: np.ndarray | torch.Tensor,
+        prompt: np.ndarray | torch.Tensor,
+        context: np.ndarray | torch.Tensor | None = None,
+        text: str | list[str] | None = None,
+        num_inference_steps: int = 4,
+        guidance_scale: float = 1.0,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        z_static: torch.Tensor | None = None,
+        output_type: str = "uint8",
+        return_dict: bool = True,
+        progress: bool = False,
+    ) -> DexWorldPipelineOutput | tuple:
+        """Generate the interaction video.
+
+        Args:
+            static: (B|1, T, H, W, 3) static-scene video (uint8, or float in [0, 1]); a batch of one
+                is shared by all B items and encoded once.
+            prompt: (B, T, H, W, 3) hand-prompt video.
+            context: optional (B|1, C, H, W, 3) known first frames (C < T); they come back unchanged.
+            text: one string or B strings (text-conditioned backbones; ignored otherwise).
+            num_inference_steps: denoising steps; guidance_scale > 1 adds text classifier-free guidance.
+            generator: torch generator(s) for the initial noise: fixed generator, fixed result.
+        """
+        device, dtype = self._execution_device, self.transformer.dtype
+        s = to_model_video(static, "static", device, dtype)
+        p = to_model_video(prompt, "prompt", device, dtype)
+        if s.shape[1:] != p.shape[1:]:
+            raise ValueError(f"`static` {tuple(s.shape)} and `prompt` {tuple(p.shape)} must share (T, 3, H, W)")
+        h, w = p.shape[-2:]
+        m = self.size_multiple
+        if h % m or w % m:
+            raise ValueError(f"height and width must be multiples of {m} for this backbone, got {h}x{w}")
+        if num_inference_steps < 1:
+            raise ValueError(f"`num_inference_steps` must be >= 1, got {num_inference_steps}")
+        c = None
+        if context is not None:
+            c = to_model_video(context, "context", device, dtype)
+            if c.shape[2:] != p.shape[2:]:
+                raise ValueError(f"`context` frames {tuple(c.shape[2:])} must match the videos {tuple(p.shape[2:])}")
+        b, t = p.shape[:2]
+        cond = self.prepare_conditions(s, p, c, z_static=z_static)
+        texts = [text] if isinstance(text, str) else text
+        emb = self.encode_text(texts, b, device, dtype)
+        do_cfg = guidance_scale > 1.0 and emb is not None and texts is not None
+        shape = (b, *cond.z_static.shape[1:])
+        if latents is None:
+            latents = torch.randn(shape, generator=generator, device="cpu" if generator is None else None,
+                                  dtype=torch.float32) if not isinstance(generator, list) else torch.cat(
+                [torch.randn((1, *shape[1:]), generator=g, dtype=torch.float32) for g in generator])  # fmt: skip
+        latents = latents.to(device=device, dtype=dtype) * self.scheduler.init_noise_sigma
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        extra = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
+        if isinstance(generator, list):
+            extra = {}
+        for t_step in tqdm(self.scheduler.timesteps, disable=not progress, desc="denoising"):
+            x_in = self.scheduler.scale_model_input(latents, t_step)
+            pred = self.predict(x_in, t_step, cond, emb)
+            if do_cfg:
+                null = torch.zeros_like(emb)
+                uncond = self.predict(x_in, t_step, cond, null)
+                pred = uncond + guidance_scale * (pred - uncond)
+            latents = self.scheduler.step(pred, t_step, latents, **extra, return_dict=False)[0]
+        z = latents + cond.z_static if self.residual_to_static else latents
+        video = self.decode(z)[:, :t]
+        if c is not None:
+            video[:, : c.shape[1]] = c.expand(b, -1, -1, -1, -1).to(video.dtype)
+        out: np.ndarray | torch.Tensor
+        if output_type == "pt":
+            out = video
+        else:
+            x = ((video.float() + 1.0) / 2.0).clamp(0, 1).permute(0, 1, 3, 4, 2).cpu()
+            out = x.numpy() if output_type == "np" else (x * 255.0).round().to(torch.uint8).numpy()
+        self.maybe_free_model_hooks()
+        return DexWorldPipelineOutput(frames=out) if return_dict else (out,)
