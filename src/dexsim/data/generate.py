@@ -106,7 +106,7 @@ def generate_clip(cfg: DatagenConfig, index: int) -> bool:
                "drawer": clip.sim.drawer.astype(np.float32), "max_penetration": clip.sim.max_penetration}  # fmt: skip
     meta = {"scene": spec.name, "scene_seed": scene_seed, "clip_seed": s, "split": cfg.split, "action": kind,
             "target": action.target, "objects": spec.object_names, "width": cfg.width, "height": cfg.height,
-            "frames": cfg.frames, "prompt_kind": "mesh"}  # fmt: skip
+            "frames": cfg.frames, "prompt_kind": "mesh", "fov_y": 60.0, "density_scale": cfg.density_scale}  # fmt: skip
     write_clip(cfg.out, ClipRecord(cid, clip.interaction, clip.static, clip.prompt, action.text, buf.getvalue(),
                                    clip.object_masks, physics, meta), fps=cfg.fps)  # fmt: skip
     return True

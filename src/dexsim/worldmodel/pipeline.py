@@ -292,3 +292,8 @@ class DexWorldPipeline(DiffusionPipeline):
             out = x.numpy() if output_type == "np" else (x * 255.0).round().to(torch.uint8).numpy()
         self.maybe_free_model_hooks()
         return DexWorldPipelineOutput(frames=out) if return_dict else (out,)
+
+
+# diffusers loads a saved pipeline's components only from modules already imported: these are ours
+from . import cogvideox_fun as _cogvideox_fun  # noqa: E402, F401
+from . import compact as _compact  # noqa: E402, F401

@@ -1,0 +1,114 @@
+"""Training windows streamed from paired-clip datasets, with a resumable, seeded position."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.dataset import clip_ids, is_complete, read_clip
+
+__all__ = ["ClipWindows", "DataPosition", "Window"]
+
+
+@dataclass
+class DataPosition:
+    """Where the stream is: ``epoch`` and ``index`` into that epoch's permutation (per process)."""
+
+    epoch: int = 0
+    index: int = 0
+
+
+@dataclass
+class Window:
+    """A batch of training windows: videos (B, T, H, W, 3) uint8, ``context`` (B,) known first frames."""
+
+    static: torch.Tensor
+    prompt: torch.Tensor
+    video: torch.Tensor
+    context: torch.Tensor
+    hand_mask: torch.Tensor | None = None
+    text: list[str] | None = None
+
+
+def _resize(video: np.ndarray, width: int, height: int) -> np.ndarray:
+    if video.shape[1:3] == (height, width):
+        return video
+    x = torch.from_numpy(video).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(height, width), mode="area" if x.shape[-1] > width else "bilinear", align_corners=None)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+class ClipWindows:
+    """Random windows of ``window`` frames from the complete clips of one or more dataset folders.
+
+    Deterministic from ``seed``: epoch ``e`` visits this process's share (``rank::world``) of a
+    seeded permutation; item ``i``'s window start and context length come from ``(seed, e, i)``.
+    ``position`` says where the stream is and can be restored for an exact resume. Decoded clips
+    are kept in memory (``cache``), so epochs after the first read no video.
+    """
+
+    def __init__(self, roots: list[str | os.PathLike[str]], window: int = 9, width: int = 128, height: int = 128,
+                 context_max: int = 1, context_prob: float = 0.5, seed: int = 0, rank: int = 0, world: int = 1,
+                 cache: bool = True) -> None:  # fmt: skip
+        self.items: list[tuple[Path, str]] = []
+        for r in roots:
+            r = Path(r)
+            ids = [i for i in clip_ids(r) if is_complete(r, i)]
+            if not ids:
+                raise FileNotFoundError(f"no complete clips in {r} (make some with `dexsim datagen --out {r}`)")
+            self.items += [(r, i) for i in ids]
+        self.window, self.width, self.height = window, width, height
+        self.context_max, self.context_prob = context_max, context_prob
+        self.seed, self.rank, self.world = seed, rank, world
+        self.position = DataPosition()
+        self._cache: dict[int, tuple[np.ndarray, ...]] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _clip(self, k: int) -> tuple:
+        if self._cache is not None and k in self._cache:
+            return self._cache[k]
+        root, cid = self.items[k]
+        c = read_clip(root, cid)
+        if len({c.static.shape[0], c.prompt.shape[0], c.interaction.shape[0]}) != 1:
+            raise ValueError(f"{root}/{cid}: the three videos disagree in length")
+        hands = (c.masks <= -2) if c.masks is not None else np.zeros(c.static.shape[:3], bool)
+        if hands.shape[1:] != (self.height, self.width):
+            hands = _resize(hands[..., None].repeat(3, -1).astype(np.uint8) * 255, self.width, self.height)[..., 0] > 127
+        out = (*(_resize(v, self.width, self.height) for v in (c.static, c.prompt, c.interaction)), hands, c.text)
+        if self._cache is not None:
+            self._cache[k] = out
+        return out
+
+    def _order(self, epoch: int) -> np.ndarray:
+        perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.items))
+        return perm[self.rank :: self.world]
+
+    def next_batch(self, batch_size: int) -> Window:
+        """The next ``batch_size`` windows; advances :attr:`position`."""
+        st, pr, vi, hm, ctx, tx = [], [], [], [], [], []
+        for _ in range(batch_size):
+            order = self._order(self.position.epoch)
+            if self.position.index >= len(order):
+                self.position = DataPosition(self.position.epoch + 1, 0)
+                order = self._order(self.position.epoch)
+            k = int(order[self.position.index])
+            rng = np.random.default_rng([self.seed, self.position.epoch, self.position.index, 7])
+            self.position.index += 1
+            s, p, v, h, text = self._clip(k)
+            tx.append(text)
+            n = s.shape[0]
+            if n < self.window:
+                raise ValueError(f"{self.items[k][1]}: {n} frames, fewer than the training window {self.window}")
+            start = int(rng.integers(0, n - self.window + 1))
+            sl = slice(start, start + self.window)
+            st.append(s[sl]), pr.append(p[sl]), vi.append(v[sl]), hm.append(h[sl])
+            ctx.append(int(rng.integers(1, self.context_max + 1)) if rng.random() < self.context_prob else 0)
+        to = lambda xs: torch.from_numpy(np.stack(xs))  # noqa: E731
+        return Window(to(st), to(pr), to(vi), torch.tensor(ctx), to(hm), tx)

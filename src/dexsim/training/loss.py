@@ -1,0 +1,44 @@
+"""The diffusion training objective of :class:`~dexsim.worldmodel.pipeline.DexWorldPipeline`."""
+
+from __future__ import annotations
+
+import torch
+
+from ..worldmodel.pipeline import to_model_video
+
+__all__ = ["diffusion_loss"]
+
+
+def diffusion_loss(pipe, static: torch.Tensor, prompt: torch.Tensor, video: torch.Tensor, context: torch.Tensor,
+                   generator: torch.Generator | None = None, text: list[str] | None = None) -> torch.Tensor:  # fmt: skip
+    """MSE of the scheduler's prediction target on the frames to generate.
+
+    Videos (B, T, H, W, 3) uint8; ``context`` (B,) known first frames per item (0 = none). Items
+    with the same context length share one conditioning call.
+    """
+    device, dtype = pipe.transformer.device, pipe.transformer.dtype
+    s, p, v = (to_model_video(x, n, device, dtype) for x, n in ((static, "static"), (prompt, "prompt"), (video, "video")))
+    with torch.no_grad():
+        z_video = pipe.encode(pipe._pad_time(v))
+        parts = [pipe.prepare_conditions(s[i : i + 1], p[i : i + 1], v[i : i + 1, :c] if c else None)
+                 for i, c in enumerate(context.tolist())]  # fmt: skip
+        z_static = torch.cat([c.z_static for c in parts])
+        cond_t = torch.cat([c.cond for c in parts])
+        known = torch.cat([c.known for c in parts])
+        text_embeds = pipe.encode_text(text, s.shape[0], device, dtype)
+    from ..worldmodel.pipeline import Conditions
+
+    cond = Conditions(z_static=z_static, cond=cond_t, known=known)
+    x0 = z_video - z_static if pipe.residual_to_static else z_video
+    sched = pipe.scheduler
+    b = x0.shape[0]
+    noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(device, dtype)
+    t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=generator).to(device)
+    noisy = sched.add_noise(x0, noise, t)
+    target = sched.get_velocity(x0, noise, t) if sched.config.prediction_type == "v_prediction" else noise
+    if sched.config.prediction_type == "sample":
+        target = x0
+    pred = pipe.predict(noisy, t, cond, text_embeds)
+    weight = pipe.latent_frame_mask(known)[:, :, None, None, None].to(pred.dtype)  # generated frames only
+    err = (pred.float() - target.float()).square() * weight
+    return err.sum() / (weight.sum() * x0[0, 0].numel()).clamp_min(1.0)

@@ -1,0 +1,82 @@
+"""Named training recipes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = ["PRESETS", "TrainConfig", "preset"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs (JSON-able; saved beside the checkpoints)."""
+
+    preset: str
+    data: list[str]
+    out: str
+    steps: int = 4000
+    batch_size: int = 4
+    grad_accum: int = 1
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.99)
+    lr_scheduler: str = "cosine"
+    warmup_steps: int = 100
+    max_grad_norm: float = 1.0
+    window: int = 9
+    context_max: int = 1
+    context_prob: float = 0.5
+    width: int = 128
+    height: int = 128
+    ema_decay: float = 0.999
+    gradient_checkpointing: bool = False
+    mixed_precision: str = "auto"  # auto: bf16 on CUDA, none elsewhere
+    checkpoint_every: int = 500
+    validate_every: int = 500
+    validation_data: str | None = None
+    num_steps_eval: int = 4
+    seed: int = 0
+    model: str = "compact"  # compact config name, or (lora preset) a CogVideoX-Fun folder / "tiny"
+    lora_rank: int = 64
+    lora_alpha: int = 64
+    trainable_patterns: list[str] = field(default_factory=list)
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum", "window", "width", "height", "checkpoint_every",
+                     "validate_every"):  # fmt: skip
+            v = getattr(self, name)
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"`{name}` must be a positive int, got {v!r}")
+        if not self.data:
+            raise ValueError("`data` needs at least one dataset folder")
+        if not 0.0 <= self.context_prob <= 1.0:
+            raise ValueError(f"`context_prob` must lie in [0, 1], got {self.context_prob}")
+        if self.context_max >= self.window:
+            raise ValueError(f"`context_max` ({self.context_max}) must be below `window` ({self.window})")
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+#: preset name -> overrides of :class:`TrainConfig`
+PRESETS: dict[str, dict[str, Any]] = {
+    # the compact CPU default from scratch: residual-to-static pixel-space denoiser, AdamW, EMA
+    "compact-from-scratch": {"lr": 4e-4, "betas": (0.9, 0.99), "batch_size": 4, "model": "compact",
+                             "lr_scheduler": "cosine", "warmup_steps": 200, "ema_decay": 0.999},
+    # DWM's recipe: LoRA rank 64 (alpha 64) on attention + the trained patch-embedding projections,
+    # AdamW (0.9, 0.95), lr 1e-4, weight decay 0.01, cosine with restarts, warmup 100, clip 1.0
+    "lora-cogvideox-fun": {"lr": 1e-4, "betas": (0.9, 0.95), "weight_decay": 0.01, "lr_scheduler": "cosine_with_restarts",
+                           "warmup_steps": 100, "max_grad_norm": 1.0, "lora_rank": 64, "lora_alpha": 64,
+                           "trainable_patterns": ["patch_embed.proj", "patch_embed.cond_proj"],
+                           "gradient_checkpointing": True, "batch_size": 1, "ema_decay": 0.0},
+}  # fmt: skip
+
+
+def preset(name: str, **overrides: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from a named preset plus explicit overrides (``None`` values ignored)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return TrainConfig(preset=name, **(PRESETS[name] | given))
