@@ -23,6 +23,7 @@ from .demo import demo  # noqa: E402
 from .hands import hands  # noqa: E402
 from .render import render  # noqa: E402
 from .scene import scene  # noqa: E402
+from .worldmodel import bench_worldmodel_cmd, eval_cmd, train_cmd  # noqa: E402
 
 main.add_command(bench)
 main.add_command(data)
@@ -31,5 +32,8 @@ main.add_command(demo)
 main.add_command(hands)
 main.add_command(render)
 main.add_command(scene)
+main.add_command(train_cmd)
+main.add_command(eval_cmd)
+bench.add_command(bench_worldmodel_cmd)
 
 __all__ = ["main"]

@@ -21,6 +21,7 @@ class DataPosition:
 
     epoch: int = 0
     index: int = 0
+    items: list[list[str]] | None = None  # the epoch's clip list when the dataset grows during training
 
 
 @dataclass
@@ -46,6 +47,9 @@ def _resize(video: np.ndarray, width: int, height: int) -> np.ndarray:
 class ClipWindows:
     """Random windows of ``window`` frames from the complete clips of one or more dataset folders.
 
+    ``grow``: the folders are still being written (``dexsim datagen`` running beside training): each
+    epoch re-lists the complete clips, and the list is part of the saved position.
+
     Deterministic from ``seed``: epoch ``e`` visits this process's share (``rank::world``) of a
     seeded permutation; item ``i``'s window start and context length come from ``(seed, e, i)``.
     ``position`` says where the stream is and can be restored for an exact resume. Decoded clips
@@ -54,27 +58,41 @@ class ClipWindows:
 
     def __init__(self, roots: list[str | os.PathLike[str]], window: int = 9, width: int = 128, height: int = 128,
                  context_max: int = 1, context_prob: float = 0.5, seed: int = 0, rank: int = 0, world: int = 1,
-                 cache: bool = True) -> None:  # fmt: skip
-        self.items: list[tuple[Path, str]] = []
-        for r in roots:
-            r = Path(r)
-            ids = [i for i in clip_ids(r) if is_complete(r, i)]
-            if not ids:
-                raise FileNotFoundError(f"no complete clips in {r} (make some with `dexsim datagen --out {r}`)")
-            self.items += [(r, i) for i in ids]
+                 cache: bool = True, grow: bool = False) -> None:  # fmt: skip
+        self.roots = [Path(r) for r in roots]
+        self.grow = grow
+        self.items = self._scan()
         self.window, self.width, self.height = window, width, height
         self.context_max, self.context_prob = context_max, context_prob
         self.seed, self.rank, self.world = seed, rank, world
-        self.position = DataPosition()
-        self._cache: dict[int, tuple[np.ndarray, ...]] | None = {} if cache else None
+        self.position = DataPosition(items=self._item_list() if grow else None)
+        self._cache: dict[tuple[Path, str], tuple] | None = {} if cache else None
+
+    def _scan(self) -> list[tuple[Path, str]]:
+        items = []
+        for r in self.roots:
+            ids = [i for i in clip_ids(r) if is_complete(r, i)]
+            if not ids:
+                raise FileNotFoundError(f"no complete clips in {r} (make some with `dexsim datagen --out {r}`)")
+            items += [(r, i) for i in ids]
+        return items
+
+    def _item_list(self) -> list[list[str]]:
+        return [[str(r), i] for r, i in self.items]
+
+    def restore(self, position: DataPosition) -> None:
+        """Continue exactly where a saved ``position`` was (its clip list too, for a growing dataset)."""
+        if position.items is not None:
+            self.items = [(Path(r), i) for r, i in position.items]
+        self.position = position
 
     def __len__(self) -> int:
         return len(self.items)
 
     def _clip(self, k: int) -> tuple:
-        if self._cache is not None and k in self._cache:
-            return self._cache[k]
         root, cid = self.items[k]
+        if self._cache is not None and (root, cid) in self._cache:
+            return self._cache[(root, cid)]
         c = read_clip(root, cid)
         if len({c.static.shape[0], c.prompt.shape[0], c.interaction.shape[0]}) != 1:
             raise ValueError(f"{root}/{cid}: the three videos disagree in length")
@@ -83,7 +101,7 @@ class ClipWindows:
             hands = _resize(hands[..., None].repeat(3, -1).astype(np.uint8) * 255, self.width, self.height)[..., 0] > 127
         out = (*(_resize(v, self.width, self.height) for v in (c.static, c.prompt, c.interaction)), hands, c.text)
         if self._cache is not None:
-            self._cache[k] = out
+            self._cache[(root, cid)] = out
         return out
 
     def _order(self, epoch: int) -> np.ndarray:
@@ -96,7 +114,9 @@ class ClipWindows:
         for _ in range(batch_size):
             order = self._order(self.position.epoch)
             if self.position.index >= len(order):
-                self.position = DataPosition(self.position.epoch + 1, 0)
+                if self.grow:  # clips finished since the last epoch join the next one
+                    self.items = self._scan()
+                self.position = DataPosition(self.position.epoch + 1, 0, self._item_list() if self.grow else None)
                 order = self._order(self.position.epoch)
             k = int(order[self.position.index])
             rng = np.random.default_rng([self.seed, self.position.epoch, self.position.index, 7])

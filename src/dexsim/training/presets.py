@@ -42,6 +42,7 @@ class TrainConfig:
     lora_alpha: int = 64
     trainable_patterns: list[str] = field(default_factory=list)
     threads: int = 0
+    grow_data: bool = False  # the data folders are still being generated: each epoch re-lists them
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "window", "width", "height", "checkpoint_every",

@@ -78,7 +78,8 @@ def _save_checkpoint(path: Path, step: int, model: torch.nn.Module, ema: dict[st
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state()}, tmp / "training_state.pt")  # fmt: skip
     (tmp / "state.json").write_text(json.dumps({"step": step, "data_epoch": data.position.epoch,
-                                                "data_index": data.position.index}))  # fmt: skip
+                                                "data_index": data.position.index,
+                                                "data_items": data.position.items}))  # fmt: skip
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
     old = sorted((int(p.name.split("-")[1]), p) for p in path.parent.glob("step-*") if p != path)
@@ -102,7 +103,7 @@ def _load_checkpoint(path: Path, model: torch.nn.Module, ema: dict[str, torch.Te
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])
     meta = json.loads((path / "state.json").read_text())
-    data.position = DataPosition(meta["data_epoch"], meta["data_index"])
+    data.restore(DataPosition(meta["data_epoch"], meta["data_index"], meta.get("data_items")))
     return int(meta["step"])
 
 
@@ -155,7 +156,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
                               num_training_steps=cfg.steps)  # fmt: skip
     data = ClipWindows(cfg.data, window=cfg.window, width=cfg.width, height=cfg.height, context_max=cfg.context_max,
                        context_prob=cfg.context_prob, seed=cfg.seed, rank=acc.process_index,
-                       world=acc.num_processes)  # fmt: skip
+                       world=acc.num_processes, grow=cfg.grow_data)  # fmt: skip
     ema = {n: p.detach().clone().float() for n, p in _trainable(model).items()} if cfg.ema_decay > 0 else None
     step = 0
     ckpt = latest_checkpoint(out) if resume else None

@@ -17,6 +17,7 @@ import torch
 from diffusers import CogVideoXTransformer3DModel
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.embeddings import CogVideoXPatchEmbed
+from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  (diffusers looks up a loadable base class by name in this module)
 from torch import nn
 
 __all__ = [

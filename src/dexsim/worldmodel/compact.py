@@ -101,7 +101,7 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
         in_channels: int = 10,
         out_channels: int = 3,
         fold: int = 4,
-        block_channels: tuple[int, int, int] = (64, 128, 192),
+        block_channels: tuple[int, int, int] = (48, 96, 160),
         mid_blocks: int = 2,
         attention_head_dim: int = 32,
         sample_size: int = 128,

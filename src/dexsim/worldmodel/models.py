@@ -21,18 +21,20 @@ __all__ = [
 
 #: named sizes of the compact backbone (``compact`` is the shipped default's)
 COMPACT_CONFIGS: dict[str, dict[str, Any]] = {
-    "compact": {"block_channels": (64, 128, 192), "mid_blocks": 2, "fold": 4},
+    "compact": {"block_channels": (48, 96, 160), "mid_blocks": 2, "fold": 4},
+    "compact-large": {"block_channels": (64, 128, 192), "mid_blocks": 2, "fold": 4},
     "compact-small": {"block_channels": (32, 64, 128), "mid_blocks": 1, "fold": 4},
     "tiny": {"block_channels": (16, 16, 16), "mid_blocks": 1, "fold": 2, "attention_head_dim": 8},
 }
 
 
 def compact_scheduler() -> Any:
-    """DDIM, v-prediction, zero terminal SNR, trailing spacing: sound with 2-8 steps."""
+    """DDIM predicting the clean sample (the residual: a zero model is the identity, as DWM wants of its
+    initialisation), zero terminal SNR, trailing spacing: sound with 2-8 steps."""
     from diffusers import DDIMScheduler
 
     return DDIMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-                         prediction_type="v_prediction", rescale_betas_zero_snr=True, timestep_spacing="trailing",
+                         prediction_type="sample", rescale_betas_zero_snr=True, timestep_spacing="trailing",
                          clip_sample=False, set_alpha_to_one=True)  # fmt: skip
 
 

@@ -1,0 +1,83 @@
+"""``dexsim train``, ``dexsim eval`` and ``dexsim bench worldmodel``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("train")
+@click.option("--preset", "preset_name", type=click.Choice(["compact-from-scratch", "lora-cogvideox-fun"]), required=True)
+@click.option("--data", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
+              help="Dataset folder(s) in the DWM layout (repeat for several).")  # fmt: skip
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--steps", type=click.IntRange(1), default=None)
+@click.option("--batch-size", type=click.IntRange(1), default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--model", default=None, help="compact config name; for lora-cogvideox-fun a CogVideoX-Fun folder or 'tiny'.")
+@click.option("--width", type=click.IntRange(16), default=None)
+@click.option("--height", type=click.IntRange(16), default=None)
+@click.option("--window", type=click.IntRange(2), default=None)
+@click.option("--validation-data", type=click.Path(exists=True, file_okay=False), default=None)
+@click.option("--checkpoint-every", type=click.IntRange(1), default=None)
+@click.option("--validate-every", type=click.IntRange(1), default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--grow-data", is_flag=True, default=None, help="Data is still being generated: each epoch re-lists it.")
+@click.option("--no-resume", is_flag=True, help="Start over even if OUT has checkpoints.")
+def train_cmd(preset_name: str, data: tuple[str, ...], out: str, no_resume: bool, **overrides: object) -> None:
+    """Train a world model (resumes from OUT's newest checkpoint). Several processes: `accelerate launch -m dexsim train ...`."""
+    from ..training import preset, train
+
+    cfg = preset(preset_name, data=list(data), out=out, **overrides)
+    result = train(cfg, resume=not no_resume)
+    click.echo(f"{'finished' if result['finished'] else 'stopped'} at step {result['step']} in {result['seconds']:.0f} s; "
+               f"model in {Path(out) / 'model'}, log in {Path(out) / 'log.jsonl'}")  # fmt: skip
+
+
+@click.command("eval")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--model", "model_name", default="default", show_default=True, help="default | oracle | PATH")
+@click.option("--clips", type=click.IntRange(1), default=None)
+@click.option("--frames", type=click.IntRange(2), default=None, help="Evaluate the first FRAMES frames of each clip.")
+@click.option("--no-oracle", is_flag=True, help="Skip re-simulating dexsim clips with the physics oracle.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def eval_cmd(data: str, model_name: str, clips: int | None, frames: int | None, no_oracle: bool, seed: int,
+             json_path: Path | None) -> None:  # fmt: skip
+    """PSNR / SSIM / changed-pixel PSNR of a world model against the identity and hand-composite baselines."""
+    from .._io import write_json
+    from ..training.evaluate import evaluate, format_table
+    from ..worldmodel import load
+
+    model = load(model_name)
+    result = evaluate(data, model, clips=clips, frames=frames, seed=seed, with_oracle=not no_oracle)
+    click.echo(format_table(result))
+    if json_path:
+        write_json(json_path, result)
+        click.echo(f"wrote {json_path}")
+
+
+@click.command("worldmodel")
+@click.option("--config", default="default", show_default=True, help="default | compact | tiny-cogvideox-fun | PATH")
+@click.option("--chunks", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--steps", "num_steps", type=click.IntRange(1), default=None)
+@click.option("--batch", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--width", type=click.IntRange(16), default=128, show_default=True)
+@click.option("--height", type=click.IntRange(16), default=128, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def bench_worldmodel_cmd(config: str, chunks: int, num_steps: int | None, batch: int, width: int, height: int,
+                         device: str, json_path: Path | None) -> None:  # fmt: skip
+    """Seconds per chunk and frames per second of a world model (median over chunks)."""
+    from .._io import write_json
+    from ..worldmodel.bench import bench_worldmodel
+
+    r = bench_worldmodel(config, chunks=chunks, num_steps=num_steps, batch=batch, width=width, height=height,
+                         device=device)  # fmt: skip
+    click.echo(f"{r['config']}: {r['seconds_per_chunk']:.3f} s per {r['frames']}-frame window "
+               f"({r['new_frames_per_chunk']} new), {r['frames_per_s']:.1f} frames/s, {r['num_steps']} steps, "
+               f"{r['width']}x{r['height']}, peak {r['peak_memory_mb']:.0f} MB, {r['device']}")  # fmt: skip
+    if json_path:
+        write_json(json_path, r)
+        click.echo(f"wrote {json_path}")

@@ -1,0 +1,61 @@
+"""``dexsim bench worldmodel``: seconds per chunk, frames per second, peak memory."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["BENCH_CONFIGS", "bench_worldmodel"]
+
+BENCH_CONFIGS = ("default", "compact", "tiny-cogvideox-fun")
+
+
+def _model(config: str, width: int, height: int, device: str) -> Any:
+    from .cogvideox_fun import tiny_cogvideox_fun_pipeline
+    from .models import COMPACT_CONFIGS, DiffusionWorldModel, compact_pipeline, load
+
+    if config == "default":
+        return load("default", device=device)
+    if config == "tiny-cogvideox-fun":
+        return DiffusionWorldModel(tiny_cogvideox_fun_pipeline(width, height, vae_channels=16, layers=2), width, height,
+                                   window=9, context_frames=1, device=device, name=config)  # fmt: skip
+    if config in COMPACT_CONFIGS:
+        return DiffusionWorldModel(compact_pipeline(config), width, height, window=9, context_frames=1, device=device,
+                                   name=config)  # fmt: skip
+    return load(config, device=device)
+
+
+def bench_worldmodel(config: str = "default", chunks: int = 5, num_steps: int | None = None, batch: int = 1,
+                     width: int = 128, height: int = 128, device: str = "cpu", seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    """Time ``chunks`` continuation windows (context + new frames) on random inputs; medians."""
+    model = _model(config, width, height, device)
+    w, h, t = model.width, model.height, model.window
+    rng = np.random.default_rng(seed)
+    static = rng.integers(0, 255, (1, t, h, w, 3), dtype=np.uint8)
+    prompt = rng.integers(0, 255, (batch, t, h, w, 3), dtype=np.uint8)
+    context = rng.integers(0, 255, (batch, model.context_frames, h, w, 3), dtype=np.uint8)
+    steps = num_steps or getattr(model, "num_steps", 4)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    model.generate(static, prompt, context=context, num_steps=steps)  # warm-up
+    times = []
+    for i in range(chunks):
+        t0 = time.perf_counter()
+        model.generate(static, prompt, context=context, num_steps=steps, generator=torch.Generator().manual_seed(i))
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    new_frames = t - model.context_frames
+    sec = statistics.median(times)
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda")
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # fmt: skip
+    params = sum(p.numel() for p in model.pipeline.transformer.parameters())
+    return {"config": config, "device": device, "torch_threads": torch.get_num_threads(), "num_steps": steps,
+            "width": w, "height": h, "frames": t, "new_frames_per_chunk": new_frames, "batch": batch,
+            "seconds_per_chunk": sec, "frames_per_s": batch * new_frames / sec, "seconds_all": times,
+            "peak_memory_mb": peak, "denoiser_parameters": params}  # fmt: skip
