@@ -15,3 +15,17 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 __all__ = ["__version__"]
+
+
+def _register() -> None:
+    """``import dexsim`` registers ``DexWorld-v0`` with Gymnasium (cheap: the env module loads on make)."""
+    try:
+        import gymnasium as gym
+    except ImportError:  # pragma: no cover - gymnasium is a core dependency
+        return
+    if "DexWorld-v0" not in gym.registry:
+        gym.register(id="DexWorld-v0", entry_point="dexsim.envs.core:DexWorldEnv",
+                     vector_entry_point="dexsim.envs.vector:DexWorldVectorEnv", max_episode_steps=8)  # fmt: skip
+
+
+_register()

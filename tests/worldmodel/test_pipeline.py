@@ -3,6 +3,8 @@ context frames, shared static encoding, save/load and LoRA round trips."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -22,7 +24,7 @@ def _randomize_head(pipe: DexWorldPipeline, seed: int = 0) -> DexWorldPipeline:
     """Zero-initialised output layers make a fresh model ignore its inputs; give them weights."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, p in pipe.transformer.named_parameters():
+        for p in pipe.transformer.parameters():
             if p.abs().sum() == 0:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.05)
     return pipe
@@ -51,7 +53,9 @@ def test_compact_shapes_determinism_and_hands_matter(compact: DexWorldPipeline) 
     assert a.shape == (2, 5, 16, 16, 3) and a.dtype == np.uint8
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
-    other = compact(static, prompt[::-1].copy(), num_inference_steps=2, generator=torch.Generator().manual_seed(3)).frames
+    other = compact(
+        static, prompt[::-1].copy(), num_inference_steps=2, generator=torch.Generator().manual_seed(3)
+    ).frames
     assert not np.array_equal(a[0], other[0])  # a different hand video changes the result
 
 
@@ -112,7 +116,9 @@ def test_cogvideox_fun_layout_text_and_guidance(cogvideox: DexWorldPipeline) -> 
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     a = cogvideox(static, prompt, text="push the red box", num_inference_steps=2, generator=g()).frames
     b = cogvideox(static, prompt, text="open the drawer", num_inference_steps=2, generator=g()).frames
-    c = cogvideox(static, prompt, text="push the red box", num_inference_steps=2, generator=g(), guidance_scale=3.0).frames
+    c = cogvideox(
+        static, prompt, text="push the red box", num_inference_steps=2, generator=g(), guidance_scale=3.0
+    ).frames
     assert not np.array_equal(a, b) and not np.array_equal(a, c)
     # 7 frames are padded to the VAE's 1 + 4k and cropped back
     assert cogvideox(static[:, :7], prompt[:, :7], num_inference_steps=1).frames.shape[1] == 7
@@ -144,8 +150,10 @@ def test_dwm_lora_round_trip(tmp_path) -> None:
     lora = load_file(str(tmp_path / "ckpt" / "pytorch_lora_weights.safetensors"))
     assert all(k.startswith("transformer.transformer_blocks.") for k in lora)
     assert any(k.endswith("attn1.to_q.lora_A.weight") for k in lora)
-    assert set(load_file(str(tmp_path / "ckpt" / "non_lora_weights.safetensors"))) >= {"patch_embed.proj.weight",
-                                                                                      "patch_embed.cond_proj.weight"}
+    assert set(load_file(str(tmp_path / "ckpt" / "non_lora_weights.safetensors"))) >= {
+        "patch_embed.proj.weight",
+        "patch_embed.cond_proj.weight",
+    }
     fresh = tiny_cogvideox_fun_pipeline(16, 16, text=False, seed=0)
     info = load_dwm_lora(fresh.transformer, tmp_path / "ckpt")
     assert info["rank"] == 4 and "patch_embed.cond_proj.weight" in info["non_lora_keys"]
@@ -159,7 +167,7 @@ def test_dwm_lora_round_trip(tmp_path) -> None:
 def test_real_loader_says_what_to_download(tmp_path) -> None:
     from dexsim.worldmodel.cogvideox_fun import load_cogvideox_fun
 
-    with pytest.raises(FileNotFoundError, match="CogVideoX-Fun-V1.1-5b-InP"):
+    with pytest.raises(FileNotFoundError, match=r"CogVideoX-Fun-V1\.1-5b-InP"):
         load_cogvideox_fun(tmp_path)
 
 
@@ -167,7 +175,7 @@ def test_window_starts_cover_everything_once() -> None:
     assert window_starts(9, 9, 1) == [0]
     for total in (10, 16, 23, 100):
         s = window_starts(total, 9, 1)
-        assert s[0] == 0 and s[-1] + 9 == total and all(b - a <= 8 for a, b in zip(s, s[1:], strict=False))
+        assert s[0] == 0 and s[-1] + 9 == total and all(b - a <= 8 for a, b in itertools.pairwise(s))
 
 
 def test_long_rollout_is_chunked_and_memory_is_flat(compact: DexWorldPipeline) -> None:

@@ -1,4 +1,4 @@
-"""``dexsim demo``: the main job, on what exists today."""
+"""``dexsim demo``: the main job."""
 
 from __future__ import annotations
 
@@ -10,18 +10,14 @@ import click
 @click.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs/demo"),
               show_default=True)  # fmt: skip
-@click.option("--frames", type=click.IntRange(2, 256), default=16, show_default=True)
-@click.option("--size", type=click.IntRange(16, 1024), default=256, show_default=True, help="Square frame size.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def demo(out_dir: Path, frames: int, size: int, json_path: Path | None) -> None:
-    """Scripted hand actions on the built-in tabletop: static video, hand prompt and the physics
-    oracle's ground truth (mp4s + a contact sheet). The learned world model is not built yet."""
+@click.option("--task", default="push-red-box", show_default=True, help="A built-in task.")
+@click.option("--world-model", default="default", show_default=True, help="default | oracle | PATH")
+@click.option("--seed", type=int, default=1, show_default=True)
+def demo(out_dir: Path, task: str, world_model: str, seed: int) -> None:
+    """Play a built-in task in DexWorld-v0 with the default world model on the CPU; write demo.mp4,
+    sheet.png (static | hand prompt | generated | physics ground truth) and summary.json."""
     from ..demo import run_demo
 
-    summary = run_demo(out_dir, num_frames=frames, size=size)
+    summary = run_demo(out_dir, task=task, world_model=world_model, seed=seed)
     for line in summary["report"]:
         click.echo(line)
-    if json_path:
-        from .._io import write_json
-
-        write_json(json_path, summary)

@@ -8,14 +8,18 @@ import click
 
 
 @click.command("train")
-@click.option("--preset", "preset_name", type=click.Choice(["compact-from-scratch", "lora-cogvideox-fun"]), required=True)
+@click.option(
+    "--preset", "preset_name", type=click.Choice(["compact-from-scratch", "lora-cogvideox-fun"]), required=True
+)
 @click.option("--data", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
               help="Dataset folder(s) in the DWM layout (repeat for several).")  # fmt: skip
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--steps", type=click.IntRange(1), default=None)
 @click.option("--batch-size", type=click.IntRange(1), default=None)
 @click.option("--lr", type=float, default=None)
-@click.option("--model", default=None, help="compact config name; for lora-cogvideox-fun a CogVideoX-Fun folder or 'tiny'.")
+@click.option(
+    "--model", default=None, help="compact config name; for lora-cogvideox-fun a CogVideoX-Fun folder or 'tiny'."
+)
 @click.option("--width", type=click.IntRange(16), default=None)
 @click.option("--height", type=click.IntRange(16), default=None)
 @click.option("--window", type=click.IntRange(2), default=None)
@@ -26,13 +30,16 @@ import click
 @click.option("--grow-data", is_flag=True, default=None, help="Data is still being generated: each epoch re-lists it.")
 @click.option("--no-resume", is_flag=True, help="Start over even if OUT has checkpoints.")
 def train_cmd(preset_name: str, data: tuple[str, ...], out: str, no_resume: bool, **overrides: object) -> None:
-    """Train a world model (resumes from OUT's newest checkpoint). Several processes: `accelerate launch -m dexsim train ...`."""
+    """Train a world model (resumes from OUT's newest checkpoint).
+
+    Several processes or GPUs: `accelerate launch [--config_file configs/accelerate/ddp.yaml] -m dexsim train ...`."""
     from ..training import preset, train
 
     cfg = preset(preset_name, data=list(data), out=out, **overrides)
     result = train(cfg, resume=not no_resume)
-    click.echo(f"{'finished' if result['finished'] else 'stopped'} at step {result['step']} in {result['seconds']:.0f} s; "
-               f"model in {Path(out) / 'model'}, log in {Path(out) / 'log.jsonl'}")  # fmt: skip
+    state = "finished" if result["finished"] else "stopped"
+    where = f"model in {Path(out) / 'model'}, log in {Path(out) / 'log.jsonl'}"
+    click.echo(f"{state} at step {result['step']} in {result['seconds']:.0f} s; {where}")
 
 
 @click.command("eval")

@@ -33,7 +33,9 @@ def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -
     return psnr_from_mse(masked_mse(pred, target, mask))
 
 
-def changed_mask(target: np.ndarray, static: np.ndarray, threshold: int = 10, exclude: np.ndarray | None = None) -> np.ndarray:
+def changed_mask(
+    target: np.ndarray, static: np.ndarray, threshold: int = 10, exclude: np.ndarray | None = None
+) -> np.ndarray:
     """(T, H, W) pixels where ``target`` differs from ``static`` by more than ``threshold``/255 in some
     channel, minus ``exclude`` (for example the hand pixels)."""
     m = (np.abs(target.astype(np.int16) - static.astype(np.int16)) > threshold).any(-1)

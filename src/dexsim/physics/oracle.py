@@ -89,10 +89,13 @@ class Oracle:
         # is where the hand pushes it away from, so it must not hide the hand
         self.background = self.scene.subset(self.scene.object_ids == 0)
         self.sim = Simulator(spec, fps=fps)
+        self.last_result: SimResult | None = None
 
-    def run(self, traj: HandTrajectory, prompt_kind: PromptKind = "mesh", start: int = 0) -> OracleClip:
+    def run(self, traj: HandTrajectory, prompt_kind: PromptKind = "mesh", start: int = 0,
+            masks: bool = True) -> OracleClip:  # fmt: skip
         """Simulate the whole trajectory; render frames ``start:`` (earlier frames are the history
-        that brought the objects where they are, as in a long rollout chunk by chunk)."""
+        that brought the objects where they are, as in a long rollout chunk by chunk). ``masks=False``
+        skips the per-object id masks (-1 everywhere but the hands)."""
         if not 0 <= start < traj.num_frames:
             raise ValueError(f"`start` must lie in [0, {traj.num_frames}), got {start}")
         if traj.camera is None:
@@ -100,6 +103,7 @@ class Oracle:
         if traj.params is None:
             raise ValueError("the oracle needs hand `params` (fit them with dexsim.hands.render.fit_trajectory)")
         res = self.sim.run(traj.joints, traj.visible)
+        self.last_result = res  # the whole simulation (``start`` only limits what is rendered)
         if start:
             traj = traj.slice(start, traj.num_frames)
             res = _slice_result(res, start)
@@ -110,8 +114,16 @@ class Oracle:
         rest = motions[:1]
         if start:  # frame 0 of the sliced record is the episode's start, kept as the rest reference
             motions = motions[1:]
-            res = SimResult(**{f.name: (getattr(res, f.name)[1:] if f.name in ("object_poses", "drawer")
-                                        and len(getattr(res, f.name)) else getattr(res, f.name)) for f in fields(res)})
+            res = SimResult(
+                **{
+                    f.name: (
+                        getattr(res, f.name)[1:]
+                        if f.name in ("object_poses", "drawer") and len(getattr(res, f.name))
+                        else getattr(res, f.name)
+                    )
+                    for f in fields(res)
+                }
+            )
         # the static video shows the scene as it is at the start (an open drawer stays open)
         static = render(self.scene, vms, K, w, h, background=BACKGROUND, object_poses=rest.expand_as(motions))
         moved = render(self.scene, vms, K, w, h, background=BACKGROUND, object_poses=motions)
@@ -133,10 +145,10 @@ class Oracle:
         hand = skin.mask.any(1)
         interaction = moved.rgb_uint8().numpy().copy()
         interaction[hand] = skin.rgb[hand]
-        masks = self._object_masks(motions, vms, K)
-        masks[skin.mask[:, 0]] = -2
-        masks[skin.mask[:, 1]] = -3
-        return OracleClip(static.rgb_uint8().numpy(), prompts[prompt_kind], interaction, masks, res, prompts)
+        ids = self._object_masks(motions, vms, K) if masks else np.full(hand.shape, -1, np.int8)
+        ids[skin.mask[:, 0]] = -2
+        ids[skin.mask[:, 1]] = -3
+        return OracleClip(static.rgb_uint8().numpy(), prompts[prompt_kind], interaction, ids, res, prompts)
 
     def _object_masks(self, motions: torch.Tensor, vms: torch.Tensor, K: torch.Tensor) -> np.ndarray:
         """Which object dominates each pixel: render each object's opacity with its id as colour."""

@@ -98,7 +98,9 @@ class ClipWindows:
             raise ValueError(f"{root}/{cid}: the three videos disagree in length")
         hands = (c.masks <= -2) if c.masks is not None else np.zeros(c.static.shape[:3], bool)
         if hands.shape[1:] != (self.height, self.width):
-            hands = _resize(hands[..., None].repeat(3, -1).astype(np.uint8) * 255, self.width, self.height)[..., 0] > 127
+            hands = (
+                _resize(hands[..., None].repeat(3, -1).astype(np.uint8) * 255, self.width, self.height)[..., 0] > 127
+            )
         out = (*(_resize(v, self.width, self.height) for v in (c.static, c.prompt, c.interaction)), hands, c.text)
         if self._cache is not None:
             self._cache[(root, cid)] = out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ..worldmodel.pipeline import to_model_video
@@ -9,15 +11,19 @@ from ..worldmodel.pipeline import to_model_video
 __all__ = ["diffusion_loss"]
 
 
-def diffusion_loss(pipe, static: torch.Tensor, prompt: torch.Tensor, video: torch.Tensor, context: torch.Tensor,
-                   generator: torch.Generator | None = None, text: list[str] | None = None) -> torch.Tensor:  # fmt: skip
+def diffusion_loss(
+    pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: torch.Tensor, context: torch.Tensor,
+    generator: torch.Generator | None = None, text: list[str] | None = None,
+) -> torch.Tensor:  # fmt: skip
     """MSE of the scheduler's prediction target on the frames to generate.
 
     Videos (B, T, H, W, 3) uint8; ``context`` (B,) known first frames per item (0 = none). Items
     with the same context length share one conditioning call.
     """
     device, dtype = pipe.transformer.device, pipe.transformer.dtype
-    s, p, v = (to_model_video(x, n, device, dtype) for x, n in ((static, "static"), (prompt, "prompt"), (video, "video")))
+    s, p, v = (
+        to_model_video(x, n, device, dtype) for x, n in ((static, "static"), (prompt, "prompt"), (video, "video"))
+    )
     with torch.no_grad():
         z_video = pipe.encode(pipe._pad_time(v))
         parts = [pipe.prepare_conditions(s[i : i + 1], p[i : i + 1], v[i : i + 1, :c] if c else None)

@@ -68,8 +68,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                              "lr_scheduler": "cosine", "warmup_steps": 200, "ema_decay": 0.999},
     # DWM's recipe: LoRA rank 64 (alpha 64) on attention + the trained patch-embedding projections,
     # AdamW (0.9, 0.95), lr 1e-4, weight decay 0.01, cosine with restarts, warmup 100, clip 1.0
-    "lora-cogvideox-fun": {"lr": 1e-4, "betas": (0.9, 0.95), "weight_decay": 0.01, "lr_scheduler": "cosine_with_restarts",
-                           "warmup_steps": 100, "max_grad_norm": 1.0, "lora_rank": 64, "lora_alpha": 64,
+    "lora-cogvideox-fun": {"lr": 1e-4, "betas": (0.9, 0.95), "weight_decay": 0.01,
+                           "lr_scheduler": "cosine_with_restarts", "warmup_steps": 100, "max_grad_norm": 1.0,
+                           "lora_rank": 64, "lora_alpha": 64,
                            "trainable_patterns": ["patch_embed.proj", "patch_embed.cond_proj"],
                            "gradient_checkpointing": True, "batch_size": 1, "ema_decay": 0.0},
 }  # fmt: skip

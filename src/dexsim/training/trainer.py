@@ -61,7 +61,11 @@ def _trainable(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
 
 def latest_checkpoint(out: str | os.PathLike[str]) -> Path | None:
     d = Path(out) / "checkpoints"
-    steps = sorted((int(p.name.split("-")[1]), p) for p in d.glob("step-*") if (p / "state.json").is_file()) if d.is_dir() else []
+    steps = (
+        sorted((int(p.name.split("-")[1]), p) for p in d.glob("step-*") if (p / "state.json").is_file())
+        if d.is_dir()
+        else []
+    )
     return steps[-1][1] if steps else None
 
 
@@ -72,7 +76,9 @@ def _save_checkpoint(path: Path, step: int, model: torch.nn.Module, ema: dict[st
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file({n: p.detach().cpu().contiguous() for n, p in _trainable(model).items()}, str(tmp / "trainable.safetensors"))
+    save_file(
+        {n: p.detach().cpu().contiguous() for n, p in _trainable(model).items()}, str(tmp / "trainable.safetensors")
+    )
     if ema is not None:
         save_file({n: t.cpu().contiguous() for n, t in ema.items()}, str(tmp / "ema.safetensors"))
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -123,12 +129,19 @@ def _validate(pipe: Any, cfg: TrainConfig, step: int, out: Path) -> dict[str, fl
     vdir = out / "validation"
     row = np.concatenate((w.static[0].numpy(), w.prompt[0].numpy(), frames, gt), axis=2)
     write_mp4(vdir / f"step-{step:07d}.mp4", row, fps=8)
-    write_png(vdir / f"step-{step:07d}.png", contact_sheet([("static", w.static[0].numpy()), ("hand prompt", w.prompt[0].numpy()),
-                                                            ("generated", frames), ("ground truth", gt)], max_frames=9))  # fmt: skip
+    rows = [
+        ("static", w.static[0].numpy()),
+        ("hand prompt", w.prompt[0].numpy()),
+        ("generated", frames),
+        ("ground truth", gt),
+    ]
+    write_png(vdir / f"step-{step:07d}.png", contact_sheet(rows, max_frames=9))
     return {"val_psnr": psnr}
 
 
-def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_after: int | None = None) -> dict[str, Any]:
+def train(
+    cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_after: int | None = None
+) -> dict[str, Any]:
     """Train (or resume) ``cfg``; returns a summary. ``stop_after`` ends the run early after that many
     optimizer steps in this call (tests use it to simulate a killed run)."""
     from accelerate import Accelerator
@@ -139,7 +152,11 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     cuda = torch.cuda.is_available()
-    mp = cfg.mixed_precision if cfg.mixed_precision != "auto" else ("bf16" if cuda and torch.cuda.is_bf16_supported() else "no")
+    mp = (
+        cfg.mixed_precision
+        if cfg.mixed_precision != "auto"
+        else ("bf16" if cuda and torch.cuda.is_bf16_supported() else "no")
+    )
     acc = Accelerator(mixed_precision=mp, gradient_accumulation_steps=cfg.grad_accum, cpu=not cuda)
     set_seed(cfg.seed + acc.process_index)
     out = Path(cfg.out)
@@ -176,8 +193,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
         for _ in range(cfg.grad_accum):
             w = data.next_batch(cfg.batch_size)
             with acc.accumulate(model), acc.autocast():
-                loss = diffusion_loss(pipe_with(pipe, model), w.static, w.prompt, w.video, w.context, generator=gen,
-                                      text=w.text)
+                loss = diffusion_loss(
+                    pipe_with(pipe, model), w.static, w.prompt, w.video, w.context, generator=gen, text=w.text
+                )
                 acc.backward(loss)
                 if acc.sync_gradients and cfg.max_grad_norm > 0:
                     acc.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -277,7 +295,9 @@ class _Wrapped:
         return getattr(self._bare, name)
 
 
-def export(pipe: Any, model: torch.nn.Module, ema: dict[str, torch.Tensor] | None, cfg: TrainConfig, path: Path) -> Path:
+def export(
+    pipe: Any, model: torch.nn.Module, ema: dict[str, torch.Tensor] | None, cfg: TrainConfig, path: Path
+) -> Path:
     """Save the trained model (EMA weights when kept) as a loadable world-model folder."""
     from ..worldmodel.models import DiffusionWorldModel
 

@@ -30,8 +30,10 @@ def _model(config: str, width: int, height: int, device: str) -> Any:
     return load(config, device=device)
 
 
-def bench_worldmodel(config: str = "default", chunks: int = 5, num_steps: int | None = None, batch: int = 1,
-                     width: int = 128, height: int = 128, device: str = "cpu", seed: int = 0) -> dict[str, Any]:  # fmt: skip
+def bench_worldmodel(
+    config: str = "default", chunks: int = 5, num_steps: int | None = None, batch: int = 1, width: int = 128,
+    height: int = 128, device: str = "cpu", seed: int = 0,
+) -> dict[str, Any]:  # fmt: skip
     """Time ``chunks`` continuation windows (context + new frames) on random inputs; medians."""
     model = _model(config, width, height, device)
     w, h, t = model.width, model.height, model.window

@@ -123,8 +123,10 @@ def add_lora(transformer: torch.nn.Module, rank: int = 64, alpha: int | None = N
                                        target_modules=targets or DWM_LORA_TARGETS))  # fmt: skip
 
 
-def save_dwm_lora(transformer: torch.nn.Module, out_dir: str | os.PathLike[str],
-                  non_lora_patterns: tuple[str, ...] = ("patch_embed.proj", "patch_embed.cond_proj")) -> Path:  # fmt: skip
+def save_dwm_lora(
+    transformer: torch.nn.Module, out_dir: str | os.PathLike[str],
+    non_lora_patterns: tuple[str, ...] = ("patch_embed.proj", "patch_embed.cond_proj"),
+) -> Path:  # fmt: skip
     """Write DWM's LoRA layout: ``pytorch_lora_weights.safetensors`` (keys ``transformer.<module>.lora_A.weight``)
     and ``non_lora_weights.safetensors`` (the trained, non-LoRA parameters matching ``non_lora_patterns``)."""
     from peft.utils import get_peft_model_state_dict
@@ -255,8 +257,10 @@ def load_cogvideox_fun(base_dir: str | os.PathLike[str], lora_dir: str | os.Path
     base = Path(base_dir)
     for sub in ("transformer", "vae", "text_encoder", "tokenizer"):
         if not (base / sub).is_dir():
-            raise FileNotFoundError(f"{base / sub} is missing: download alibaba-pai/CogVideoX-Fun-V1.1-5b-InP "
-                                    f"(diffusers layout: transformer/ vae/ text_encoder/ tokenizer/) to {base}")  # fmt: skip
+            raise FileNotFoundError(
+                f"{base / sub} is missing: download alibaba-pai/CogVideoX-Fun-V1.1-5b-InP "
+                f"(diffusers layout: transformer/ vae/ text_encoder/ tokenizer/) to {base}"
+            )
     transformer = DexCogVideoXFunTransformer3DModel.from_pretrained(
         base / "transformer", condition_channels=condition_channels, low_cpu_mem_usage=False, torch_dtype=dtype
     )

@@ -119,6 +119,8 @@ class OracleWorldModel:
         self.oracle = Oracle(self.spec, width, height, fov_y=fov_y, fps=fps, density_scale=density_scale)
         self.width, self.height, self.window, self.context_frames, self.fps = width, height, window, context_frames, fps
         self.name = "oracle"
+        #: the physics record of each item's whole episode in the last call
+        self.last_sims: list[Any] = []
 
     def generate(self, static: np.ndarray, prompt: np.ndarray, context: np.ndarray | None = None,
                  text: str | list[str] | None = None, generator: torch.Generator | None = None,
@@ -127,13 +129,17 @@ class OracleWorldModel:
         prompt = prompt[None] if prompt.ndim == 4 else prompt
         b, t = prompt.shape[:2]
         if hands is None or len(hands) != b:
+            got = None if hands is None else len(hands)
             raise ValueError(f"the oracle world model needs `hands`: one HandTrajectory per batch item ({b}), "
-                             f"covering the episode up to the window's last frame; got {None if hands is None else len(hands)}")  # fmt: skip
+                             f"covering the episode up to the window's last frame; got {got}")  # fmt: skip
         out = np.empty((b, t, self.height, self.width, 3), np.uint8)
+        self.last_sims = []
         for i, traj in enumerate(hands):
             if traj.num_frames < t:
                 raise ValueError(f"hands[{i}] has {traj.num_frames} frames, fewer than the window's {t}")
-            out[i] = self.oracle.run(traj, start=traj.num_frames - t).interaction
+            clip = self.oracle.run(traj, start=traj.num_frames - t, masks=False)
+            out[i] = clip.interaction
+            self.last_sims.append(self.oracle.last_result)
         if context is not None:
             context = np.asarray(context)
             out[:, : context.shape[1]] = context

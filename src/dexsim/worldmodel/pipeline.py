@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -76,7 +76,7 @@ class DexWorldPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
-    _optional_components = ["vae", "text_encoder", "tokenizer"]
+    _optional_components: ClassVar[list[str]] = ["vae", "text_encoder", "tokenizer"]
 
     def __init__(self, transformer: Any, scheduler: Any, vae: Any = None, text_encoder: Any = None,
                  tokenizer: Any = None) -> None:  # fmt: skip

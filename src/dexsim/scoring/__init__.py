@@ -1,0 +1,96 @@
+"""Goal scorers behind one protocol: higher is better; offline PSNR/SSIM, region-aware variants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..metrics import psnr_from_mse, ssim
+
+__all__ = ["Goal", "PSNRScorer", "RegionScorer", "SSIMScorer", "Scorer", "make_scorer"]
+
+
+@dataclass
+class Goal:
+    """What a task wants: a goal ``image`` (H, W, 3) uint8 seen from the start camera, and/or a ``text``;
+    ``start`` (H, W, 3) the first view, for region-aware scoring."""
+
+    image: np.ndarray | None = None
+    text: str | None = None
+    start: np.ndarray | None = None
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """``score(frames (B, T, H, W, 3) uint8, goal) -> (B,) float``: how well each video's end reaches the goal."""
+
+    name: str
+
+    def score(self, frames: np.ndarray, goal: Goal) -> np.ndarray: ...
+
+
+def _last(frames: np.ndarray, goal: Goal) -> np.ndarray:
+    frames = np.asarray(frames)
+    if frames.ndim == 4:
+        frames = frames[None]
+    if goal.image is None:
+        raise ValueError("this scorer needs a goal image")
+    if frames.shape[2:] != goal.image.shape:
+        raise ValueError(f"frames {frames.shape[2:]} and the goal image {goal.image.shape} differ in size")
+    return frames[:, -1]
+
+
+class PSNRScorer:
+    """PSNR (dB) of the last frame to the goal image."""
+
+    name = "psnr"
+
+    def score(self, frames: np.ndarray, goal: Goal) -> np.ndarray:
+        last = _last(frames, goal).astype(np.float64)
+        mse = ((last - goal.image.astype(np.float64)) ** 2).mean(axis=(1, 2, 3))
+        return np.array([psnr_from_mse(m) if m > 0 else 100.0 for m in mse])
+
+
+class SSIMScorer:
+    """SSIM of the last frame to the goal image."""
+
+    name = "ssim"
+
+    def score(self, frames: np.ndarray, goal: Goal) -> np.ndarray:
+        return np.array([ssim(f, goal.image) for f in _last(frames, goal)])
+
+
+class RegionScorer:
+    """PSNR over the goal region only: the pixels where the goal differs from the start by more than
+    ``threshold``/255 (dilated by ``dilate`` pixels), so a large unchanged background does not
+    drown the part of the image the task is about."""
+
+    def __init__(self, threshold: int = 12, dilate: int = 2) -> None:
+        self.threshold, self.dilate = threshold, dilate
+        self.name = "region_psnr"
+
+    def region(self, goal: Goal) -> np.ndarray:
+        if goal.start is None or goal.image is None:
+            raise ValueError("region scoring needs the goal image and the start view")
+        m = (np.abs(goal.image.astype(np.int16) - goal.start.astype(np.int16)) > self.threshold).any(-1)
+        for _ in range(self.dilate):
+            m = m | np.roll(m, 1, 0) | np.roll(m, -1, 0) | np.roll(m, 1, 1) | np.roll(m, -1, 1)
+        return m
+
+    def score(self, frames: np.ndarray, goal: Goal) -> np.ndarray:
+        last = _last(frames, goal).astype(np.float64)
+        m = self.region(goal)
+        if not m.any():
+            return PSNRScorer().score(frames, goal)
+        d = ((last - goal.image.astype(np.float64)) ** 2)[:, m].mean(axis=(1, 2))
+        return np.array([psnr_from_mse(x) if x > 0 else 100.0 for x in d])
+
+
+def make_scorer(name: str) -> Scorer:
+    """A scorer by name: ``psnr``, ``ssim``, ``region_psnr`` (all offline)."""
+    table = {"psnr": PSNRScorer, "ssim": SSIMScorer, "region_psnr": RegionScorer}
+    if name not in table:
+        raise ValueError(f"unknown scorer {name!r}; choose one of {sorted(table)}")
+    return table[name]()
