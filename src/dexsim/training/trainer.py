@@ -183,13 +183,15 @@ def train(
     model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
     pipe.transformer = acc.unwrap_model(model)
     pipe.to(acc.device)
-    gen = torch.Generator().manual_seed(cfg.seed * 1000003 + step * 7919 + acc.process_index)
+    gen = torch.Generator()
     log_path = out / "log.jsonl"
     t0, done_here = time.perf_counter(), 0
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and acc.is_main_process), desc="train", unit="step")
     losses: list[float] = []
     while step < cfg.steps:
         model.train()
+        # noise and timesteps of step n depend only on (seed, n, rank): a resumed run draws the same ones
+        gen.manual_seed(int(np.random.SeedSequence([cfg.seed, step, acc.process_index]).generate_state(1)[0]))
         for _ in range(cfg.grad_accum):
             w = data.next_batch(cfg.batch_size)
             with acc.accumulate(model), acc.autocast():
