@@ -21,6 +21,7 @@ from .bench import bench  # noqa: E402
 from .data import data, datagen  # noqa: E402
 from .demo import demo  # noqa: E402
 from .hands import hands  # noqa: E402
+from .plan import bench_plan_cmd, bench_step_cmd, plan_cmd  # noqa: E402
 from .render import render  # noqa: E402
 from .scene import scene  # noqa: E402
 from .worldmodel import bench_worldmodel_cmd, eval_cmd, train_cmd  # noqa: E402
@@ -35,5 +36,8 @@ main.add_command(scene)
 main.add_command(train_cmd)
 main.add_command(eval_cmd)
 bench.add_command(bench_worldmodel_cmd)
+bench.add_command(bench_plan_cmd)
+bench.add_command(bench_step_cmd)
+main.add_command(plan_cmd)
 
 __all__ = ["main"]

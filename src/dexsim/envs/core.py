@@ -435,6 +435,52 @@ class DexWorldEnv(gym.Env):
         req["render_s"] = time.perf_counter() - t0
         return req
 
+    def preview(self, actions: np.ndarray) -> Any:
+        """A planner :class:`~dexsim.planners.Rollout` of N candidate ``delta`` action sequences (N, H, 21)
+        from the current state, which is left unchanged. Candidates must share the camera dims
+        (so they share the static video)."""
+        from ..planners.rank import Rollout
+
+        if self.action_mode != "delta":
+            raise ValueError("preview() takes `delta` actions")
+        actions = np.asarray(actions, np.float64)
+        if actions.ndim != 3 or actions.shape[-1] != 21:
+            raise ValueError(f"`actions` must be (N, H, 21), got {actions.shape}")
+        if not np.allclose(actions[:, :, :5], actions[:1, :, :5]):
+            raise ValueError("candidates must share the camera part (dims 0-4) of their actions")
+        state = (self.camera.copy(), self.palm.copy(), self.wrist_R.copy(), self.grasp.copy(), self.visible.copy(),
+                 self.hand_params.copy(), list(self.history))  # fmt: skip
+        prompts, hands = [], []
+        static: np.ndarray | None = None
+        depth0: np.ndarray | None = None
+        for cand in actions:
+            self.camera, self.palm, self.wrist_R, self.grasp, self.visible, self.hand_params = (
+                x.copy() for x in state[:6])  # fmt: skip
+            self.history = list(state[6])
+            vids = []
+            for a in cand:
+                cams, params, visible = self._chunk_from_action(a)
+                vids.append((cams, params, visible))
+                self.camera, self.hand_params, self.visible = cams[-1].copy(), params[-1].copy(), visible[-1].copy()
+            cams = np.concatenate([v[0] for v in vids])
+            if static is None:
+                static, depth0 = self._render_static(cams)
+            prompt, joints = self._render_prompt(cams, np.concatenate([v[1] for v in vids]),
+                                                 np.concatenate([v[2] for v in vids]), depth0)  # fmt: skip
+            prompts.append(prompt)
+            self.history = list(state[6]) + [
+                {
+                    "camera": cams,
+                    "params": np.concatenate([v[1] for v in vids]),
+                    "visible": np.concatenate([v[2] for v in vids]),
+                    "joints": joints,
+                }
+            ]
+            hands.append(self._trajectory())
+        self.camera, self.palm, self.wrist_R, self.grasp, self.visible, self.hand_params = state[:6]
+        self.history = state[6]
+        return Rollout(static=static, prompts=np.stack(prompts), hands=hands)
+
     def _trajectory(self) -> HandTrajectory:
         cam = np.concatenate([h["camera"] for h in self.history])
         n = len(cam)
@@ -453,7 +499,9 @@ class DexWorldEnv(gym.Env):
         self.last_timings = {"render_s": req["render_s"], "world_model_s": wm_s}
         reward, success, info = 0.0, False, {}
         if self.goal is not None:
-            reward = float(self.scorer.score(new[None], self.goal)[0])
+            from ..scoring import hand_masks_from_prompts
+
+            reward = float(self.scorer.score(new[None], self.goal, hand_masks_from_prompts(prompt[None]))[0])
             info["score"] = reward
             sims = getattr(self.world_model, "last_sims", None)
             if sims:

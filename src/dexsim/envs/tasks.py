@@ -65,5 +65,5 @@ def goal_for(task_name: str, width: int, height: int, frames: int = 16) -> dict[
                          camera="static")  # fmt: skip
     clip = Oracle(spec, width, height, density_scale=0.35).run(action.trajectory)
     physics = {"object_poses": clip.sim.object_poses, "drawer": clip.sim.drawer}
-    return {"image": clip.interaction[-1], "start": clip.static[0], "action": action, "text": task.text,
+    return {"image": clip.scene[-1], "start": clip.static[0], "action": action, "text": task.text,
             "measure": task.measure(physics, spec)}  # fmt: skip

@@ -46,6 +46,7 @@ class OracleClip:
     object_masks: np.ndarray
     sim: SimResult
     prompts: dict[str, np.ndarray]
+    scene: np.ndarray | None = None  # (T, H, W, 3) the moved scene without hands (goal images)
 
 
 def _slice_result(res: SimResult, start: int) -> SimResult:
@@ -148,7 +149,8 @@ class Oracle:
         ids = self._object_masks(motions, vms, K) if masks else np.full(hand.shape, -1, np.int8)
         ids[skin.mask[:, 0]] = -2
         ids[skin.mask[:, 1]] = -3
-        return OracleClip(static.rgb_uint8().numpy(), prompts[prompt_kind], interaction, ids, res, prompts)
+        return OracleClip(static.rgb_uint8().numpy(), prompts[prompt_kind], interaction, ids, res, prompts,
+                          moved.rgb_uint8().numpy())  # fmt: skip
 
     def _object_masks(self, motions: torch.Tensor, vms: torch.Tensor, K: torch.Tensor) -> np.ndarray:
         """Which object dominates each pixel: render each object's opacity with its id as colour."""

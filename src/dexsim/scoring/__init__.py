@@ -9,13 +9,13 @@ import numpy as np
 
 from ..metrics import psnr_from_mse, ssim
 
-__all__ = ["Goal", "PSNRScorer", "RegionScorer", "SSIMScorer", "Scorer", "make_scorer"]
+__all__ = ["Goal", "PSNRScorer", "RegionScorer", "SSIMScorer", "Scorer", "hand_masks_from_prompts", "make_scorer"]
 
 
 @dataclass
 class Goal:
-    """What a task wants: a goal ``image`` (H, W, 3) uint8 seen from the start camera, and/or a ``text``;
-    ``start`` (H, W, 3) the first view, for region-aware scoring."""
+    """What a task wants: a goal ``image`` (H, W, 3) uint8 of the scene (no hands) seen from the start
+    camera, and/or a ``text``; ``start`` (H, W, 3) the first view, for region-aware scoring."""
 
     image: np.ndarray | None = None
     text: str | None = None
@@ -24,11 +24,25 @@ class Goal:
 
 @runtime_checkable
 class Scorer(Protocol):
-    """``score(frames (B, T, H, W, 3) uint8, goal) -> (B,) float``: how well each video's end reaches the goal."""
+    """``score(frames (B, T, H, W, 3) uint8, goal, hand_masks=None) -> (B,) float``: how well each video's
+    end reaches the goal; ``hand_masks`` (B, H, W) bool marks pixels to ignore (the hands, which the
+    goal image does not show)."""
 
     name: str
 
-    def score(self, frames: np.ndarray, goal: Goal) -> np.ndarray: ...
+    def score(self, frames: np.ndarray, goal: Goal, hand_masks: np.ndarray | None = None) -> np.ndarray: ...
+
+
+def hand_masks_from_prompts(prompts: np.ndarray, threshold: int = 24, dilate: int = 2) -> np.ndarray:
+    """(B, H, W) bool: where the last frame of each (B, T, H, W, 3) hand-prompt video shows a hand."""
+    m = np.asarray(prompts)[:, -1].max(-1) > threshold
+    return _dilate(m, dilate)
+
+
+def _dilate(m: np.ndarray, steps: int) -> np.ndarray:
+    for _ in range(steps):
+        m = m | np.roll(m, 1, -2) | np.roll(m, -1, -2) | np.roll(m, 1, -1) | np.roll(m, -1, -1)
+    return m
 
 
 def _last(frames: np.ndarray, goal: Goal) -> np.ndarray:
@@ -47,9 +61,11 @@ class PSNRScorer:
 
     name = "psnr"
 
-    def score(self, frames: np.ndarray, goal: Goal) -> np.ndarray:
+    def score(self, frames: np.ndarray, goal: Goal, hand_masks: np.ndarray | None = None) -> np.ndarray:
         last = _last(frames, goal).astype(np.float64)
-        mse = ((last - goal.image.astype(np.float64)) ** 2).mean(axis=(1, 2, 3))
+        err = ((last - goal.image.astype(np.float64)) ** 2).mean(-1)
+        keep = np.ones(err.shape, bool) if hand_masks is None else ~hand_masks
+        mse = [float(e[k].mean()) if k.any() else 0.0 for e, k in zip(err, keep, strict=True)]
         return np.array([psnr_from_mse(m) if m > 0 else 100.0 for m in mse])
 
 
@@ -58,8 +74,11 @@ class SSIMScorer:
 
     name = "ssim"
 
-    def score(self, frames: np.ndarray, goal: Goal) -> np.ndarray:
-        return np.array([ssim(f, goal.image) for f in _last(frames, goal)])
+    def score(self, frames: np.ndarray, goal: Goal, hand_masks: np.ndarray | None = None) -> np.ndarray:
+        last = _last(frames, goal)
+        if hand_masks is not None:  # hands are not in the goal: paint them with the goal's pixels
+            last = np.where(hand_masks[..., None], goal.image[None], last)
+        return np.array([ssim(f, goal.image) for f in last])
 
 
 class RegionScorer:
@@ -75,16 +94,16 @@ class RegionScorer:
         if goal.start is None or goal.image is None:
             raise ValueError("region scoring needs the goal image and the start view")
         m = (np.abs(goal.image.astype(np.int16) - goal.start.astype(np.int16)) > self.threshold).any(-1)
-        for _ in range(self.dilate):
-            m = m | np.roll(m, 1, 0) | np.roll(m, -1, 0) | np.roll(m, 1, 1) | np.roll(m, -1, 1)
-        return m
+        return _dilate(m, self.dilate)
 
-    def score(self, frames: np.ndarray, goal: Goal) -> np.ndarray:
+    def score(self, frames: np.ndarray, goal: Goal, hand_masks: np.ndarray | None = None) -> np.ndarray:
         last = _last(frames, goal).astype(np.float64)
         m = self.region(goal)
         if not m.any():
-            return PSNRScorer().score(frames, goal)
-        d = ((last - goal.image.astype(np.float64)) ** 2)[:, m].mean(axis=(1, 2))
+            return PSNRScorer().score(frames, goal, hand_masks)
+        keep = np.broadcast_to(m, last.shape[:3]) & (True if hand_masks is None else ~hand_masks)
+        err = ((last - goal.image.astype(np.float64)) ** 2).mean(-1)
+        d = [float(e[k].mean()) if k.any() else float(e[m].mean()) for e, k in zip(err, keep, strict=True)]
         return np.array([psnr_from_mse(x) if x > 0 else 100.0 for x in d])
 
 

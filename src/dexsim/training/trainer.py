@@ -25,7 +25,7 @@ from .data import ClipWindows, DataPosition
 from .loss import diffusion_loss
 from .presets import TrainConfig
 
-__all__ = ["build_pipeline", "latest_checkpoint", "train"]
+__all__ = ["build_pipeline", "export_checkpoint", "latest_checkpoint", "train"]
 
 
 def build_pipeline(cfg: TrainConfig) -> Any:
@@ -313,3 +313,21 @@ def export(
         if cfg.preset == "compact-from-scratch":
             wm.save_pretrained(path)
     return path
+
+
+def export_checkpoint(cfg: TrainConfig, checkpoint: str | os.PathLike[str] | None = None,
+                      out: str | os.PathLike[str] | None = None) -> Path:  # fmt: skip
+    """Export a model folder from a checkpoint (the newest by default) with its EMA weights, e.g. when a
+    run had to stop before its last step."""
+    from safetensors.torch import load_file
+
+    ckpt = Path(checkpoint) if checkpoint else latest_checkpoint(cfg.out)
+    if ckpt is None:
+        raise FileNotFoundError(f"no checkpoint in {cfg.out}/checkpoints")
+    pipe = build_pipeline(cfg)
+    params = _trainable(pipe.transformer)
+    with torch.no_grad():
+        for n, t in load_file(str(ckpt / "trainable.safetensors")).items():
+            params[n].copy_(t)
+    ema = load_file(str(ckpt / "ema.safetensors")) if (ckpt / "ema.safetensors").is_file() else None
+    return export(pipe, pipe.transformer, ema, cfg, Path(out) if out else Path(cfg.out) / "model")

@@ -1,0 +1,90 @@
+"""``dexsim plan``, ``dexsim bench plan`` and ``dexsim bench step``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("plan")
+@click.option("--task", default="push-red-box", show_default=True)
+@click.option("--candidates", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--model", "model_name", default="default", show_default=True, help="default | oracle | PATH")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write sheet.png (goal, then candidates best first) and the candidates' predicted videos.")  # fmt: skip
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def plan_cmd(
+    task: str, candidates: int, seed: int, model_name: str, out_dir: Path | None, json_path: Path | None
+) -> None:
+    """Rank N candidate actions for a held-out instance of TASK with a world model; check with physics."""
+    import numpy as np
+
+    from .._io import write_json
+    from ..planners.bench import plan_instance
+    from ..worldmodel import load
+
+    r = plan_instance(load(model_name), task, candidates, seed)
+    order = np.argsort(-np.asarray(r["model_scores"]))
+    for rank, i in enumerate(order):
+        mark = "*" if i == r["chosen"] else " "
+        click.echo(f"{mark}{rank + 1}. score {r['model_scores'][i]:6.2f}  physics: {100 * r['oracle_distance_m'][i]:5.1f} cm "
+                   f"from the goal  {r['candidate_texts'][i]}")  # fmt: skip
+    click.echo(f"chosen candidate is the physics-best: {r['top1']}; succeeds: {r['success']}")
+    if out_dir:
+        from ..video import contact_sheet, write_mp4, write_png
+
+        goal = r["goal"]
+        rows = [("goal (start, goal)", np.stack([goal.start, goal.image]))]
+        rows += [(f"#{k + 1}: {r['candidate_texts'][i]}", r["videos"][i]) for k, i in enumerate(order)]
+        write_png(out_dir / "sheet.png", contact_sheet(rows, max_frames=8))
+        write_mp4(out_dir / "candidates.mp4", np.concatenate(list(r["videos"][order]), axis=2), fps=8)
+        click.echo(f"wrote {out_dir / 'sheet.png'} and {out_dir / 'candidates.mp4'}")
+    if json_path:
+        write_json(json_path, {k: v for k, v in r.items() if k not in ("rollout", "goal", "videos")})
+
+
+@click.command("plan")
+@click.option("--task", default="push-red-box", show_default=True)
+@click.option("--tasks", "num_tasks", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--candidates", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--model", "model_name", default="default", show_default=True)
+@click.option("--cost-instances", type=click.IntRange(0), default=2, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def bench_plan_cmd(task: str, num_tasks: int, candidates: int, seed: int, model_name: str, cost_instances: int,
+                   json_path: Path | None) -> None:  # fmt: skip
+    """Top-1 agreement of world-model ranking with the physics oracle over held-out task instances."""
+    from .._io import write_json
+    from ..planners.bench import bench_plan
+    from ..worldmodel import load
+
+    r = bench_plan(load(model_name), task, num_tasks, candidates, seed, cost_instances=cost_instances)
+    click.echo(f"{r['tasks']} instances x {r['candidates']} candidates: top1_agreement {r['top1_agreement']:.2f} "
+               f"(random {r['random_top1']:.2f}), kendall_tau {r['kendall_tau']:.2f}, success {r['success_rate']:.2f} "
+               f"(candidates {r['candidate_success_rate']:.2f}), {r['seconds_per_candidate']:.2f} s/candidate, "
+               f"batched_cost_ratio {r['batched_cost_ratio']:.2f}")  # fmt: skip
+    if json_path:
+        write_json(json_path, r)
+        click.echo(f"wrote {json_path}")
+
+
+@click.command("step")
+@click.option("--model", "model_name", default="default", show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--envs", default="1,4,8", show_default=True, help="Vector-env sizes to time.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def bench_step_cmd(model_name: str, steps: int, envs: str, json_path: Path | None) -> None:
+    """Median env.step latency, and vector-env frames per second against as many sequential envs."""
+    from .._io import write_json
+    from ..envs.bench import bench_step
+
+    r = bench_step(model_name, steps=steps, sizes=[int(x) for x in envs.split(",")])
+    click.echo(f"env.step median {r['step_s_median']:.3f} s ({r['chunk']} frames at {r['width']}x{r['height']})")
+    for n, v in r["vector"].items():
+        click.echo(f"  {n} envs: vector {v['vector_fps']:.1f} frames/s, sequential {v['sequential_fps']:.1f} frames/s, "
+                   f"speed-up {v['speedup']:.2f}x")  # fmt: skip
+    if json_path:
+        write_json(json_path, r)
+        click.echo(f"wrote {json_path}")

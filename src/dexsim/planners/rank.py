@@ -1,0 +1,79 @@
+"""``RankPlanner``: simulate N candidate actions in one batch, score each against the goal, rank."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["RankPlanner", "RankResult", "Rollout"]
+
+
+@dataclass
+class Rollout:
+    """What the planner simulates for one scene and camera path: the static video (T, H, W, 3)
+    shared by every candidate, and per candidate the hand-prompt video (T, H, W, 3), its text and
+    (for the physics oracle) its hand trajectory. A small protocol, not an env."""
+
+    static: np.ndarray
+    prompts: np.ndarray  # (N, T, H, W, 3)
+    hands: list[Any] | None = None
+    texts: list[str] | None = None
+
+
+@dataclass
+class RankResult:
+    """``order``: candidate indices, best first; ``scores`` (N,); ``videos`` (N, T, H, W, 3) predicted."""
+
+    order: np.ndarray
+    scores: np.ndarray
+    videos: np.ndarray
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def best(self) -> int:
+        return int(self.order[0])
+
+
+class RankPlanner:
+    """Batched simulate-and-rank (DWM's action evaluation): one world-model call per ``batch_size``
+    candidates, the static video shared (and its encoding paid once per call), scores from a
+    :class:`~dexsim.scoring.Scorer` against a :class:`~dexsim.scoring.Goal`, ignoring the pixels where
+    each candidate's hand prompt shows its hand at the end (``mask_hands``: goal images have no hands)."""
+
+    def __init__(self, world_model: Any, scorer: Any, batch_size: int = 8, seed: int = 0,
+                 mask_hands: bool = True) -> None:  # fmt: skip
+        if batch_size < 1:
+            raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+        self.world_model, self.scorer, self.batch_size, self.seed = world_model, scorer, batch_size, seed
+        self.mask_hands = mask_hands
+
+    def simulate(self, rollout: Rollout) -> np.ndarray:
+        """(N, T, H, W, 3) predicted videos of every candidate."""
+        from ..worldmodel.rollout import rollout as run
+
+        n = rollout.prompts.shape[0]
+        out = np.empty(rollout.prompts.shape, np.uint8)
+        for s in range(0, n, self.batch_size):
+            e = min(n, s + self.batch_size)
+            out[s:e] = run(self.world_model, rollout.static[None], rollout.prompts[s:e],
+                           text=None if rollout.texts is None else rollout.texts[s:e],
+                           generator=torch.Generator().manual_seed(self.seed),
+                           hands=None if rollout.hands is None else rollout.hands[s:e])  # fmt: skip
+        return out
+
+    def plan(self, rollout: Rollout, goal: Any) -> RankResult:
+        t0 = time.perf_counter()
+        videos = self.simulate(rollout)
+        t1 = time.perf_counter()
+        from ..scoring import hand_masks_from_prompts
+
+        masks = hand_masks_from_prompts(rollout.prompts) if self.mask_hands else None
+        scores = np.asarray(self.scorer.score(videos, goal, masks), np.float64)
+        order = np.argsort(-scores, kind="stable")
+        t2 = time.perf_counter()
+        return RankResult(order, scores, videos, t2 - t0, {"simulate_s": t1 - t0, "score_s": t2 - t1})
