@@ -13,7 +13,7 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--model", "model_name", default="default", show_default=True, help="default | oracle | PATH")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write sheet.png (goal, then candidates best first) and the candidates' predicted videos.")  # fmt: skip
+              help="Write sheet.png (goal, then candidates best first) and the predicted videos.")  # fmt: skip
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def plan_cmd(
     task: str, candidates: int, seed: int, model_name: str, out_dir: Path | None, json_path: Path | None
@@ -29,8 +29,9 @@ def plan_cmd(
     order = np.argsort(-np.asarray(r["model_scores"]))
     for rank, i in enumerate(order):
         mark = "*" if i == r["chosen"] else " "
-        click.echo(f"{mark}{rank + 1}. score {r['model_scores'][i]:6.2f}  physics: {100 * r['oracle_distance_m'][i]:5.1f} cm "
-                   f"from the goal  {r['candidate_texts'][i]}")  # fmt: skip
+        dist = 100 * r["oracle_distance_m"][i]
+        click.echo(f"{mark}{rank + 1}. score {r['model_scores'][i]:6.2f}  physics: {dist:5.1f} cm from the goal  "
+                   f"{r['candidate_texts'][i]}")  # fmt: skip
     click.echo(f"chosen candidate is the physics-best: {r['top1']}; succeeds: {r['success']}")
     if out_dir:
         from ..video import contact_sheet, write_mp4, write_png

@@ -79,8 +79,9 @@ def plan_instance(world_model: Any, task_name: str, candidates: int, seed: int, 
     from ..worldmodel.models import OracleWorldModel
 
     if isinstance(world_model, OracleWorldModel):  # the oracle as the world model: it must simulate this instance
-        world_model = OracleWorldModel(spec=spec, width=world_model.width, height=world_model.height,
-                                       window=world_model.window, context_frames=world_model.context_frames)  # fmt: skip
+        wm = world_model
+        world_model = OracleWorldModel(spec=spec, width=wm.width, height=wm.height, window=wm.window,
+                                       context_frames=wm.context_frames)  # fmt: skip
         world_model.oracle = oracle
     planner = RankPlanner(world_model, scorer or RegionScorer(), batch_size=candidates, seed=seed)
     result = planner.plan(rollout, goal)
