@@ -24,7 +24,7 @@ from .hands import hands  # noqa: E402
 from .plan import bench_plan_cmd, bench_step_cmd, plan_cmd  # noqa: E402
 from .render import render  # noqa: E402
 from .scene import scene  # noqa: E402
-from .worldmodel import bench_worldmodel_cmd, eval_cmd, train_cmd  # noqa: E402
+from .worldmodel import bench_overfit_cmd, bench_worldmodel_cmd, eval_cmd, train_cmd  # noqa: E402
 
 main.add_command(bench)
 main.add_command(data)
@@ -36,6 +36,7 @@ main.add_command(scene)
 main.add_command(train_cmd)
 main.add_command(eval_cmd)
 bench.add_command(bench_worldmodel_cmd)
+bench.add_command(bench_overfit_cmd)
 bench.add_command(bench_plan_cmd)
 bench.add_command(bench_step_cmd)
 main.add_command(plan_cmd)

@@ -88,3 +88,26 @@ def bench_worldmodel_cmd(config: str, chunks: int, num_steps: int | None, batch:
     if json_path:
         write_json(json_path, r)
         click.echo(f"wrote {json_path}")
+
+
+@click.command("overfit")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--config", default="compact", show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=400, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def bench_overfit_cmd(data: str, config: str, steps: int, lr: float, json_path: Path | None) -> None:
+    """Overfit one clip window: does the conditioning path learn (PSNR of the generated window vs time)?"""
+    from .._io import write_json
+    from ..worldmodel.bench import bench_overfit
+
+    r = bench_overfit(data, config=config, steps=steps, lr=lr)
+    for p in r["curve"]:
+        click.echo(f"step {p['step']:5d}  {p['seconds']:7.1f} s  PSNR {p['psnr']:.2f} dB  loss {p['loss']:.5f}")
+    hit = r["reached"]
+    click.echo(f"identity (static video) PSNR {r['identity_psnr']:.2f} dB; "
+               + (f"reached {r['target_db']:.0f} dB at step {hit['step']} after {hit['seconds']:.0f} s" if hit
+                  else f"did not reach {r['target_db']:.0f} dB in {steps} steps"))  # fmt: skip
+    if json_path:
+        write_json(json_path, r)
+        click.echo(f"wrote {json_path}")

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["BENCH_CONFIGS", "bench_worldmodel"]
+__all__ = ["BENCH_CONFIGS", "bench_overfit", "bench_worldmodel"]
 
 BENCH_CONFIGS = ("default", "compact", "tiny-cogvideox-fun")
 
@@ -61,3 +61,48 @@ def bench_worldmodel(
             "width": w, "height": h, "frames": t, "new_frames_per_chunk": new_frames, "batch": batch,
             "seconds_per_chunk": sec, "frames_per_s": batch * new_frames / sec, "seconds_all": times,
             "peak_memory_mb": peak, "denoiser_parameters": params}  # fmt: skip
+
+
+def bench_overfit(data: str, config: str = "compact", steps: int = 400, lr: float = 1e-3, check_every: int = 25,
+                  clip_index: int = 0, window: int = 9, num_steps: int = 4, seed: int = 0,
+                  target_db: float = 30.0) -> dict[str, Any]:  # fmt: skip
+    """Sanity of the conditioning path: fit one window of one clip; PSNR of the generated window to the
+    ground truth over time, and when it first reaches ``target_db``."""
+    import math
+
+    from ..data.dataset import clip_ids, read_clip
+    from ..training.loss import diffusion_loss
+    from .models import compact_pipeline
+
+    ids = clip_ids(data)
+    if not ids:
+        raise FileNotFoundError(f"no clips in {data}")
+    c = read_clip(data, ids[clip_index])
+    to = lambda v: torch.from_numpy(np.ascontiguousarray(v[None, :window]))  # noqa: E731
+    static, prompt, video = to(c.static), to(c.prompt), to(c.interaction)
+    pipe = compact_pipeline(config, seed=seed)
+    opt = torch.optim.AdamW(pipe.transformer.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    curve, reached = [], None
+    for step in range(1, steps + 1):
+        pipe.transformer.train()
+        loss = diffusion_loss(pipe, static, prompt, video, torch.zeros(1, dtype=torch.long), generator=gen)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if step % check_every == 0 or step == steps:
+            pipe.transformer.eval()
+            out = pipe(static.numpy(), prompt.numpy(), num_inference_steps=num_steps,
+                       generator=torch.Generator().manual_seed(0)).frames[0]  # fmt: skip
+            mse = float(np.mean((out.astype(np.float64) - video[0].numpy()) ** 2))
+            psnr = 10 * math.log10(255**2 / max(mse, 1e-10))
+            curve.append({"step": step, "seconds": time.perf_counter() - t0, "psnr": psnr, "loss": float(loss)})
+            if reached is None and psnr >= target_db:
+                reached = curve[-1]
+                break
+    identity = float(np.mean((static[0].numpy().astype(np.float64) - video[0].numpy()) ** 2))
+    return {"config": config, "clip": ids[clip_index], "window": window, "num_steps": num_steps, "lr": lr,
+            "target_db": target_db, "reached": reached, "curve": curve, "final_psnr": curve[-1]["psnr"],
+            "identity_psnr": 10 * math.log10(255**2 / max(identity, 1e-10)),
+            "torch_threads": torch.get_num_threads()}  # fmt: skip
