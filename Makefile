@@ -13,7 +13,7 @@ OUT ?= outputs
 
 
 
-.PHONY: demo test lint bench sysdeps install clean
+.PHONY: demo test lint bench train-default sysdeps install clean
 
 demo: sysdeps $(STAMP)
 	$(VENV)/bin/dexsim demo --out $(OUT)/demo
@@ -32,6 +32,19 @@ bench: sysdeps $(STAMP)
 	$(VENV)/bin/dexsim bench prompts --width 720 --height 480 --json $(OUT)/bench_prompts.json
 	rm -rf $(OUT)/bench_datagen
 	$(VENV)/bin/dexsim datagen --out $(OUT)/bench_datagen --clips 30 --workers 2 --json $(OUT)/bench_datagen.json
+	$(VENV)/bin/dexsim bench worldmodel --config default --json $(OUT)/bench_worldmodel.json
+	$(VENV)/bin/dexsim bench worldmodel --config tiny-cogvideox-fun --json $(OUT)/bench_worldmodel_cogvideox.json
+	$(VENV)/bin/dexsim bench step --json $(OUT)/bench_step.json
+	$(VENV)/bin/dexsim bench plan --tasks 20 --candidates 8 --seed 0 --json $(OUT)/bench_plan.json
+
+# Regenerate the default model's data and retrain it (about two hours on 2 CPU cores).
+DATA ?= data
+train-default: sysdeps $(STAMP)
+	$(VENV)/bin/dexsim datagen --out $(DATA)/train --clips 1000 --split train --workers 2
+	$(VENV)/bin/dexsim datagen --out $(DATA)/heldout --clips 60 --split heldout --workers 2
+	$(VENV)/bin/dexsim train --preset compact-from-scratch --data $(DATA)/train --validation-data $(DATA)/heldout \
+		--out $(OUT)/train-default --steps 3000 --batch-size 4 --checkpoint-every 200 --validate-every 500
+	$(VENV)/bin/dexsim eval --data $(DATA)/heldout --model $(OUT)/train-default/model --json $(OUT)/eval_heldout.json
 
 install: sysdeps $(STAMP)
 
