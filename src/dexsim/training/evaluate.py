@@ -98,7 +98,8 @@ def evaluate(data: str | os.PathLike[str], model: Any, clips: int | None = None,
                       "psnr_changed": float(np.mean(pc)) if len(pc) else float("nan")}  # fmt: skip
     return {"data": str(root), "model": getattr(model, "name", type(model).__name__), "n_clips": len(ids),
             "n_clips_changed": n_changed, "eval_width": w, "eval_height": h, "eval_frames": eval_frames,
-            "resize_rule": "area-resize each frame to eval_width x eval_height; first eval_frames frames; windows of "
+            "resize_rule": "area-resize each frame to eval_width x eval_height (aspect not kept); first eval_frames "
+                           "frames; windows of "
                            f"{model.window} frames with {model.context_frames} context frame(s)",
             "changed_rule": "pixels where |gt - static| > 10/255 in some channel, minus hand pixels where masks exist",
             "model_seconds_per_frame": float(np.median(timing)), "rows": rows}  # fmt: skip

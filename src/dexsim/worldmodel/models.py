@@ -85,17 +85,24 @@ class DiffusionWorldModel:
         path = Path(path)
         if not (path / "model_index.json").is_file():
             raise FileNotFoundError(f"{path} is not a saved DexWorldPipeline (no model_index.json)")
-        pipe = DexWorldPipeline.from_pretrained(path)
+        pipe = DexWorldPipeline.from_pretrained(path, torch_dtype=torch.float32 if str(device) == "cpu" else None)
         meta_path = path / "dexsim_world_model.json"
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         keys = ("width", "height", "window", "context_frames", "fps", "num_steps")
         return cls(pipe, device=device, name=str(path), **{k: meta[k] for k in keys if k in meta})
 
-    def save_pretrained(self, path: str | os.PathLike[str]) -> Path:
+    def save_pretrained(self, path: str | os.PathLike[str], weights_dtype: torch.dtype | None = None) -> Path:
+        """Save the pipeline folder; ``weights_dtype`` (e.g. ``torch.float16``) stores the weights smaller
+        (they load back as float32 on the CPU)."""
+        import copy
+
         from .._io import write_json
 
         path = Path(path)
-        self.pipeline.save_pretrained(path, safe_serialization=True)
+        pipe = self.pipeline
+        if weights_dtype is not None:
+            pipe = copy.deepcopy(pipe).to(dtype=weights_dtype)
+        pipe.save_pretrained(path, safe_serialization=True)
         write_json(path / "dexsim_world_model.json", {"width": self.width, "height": self.height,
                    "window": self.window, "context_frames": self.context_frames, "fps": self.fps,
                    "num_steps": self.num_steps})  # fmt: skip
