@@ -85,7 +85,7 @@ class DiffusionWorldModel:
         path = Path(path)
         if not (path / "model_index.json").is_file():
             raise FileNotFoundError(f"{path} is not a saved DexWorldPipeline (no model_index.json)")
-        pipe = DexWorldPipeline.from_pretrained(path, torch_dtype=torch.float32 if str(device) == "cpu" else None)
+        pipe = DexWorldPipeline.from_pretrained(path, dtype=torch.float32 if str(device) == "cpu" else None)
         meta_path = path / "dexsim_world_model.json"
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         keys = ("width", "height", "window", "context_frames", "fps", "num_steps")
