@@ -42,7 +42,7 @@ def _oracle_video(clip: Any, width: int, height: int) -> np.ndarray | None:
     size = (int(m.get("width", width)), int(m.get("height", height)))
     oracle = Oracle(spec, *size, fov_y=float(m.get("fov_y", 60.0)), fps=float(m.get("fps", 8.0)),
                     density_scale=float(m.get("density_scale", 0.35)), seed=int(m["scene_seed"]))  # fmt: skip
-    return _resize(oracle.run(clip.trajectory).interaction, width, height)
+    return _resize(oracle.run(clip.trajectory, masks=False).interaction, width, height)
 
 
 def evaluate(data: str | os.PathLike[str], model: Any, clips: int | None = None, frames: int | None = None,
