@@ -168,7 +168,9 @@ def load(name: str | os.PathLike[str] = "default", device: str | torch.device = 
         if not (d / "model_index.json").is_file():
             raise FileNotFoundError(f"the default world model is missing from this install ({d}); "
                                     "reinstall dexsim or pass a path to a trained model")  # fmt: skip
-        return DiffusionWorldModel.from_pretrained(d, device=device)
+        wm = DiffusionWorldModel.from_pretrained(d, device=device)
+        wm.name = "default"
+        return wm
     path = Path(name)
     if not path.exists():
         raise FileNotFoundError(f"world model {str(name)!r}: not 'default', 'oracle', nor an existing folder")
