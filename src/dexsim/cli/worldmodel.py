@@ -95,13 +95,14 @@ def bench_worldmodel_cmd(config: str, chunks: int, num_steps: int | None, batch:
 @click.option("--config", default="compact", show_default=True)
 @click.option("--steps", type=click.IntRange(1), default=400, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--target-db", type=float, default=30.0, show_default=True, help="Stop at this PSNR.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def bench_overfit_cmd(data: str, config: str, steps: int, lr: float, json_path: Path | None) -> None:
+def bench_overfit_cmd(data: str, config: str, steps: int, lr: float, target_db: float, json_path: Path | None) -> None:
     """Overfit one clip window: does the conditioning path learn (PSNR of the generated window vs time)?"""
     from .._io import write_json
     from ..worldmodel.bench import bench_overfit
 
-    r = bench_overfit(data, config=config, steps=steps, lr=lr)
+    r = bench_overfit(data, config=config, steps=steps, lr=lr, target_db=target_db)
     for p in r["curve"]:
         click.echo(f"step {p['step']:5d}  {p['seconds']:7.1f} s  PSNR {p['psnr']:.2f} dB  loss {p['loss']:.5f}")
     hit = r["reached"]
