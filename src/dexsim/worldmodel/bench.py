@@ -97,7 +97,9 @@ def bench_overfit(data: str, config: str = "compact", steps: int = 400, lr: floa
                        generator=torch.Generator().manual_seed(0)).frames[0]  # fmt: skip
             mse = float(np.mean((out.astype(np.float64) - video[0].numpy()) ** 2))
             psnr = 10 * math.log10(255**2 / max(mse, 1e-10))
-            curve.append({"step": step, "seconds": time.perf_counter() - t0, "psnr": psnr, "loss": float(loss.detach())})
+            curve.append(
+                {"step": step, "seconds": time.perf_counter() - t0, "psnr": psnr, "loss": float(loss.detach())}
+            )
             if reached is None and psnr >= target_db:
                 reached = curve[-1]
                 break
