@@ -143,3 +143,19 @@ def test_plan_instance_with_the_oracle_picks_the_physics_best() -> None:
                       frames=8)  # fmt: skip
     assert len(r["model_scores"]) == 4 and 0.0 <= r["random_top1"] <= 1.0
     assert r["top1"]  # ranking by the exact simulator agrees with the physics measure
+
+
+def test_lpips_scorer_with_a_random_backbone_and_a_clear_error_without_weights(tmp_path) -> None:
+    lpips = pytest.importorskip("lpips")
+    from dexsim.scoring.perceptual import LPIPSScorer, load_lpips
+
+    with pytest.raises(FileNotFoundError, match="alexnet-owt"):
+        load_lpips("alex", weights_dir=tmp_path)
+    torch.manual_seed(0)
+    model = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)  # random backbone: built offline
+    rng = np.random.default_rng(0)
+    goal_img = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    noisy = np.clip(goal_img.astype(int) + rng.integers(-60, 60, goal_img.shape), 0, 255).astype(np.uint8)
+    frames = np.stack([np.stack([goal_img, x]) for x in (noisy, goal_img)])
+    s = LPIPSScorer(model=model).score(frames, Goal(image=goal_img))
+    assert s.shape == (2,) and s[1] > s[0] and s[1] == pytest.approx(0.0, abs=1e-6)

@@ -108,8 +108,10 @@ class RegionScorer:
 
 
 def make_scorer(name: str) -> Scorer:
-    """A scorer by name: ``psnr``, ``ssim``, ``region_psnr`` (all offline)."""
-    table = {"psnr": PSNRScorer, "ssim": SSIMScorer, "region_psnr": RegionScorer}
+    """A scorer by name: ``psnr``, ``ssim``, ``region_psnr`` (offline), ``lpips`` (local weights)."""
+    from .perceptual import LPIPSScorer
+
+    table = {"psnr": PSNRScorer, "ssim": SSIMScorer, "region_psnr": RegionScorer, "lpips": LPIPSScorer}
     if name not in table:
         raise ValueError(f"unknown scorer {name!r}; choose one of {sorted(table)}")
     return table[name]()
