@@ -159,3 +159,29 @@ def test_lpips_scorer_with_a_random_backbone_and_a_clear_error_without_weights(t
     frames = np.stack([np.stack([goal_img, x]) for x in (noisy, goal_img)])
     s = LPIPSScorer(model=model).score(frames, Goal(image=goal_img))
     assert s.shape == (2,) and s[1] > s[0] and s[1] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_xclip_text_video_scorer_on_a_tiny_random_instance(tmp_path) -> None:
+    from transformers import XCLIPConfig, XCLIPModel
+
+    from dexsim.scoring.perceptual import XCLIPScorer, load_xclip
+    from dexsim.worldmodel.cogvideox_fun import tiny_text_encoder
+
+    with pytest.raises(FileNotFoundError, match="xclip-base-patch32"):
+        load_xclip(tmp_path)
+    torch.manual_seed(0)
+    vision = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "image_size": 32, "patch_size": 16, "num_frames": 4, "mit_hidden_size": 16,
+              "mit_intermediate_size": 32, "mit_num_hidden_layers": 1, "mit_num_attention_heads": 2}  # fmt: skip
+    text = {"vocab_size": 40, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "max_position_embeddings": 16}  # fmt: skip
+    cfg = XCLIPConfig(text_config=text, vision_config=vision, projection_dim=16, prompt_layers=1,
+                      prompt_attention_heads=2, prompt_num_attention_heads=2)  # fmt: skip
+    scorer = XCLIPScorer(model=XCLIPModel(cfg), tokenizer=tiny_text_encoder()[1])
+    rng = np.random.default_rng(0)
+    videos = rng.integers(0, 255, (3, 7, 24, 24, 3), dtype=np.uint8)
+    s = scorer.score(videos, Goal(text="push the red box"))
+    assert s.shape == (3,) and np.all(np.abs(s) <= 1.0 + 1e-6) and len(set(np.round(s, 6))) == 3
+    assert np.array_equal(s, scorer.score(videos, Goal(text="push the red box")))
+    with pytest.raises(ValueError, match="goal text"):
+        scorer.score(videos, Goal())

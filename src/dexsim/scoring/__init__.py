@@ -112,6 +112,7 @@ def make_scorer(name: str) -> Scorer:
     from .perceptual import LPIPSScorer
 
     table = {"psnr": PSNRScorer, "ssim": SSIMScorer, "region_psnr": RegionScorer, "lpips": LPIPSScorer}
+    # text-video (X-CLIP) needs a model folder: construct ``perceptual.XCLIPScorer(model_dir=...)`` directly
     if name not in table:
         raise ValueError(f"unknown scorer {name!r}; choose one of {sorted(table)}")
     return table[name]()
