@@ -40,7 +40,6 @@ def bench_step(world_model: str = "default", steps: int = 5, sizes: list[int] | 
         for a in acts[1:]:
             venv.step(a)
         t_vec = time.perf_counter() - t0
-        singles = venv.unwrapped.envs if hasattr(venv.unwrapped, "envs") else []
         seq_envs = [gym.make("DexWorld-v0", world_model=wm, width=wm.width, height=wm.height).unwrapped
                     for _ in range(n)]  # fmt: skip
         for i, e in enumerate(seq_envs):
@@ -53,7 +52,6 @@ def bench_step(world_model: str = "default", steps: int = 5, sizes: list[int] | 
         t_seq = time.perf_counter() - t0
         frames = n * steps * chunk
         vector[str(n)] = {"vector_fps": frames / t_vec, "sequential_fps": frames / t_seq, "speedup": t_seq / t_vec}
-        del singles
     return {"world_model": world_model, "width": wm.width, "height": wm.height, "chunk": chunk, "steps": steps,
             "step_s_median": statistics.median(lat), "step_s_all": lat, "vector": vector,
             "note": "vector env: one world-model call per step for all envs; sequential: one call per env"}  # fmt: skip

@@ -385,9 +385,7 @@ class DexWorldEnv(gym.Env):
         t_end = np.clip(
             self.camera[:3] + DELTA_SCALE["camera_move"] * a[:3], lo - [0.5, 0.8, 0.0], hi + [0.5, 0.3, 0.6]
         )
-        yaw = axis_angle_to_quat(torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64) * DELTA_SCALE["camera_turn"] * a[3])
         pitch_axis = torch.from_numpy(R_cam[:, 0])
-        pitch = axis_angle_to_quat(pitch_axis * DELTA_SCALE["camera_turn"] * a[4])
         cams = np.empty((self.chunk, 7))
         q0 = torch.from_numpy(self.camera[3:])
         for i, f in enumerate(s[:, 0]):
@@ -397,7 +395,6 @@ class DexWorldEnv(gym.Env):
             qp = axis_angle_to_quat(pitch_axis * DELTA_SCALE["camera_turn"] * a[4] * f)
             cams[i, 3:] = quat_multiply(qy, quat_multiply(qp, q0)).numpy()
             cams[i, :3] = (1 - f) * self.camera[:3] + f * t_end
-        del yaw, pitch
         params = np.empty((self.chunk, 2, 51))
         visible = np.zeros((self.chunk, 2), bool)
         palm_end, R_end, grasp_end = self.palm.copy(), self.wrist_R.copy(), self.grasp.copy()

@@ -13,12 +13,12 @@ __all__ = ["diffusion_loss"]
 
 def diffusion_loss(
     pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: torch.Tensor, context: torch.Tensor,
-    generator: torch.Generator | None = None, text: list[str] | None = None,
+    generator: torch.Generator | None = None, text: list[str] | None = None, denoiser: Any = None,
 ) -> torch.Tensor:  # fmt: skip
     """MSE of the scheduler's prediction target on the frames to generate.
 
-    Videos (B, T, H, W, 3) uint8; ``context`` (B,) known first frames per item (0 = none). Items
-    with the same context length share one conditioning call.
+    Videos (B, T, H, W, 3) uint8; ``context`` (B,) known first frames per item (0 = none);
+    ``denoiser``: the module to train through (a DDP wrapper of ``pipe.transformer``).
     """
     device, dtype = pipe.transformer.device, pipe.transformer.dtype
     s, p, v = (
@@ -44,7 +44,7 @@ def diffusion_loss(
     target = sched.get_velocity(x0, noise, t) if sched.config.prediction_type == "v_prediction" else noise
     if sched.config.prediction_type == "sample":
         target = x0
-    pred = pipe.predict(noisy, t, cond, text_embeds)
+    pred = pipe.predict(noisy, t, cond, text_embeds, denoiser=denoiser)
     weight = pipe.latent_frame_mask(known)[:, :, None, None, None].to(pred.dtype)  # generated frames only
     err = (pred.float() - target.float()).square() * weight
     return err.sum() / (weight.sum() * x0[0, 0].numel()).clamp_min(1.0)

@@ -196,7 +196,7 @@ def train(
             w = data.next_batch(cfg.batch_size)
             with acc.accumulate(model), acc.autocast():
                 loss = diffusion_loss(
-                    pipe_with(pipe, model), w.static, w.prompt, w.video, w.context, generator=gen, text=w.text
+                    pipe, w.static, w.prompt, w.video, w.context, generator=gen, text=w.text, denoiser=model
                 )
                 acc.backward(loss)
                 if acc.sync_gradients and cfg.max_grad_norm > 0:
@@ -265,36 +265,6 @@ class _ema_weights:
         with torch.no_grad():
             for n, p in _trainable(self.model).items():
                 p.copy_(self.saved[n])
-
-
-def pipe_with(pipe: Any, model: torch.nn.Module) -> Any:
-    """``pipe`` whose denoiser call goes through ``model`` (the DDP-wrapped one, for gradient sync)."""
-
-    class _View:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(pipe, name)
-
-        @property
-        def transformer(self) -> Any:
-            return _Wrapped(model, pipe.transformer)
-
-        def predict(self, *args: Any, **kwargs: Any) -> Any:
-            return type(pipe).predict(self, *args, **kwargs)
-
-    return _View()
-
-
-class _Wrapped:
-    """Config/dtype/device from the bare model, calls through the wrapper."""
-
-    def __init__(self, wrapped: torch.nn.Module, bare: torch.nn.Module) -> None:
-        self._wrapped, self._bare = wrapped, bare
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._wrapped(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._bare, name)
 
 
 def export(

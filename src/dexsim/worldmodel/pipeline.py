@@ -204,14 +204,16 @@ class DexWorldPipeline(DiffusionPipeline):
                                        temporal_size=latents.shape[1], device=latents.device)  # fmt: skip
 
     def predict(self, latents: torch.Tensor, timestep: torch.Tensor, cond: Conditions,
-                text_embeds: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
-        """One denoiser evaluation: (B, F, Cz, h, w) -> the scheduler's prediction type, same shape."""
+                text_embeds: torch.Tensor | None = None, denoiser: Any = None) -> torch.Tensor:  # fmt: skip
+        """One denoiser evaluation: (B, F, Cz, h, w) -> the scheduler's prediction type, same shape.
+        ``denoiser``: call this module instead of ``self.transformer`` (a DDP-wrapped copy in training)."""
+        net = self.transformer if denoiser is None else denoiser
         x = torch.cat((latents, cond.cond.to(latents.dtype)), dim=2)
         t = timestep.reshape(-1).expand(latents.shape[0]).to(latents.device)
         if self.uses_text:
-            return self.transformer(hidden_states=x, encoder_hidden_states=text_embeds, timestep=t,
-                                    image_rotary_emb=self._rotary(latents), return_dict=False)[0]  # fmt: skip
-        return self.transformer(hidden_states=x, timestep=t, return_dict=False)[0]
+            return net(hidden_states=x, encoder_hidden_states=text_embeds, timestep=t,
+                       image_rotary_emb=self._rotary(latents), return_dict=False)[0]  # fmt: skip
+        return net(hidden_states=x, timestep=t, return_dict=False)[0]
 
     # ------------------------------------------------------------------------------- sampling
     @torch.no_grad()
