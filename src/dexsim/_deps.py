@@ -11,6 +11,7 @@ OPTIONAL_DEPENDENCIES: dict[str, tuple[str, str]] = {
     "projectaria_tools": ("aria", "projectaria-tools"),
     "lpips": ("metrics", "lpips"),
     "torchvision": ("metrics", "torchvision"),
+    "dreamsim": ("metrics", "dreamsim"),
     "smplx": ("mano", "smplx"),
     "pytest": ("dev", "pytest"),
     "hypothesis": ("dev", "hypothesis"),

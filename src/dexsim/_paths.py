@@ -31,5 +31,6 @@ def weight_search_paths() -> dict[str, str]:
         "dexsim_home": str(dexsim_home()),
         "huggingface_hub_cache": str(hf_hub_cache()),
         "torch_hub_checkpoints": str(torch_hub_dir()),
+        "dreamsim": os.environ.get("DEXSIM_DREAMSIM_DIR", str(dexsim_home() / "dreamsim")),
         "packaged_default": str(Path(__file__).resolve().parent / "assets"),
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -159,6 +161,9 @@ def test_lpips_scorer_with_a_random_backbone_and_a_clear_error_without_weights(t
     frames = np.stack([np.stack([goal_img, x]) for x in (noisy, goal_img)])
     s = LPIPSScorer(model=model).score(frames, Goal(image=goal_img))
     assert s.shape == (2,) and s[1] > s[0] and s[1] == pytest.approx(0.0, abs=1e-6)
+    region = LPIPSScorer(model=model, region=True)
+    r = region.score(frames, Goal(image=goal_img, start=np.zeros_like(goal_img)))
+    assert region.name == "lpips_region" and r[1] > r[0] and r[1] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_xclip_text_video_scorer_on_a_tiny_random_instance(tmp_path) -> None:
@@ -185,3 +190,49 @@ def test_xclip_text_video_scorer_on_a_tiny_random_instance(tmp_path) -> None:
     assert np.array_equal(s, scorer.score(videos, Goal(text="push the red box")))
     with pytest.raises(ValueError, match="goal text"):
         scorer.score(videos, Goal())
+
+
+def _tiny_dreamsim(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """dreamsim's own PerceptualModel + peft LoRA (as ``dreamsim.dreamsim`` builds it), over a tiny
+    random DINO ViT (16 dims, 2 heads) instead of the ViT-B checkpoints: built offline."""
+    pytest.importorskip("dreamsim")
+    from dreamsim.feature_extraction import extractor, vision_transformer
+    from dreamsim.model import PerceptualModel
+    from peft import LoraConfig, get_peft_model
+
+    def tiny_vit(model_type: str, load_dir: str = "") -> torch.nn.Module:
+        return vision_transformer.VisionTransformer(patch_size=16, embed_dim=16, depth=12, num_heads=2)
+
+    monkeypatch.setattr(extractor.ViTExtractor, "create_model", staticmethod(tiny_vit))
+    torch.manual_seed(0)
+    model = PerceptualModel(model_type="dino_vitb16", feat_type="cls", stride="16", lora=True, device="cpu",
+                            normalize_embeds=True)  # fmt: skip
+    return get_peft_model(model, LoraConfig(r=2, lora_alpha=2, target_modules=["qkv"]))
+
+
+def test_dreamsim_scorer_on_a_tiny_random_instance_and_a_clear_error_without_weights(tmp_path, monkeypatch) -> None:
+    from dexsim.scoring.perceptual import DreamSimScorer, load_dreamsim, region_box
+
+    model = _tiny_dreamsim(monkeypatch)
+    with pytest.raises(FileNotFoundError, match=r"ensemble_lora.*dreamsim_ensemble_checkpoint\.zip"):
+        load_dreamsim(tmp_path)
+    with pytest.raises(ValueError, match="'vit-huge'"):
+        load_dreamsim(tmp_path, dreamsim_type="vit-huge")
+    rng = np.random.default_rng(0)
+    start = np.full((48, 64, 3), 90, np.uint8)
+    goal_img = start.copy()
+    goal_img[20:30, 40:52] = (220, 30, 30)  # the object ends here
+    noisy = np.clip(goal_img.astype(int) + rng.integers(-70, 70, goal_img.shape), 0, 255).astype(np.uint8)
+    frames = np.stack([np.stack([start, x]) for x in (noisy, goal_img, start)])
+    goal = Goal(image=goal_img, start=start)
+    s = DreamSimScorer(model=model).score(frames, goal)
+    assert s.shape == (3,) and s[1] == pytest.approx(0.0, abs=1e-5) and s[1] > s[0] and s[1] > s[2]
+    # a hand covering the only wrong pixels is ignored
+    masks = np.zeros((3, 48, 64), bool)
+    masks[2, 18:32, 38:54] = True
+    assert DreamSimScorer(model=model).score(frames, goal, masks)[2] == pytest.approx(0.0, abs=1e-5)
+    # the region variant looks at a square around where the goal differs from the start
+    y0, y1, x0, x1 = region_box(goal)
+    assert y1 - y0 == x1 - x0 >= 32 and y0 <= 20 and y1 >= 30 and x0 <= 40 and x1 >= 52
+    r = DreamSimScorer(model=model, region=True)
+    assert r.name == "dreamsim_region" and r.score(frames, goal)[1] > r.score(frames, goal)[0]

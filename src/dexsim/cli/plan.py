@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
+
+from ..planners.bench import DEFAULT_SCORER
+from ..scoring import SCORERS
+
+
+def _scorer_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--scorer`` and ``--weights-dir``."""
+    command = click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                           help="Folder of the scorer's weights (LPIPS: a torch hub folder; DreamSim: its "
+                                "cache folder).")(command)  # fmt: skip
+    return click.option("--scorer", "scorer_name", type=click.Choice(SCORERS), default=DEFAULT_SCORER,
+                        show_default=True, help="Goal scorer; lpips*/dreamsim* read local weights (see "
+                        "--weights-dir).")(command)  # fmt: skip
+
+
+def _scorer(name: str, weights_dir: Path | None) -> object:
+    from ..scoring import make_scorer
+
+    if weights_dir is None:
+        return make_scorer(name)
+    key = "weights_dir" if name.startswith("lpips") else "cache_dir"
+    return make_scorer(name, **{key: weights_dir})
 
 
 @click.command("plan")
@@ -12,12 +35,12 @@ import click
 @click.option("--candidates", type=click.IntRange(1, 64), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--model", "model_name", default="default", show_default=True, help="default | oracle | PATH")
+@_scorer_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write sheet.png (goal, then candidates best first) and the predicted videos.")  # fmt: skip
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def plan_cmd(
-    task: str, candidates: int, seed: int, model_name: str, out_dir: Path | None, json_path: Path | None
-) -> None:
+def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name: str, weights_dir: Path | None,
+             out_dir: Path | None, json_path: Path | None) -> None:  # fmt: skip
     """Rank N candidate actions for a held-out instance of TASK with a world model; check with physics."""
     import numpy as np
 
@@ -25,7 +48,7 @@ def plan_cmd(
     from ..planners.bench import plan_instance
     from ..worldmodel import load
 
-    r = plan_instance(load(model_name), task, candidates, seed)
+    r = plan_instance(load(model_name), task, candidates, seed, scorer=_scorer(scorer_name, weights_dir))
     order = np.argsort(-np.asarray(r["model_scores"]))
     for rank, i in enumerate(order):
         mark = "*" if i == r["chosen"] else " "
@@ -53,15 +76,17 @@ def plan_cmd(
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--model", "model_name", default="default", show_default=True)
 @click.option("--cost-instances", type=click.IntRange(0), default=2, show_default=True)
+@_scorer_options
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def bench_plan_cmd(task: str, num_tasks: int, candidates: int, seed: int, model_name: str, cost_instances: int,
-                   json_path: Path | None) -> None:  # fmt: skip
+                   scorer_name: str, weights_dir: Path | None, json_path: Path | None) -> None:  # fmt: skip
     """Top-1 agreement of world-model ranking with the physics oracle over held-out task instances."""
     from .._io import write_json
     from ..planners.bench import bench_plan
     from ..worldmodel import load
 
-    r = bench_plan(load(model_name), task, num_tasks, candidates, seed, cost_instances=cost_instances)
+    scorer = _scorer(scorer_name, weights_dir)
+    r = bench_plan(load(model_name), task, num_tasks, candidates, seed, cost_instances=cost_instances, scorer=scorer)
     click.echo(f"{r['tasks']} instances x {r['candidates']} candidates: top1_agreement {r['top1_agreement']:.2f} "
                f"(random {r['random_top1']:.2f}), kendall_tau {r['kendall_tau']:.2f}, success {r['success_rate']:.2f} "
                f"(candidates {r['candidate_success_rate']:.2f}), {r['seconds_per_candidate']:.2f} s/candidate, "

@@ -14,6 +14,8 @@ __all__ = ["bench_plan", "kendall_tau", "plan_instance"]
 #: a candidate whose final target position is within this of the goal's (m) succeeds; oracle ties
 SUCCESS_RADIUS = 0.04
 TIE_TOLERANCE = 0.01
+#: the scorer plans are ranked with unless one is given
+DEFAULT_SCORER = "region_psnr"
 
 
 def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
@@ -49,7 +51,7 @@ def plan_instance(world_model: Any, task_name: str, candidates: int, seed: int, 
     from ..physics.actions import make_action
     from ..physics.oracle import Oracle
     from ..physics.spec import randomized_scene
-    from ..scoring import Goal, RegionScorer
+    from ..scoring import Goal, make_scorer
     from .candidates import primitive_candidates, with_camera
     from .rank import RankPlanner, Rollout
 
@@ -83,7 +85,7 @@ def plan_instance(world_model: Any, task_name: str, candidates: int, seed: int, 
         world_model = OracleWorldModel(spec=spec, width=wm.width, height=wm.height, window=wm.window,
                                        context_frames=wm.context_frames)  # fmt: skip
         world_model.oracle = oracle
-    planner = RankPlanner(world_model, scorer or RegionScorer(), batch_size=candidates, seed=seed)
+    planner = RankPlanner(world_model, scorer or make_scorer(DEFAULT_SCORER), batch_size=candidates, seed=seed)
     result = planner.plan(rollout, goal)
     best_oracle = dist.min()
     good = dist <= best_oracle + TIE_TOLERANCE
@@ -116,20 +118,22 @@ def _batched_cost_ratio(world_model: Any, rollout: Any, goal: Any, scorer: Any, 
 
 
 def bench_plan(world_model: Any, task: str = "push-red-box", tasks: int = 20, candidates: int = 8, seed: int = 0,
-               cost_instances: int = 2, progress: bool = True) -> dict[str, Any]:  # fmt: skip
-    """The planning benchmark over ``tasks`` held-out instances (see the module docstring)."""
-    from ..scoring import RegionScorer
+               cost_instances: int = 2, progress: bool = True, scorer: Any = None) -> dict[str, Any]:  # fmt: skip
+    """The planning benchmark over ``tasks`` held-out instances (see the module docstring); ``scorer``:
+    a :class:`~dexsim.scoring.Scorer` (default :data:`DEFAULT_SCORER`)."""
+    from ..scoring import make_scorer
 
+    scorer = scorer if scorer is not None else make_scorer(DEFAULT_SCORER)
     rows = []
     ratios = []
     for i in tqdm(range(tasks), disable=not progress, desc="plan bench", unit="instance"):
-        r = plan_instance(world_model, task, candidates, seed * 100_003 + i)
+        r = plan_instance(world_model, task, candidates, seed * 100_003 + i, scorer=scorer)
         if i < cost_instances:
-            ratios.append(_batched_cost_ratio(world_model, r["rollout"], r["goal"], RegionScorer()))
+            ratios.append(_batched_cost_ratio(world_model, r["rollout"], r["goal"], scorer))
         rows.append({k: v for k, v in r.items() if k not in ("rollout", "goal", "videos")})
     mean = lambda key: float(np.mean([r[key] for r in rows]))  # noqa: E731
     return {"task": task, "tasks": tasks, "candidates": candidates, "seed": seed,
-            "world_model": getattr(world_model, "name", type(world_model).__name__),
+            "world_model": getattr(world_model, "name", type(world_model).__name__), "scorer": scorer.name,
             "top1_agreement": mean("top1"), "random_top1": mean("random_top1"), "kendall_tau": mean("kendall_tau"),
             "success_rate": mean("success"), "candidate_success_rate": mean("candidate_success_rate"),
             "seconds_per_candidate": float(np.median([r["seconds_per_candidate"] for r in rows])),

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from ..metrics import psnr_from_mse, ssim
 
-__all__ = ["Goal", "PSNRScorer", "RegionScorer", "SSIMScorer", "Scorer", "hand_masks_from_prompts", "make_scorer"]
+__all__ = [
+    "SCORERS", "Goal", "PSNRScorer", "RegionScorer", "SSIMScorer", "Scorer", "hand_masks_from_prompts", "make_scorer",
+]  # fmt: skip
 
 
 @dataclass
@@ -107,12 +111,21 @@ class RegionScorer:
         return np.array([psnr_from_mse(x) if x > 0 else 100.0 for x in d])
 
 
-def make_scorer(name: str) -> Scorer:
-    """A scorer by name: ``psnr``, ``ssim``, ``region_psnr`` (offline), ``lpips`` (local weights)."""
-    from .perceptual import LPIPSScorer
+def make_scorer(name: str, **kwargs: object) -> Scorer:
+    """A scorer by name: ``psnr``, ``ssim``, ``region_psnr`` (offline); ``lpips``, ``lpips_region``,
+    ``dreamsim``, ``dreamsim_region`` (local weights; ``kwargs`` go to the scorer, e.g. ``cache_dir``)."""
+    from .perceptual import DreamSimScorer, LPIPSScorer
 
-    table = {"psnr": PSNRScorer, "ssim": SSIMScorer, "region_psnr": RegionScorer, "lpips": LPIPSScorer}
+    table: dict[str, Callable[..., Scorer]] = {
+        "psnr": PSNRScorer, "ssim": SSIMScorer, "region_psnr": RegionScorer, "lpips": LPIPSScorer,
+        "lpips_region": partial(LPIPSScorer, region=True), "dreamsim": DreamSimScorer,
+        "dreamsim_region": partial(DreamSimScorer, region=True),
+    }  # fmt: skip
     # text-video (X-CLIP) needs a model folder: construct ``perceptual.XCLIPScorer(model_dir=...)`` directly
     if name not in table:
         raise ValueError(f"unknown scorer {name!r}; choose one of {sorted(table)}")
-    return table[name]()
+    return table[name](**kwargs)
+
+
+#: names :func:`make_scorer` knows
+SCORERS = ("psnr", "ssim", "region_psnr", "lpips", "lpips_region", "dreamsim", "dreamsim_region")

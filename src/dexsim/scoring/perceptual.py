@@ -1,4 +1,5 @@
-"""Perceptual goal scorers: LPIPS (the ``lpips`` package). Weights are read locally, never downloaded."""
+"""Perceptual goal scorers: LPIPS (the ``lpips`` package), DreamSim (the ``dreamsim`` package) and
+text-video X-CLIP (transformers). Weights are read locally, never downloaded."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["LPIPSScorer", "XCLIPScorer", "load_lpips", "load_xclip"]
+__all__ = ["DreamSimScorer", "LPIPSScorer", "XCLIPScorer", "load_dreamsim", "load_lpips", "load_xclip"]
 
 #: torchvision backbone checkpoints LPIPS needs (its linear heads ship inside the lpips package)
 _BACKBONES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth", "squeeze": "squeezenet1_1-b8a52dc0.pth"}
@@ -40,15 +41,15 @@ def load_lpips(net: str = "alex", weights_dir: str | os.PathLike[str] | None = N
 
 class LPIPSScorer:
     """``-LPIPS`` of the last frame to the goal image (higher is better); hand pixels are painted with
-    the goal's pixels first (goal images show no hands). ``model``: an ``lpips.LPIPS`` instance
-    (default: :func:`load_lpips`)."""
-
-    name = "lpips"
+    the goal's pixels first (goal images show no hands). ``region=True``: only the square around the
+    goal region (:func:`region_box`), resized to at least 64 x 64. ``model``: an ``lpips.LPIPS``
+    instance (default: :func:`load_lpips`)."""
 
     def __init__(self, net: str = "alex", weights_dir: str | os.PathLike[str] | None = None, model: Any = None,
-                 device: str = "cpu") -> None:  # fmt: skip
+                 device: str = "cpu", region: bool = False) -> None:  # fmt: skip
         self.model = (model if model is not None else load_lpips(net, weights_dir)).to(device)
-        self.device = device
+        self.device, self.region = device, region
+        self.name = "lpips_region" if region else "lpips"
 
     @torch.no_grad()
     def score(self, frames: np.ndarray, goal: Any, hand_masks: np.ndarray | None = None) -> np.ndarray:
@@ -57,8 +58,18 @@ class LPIPSScorer:
         last = _last(frames, goal)
         if hand_masks is not None:
             last = np.where(hand_masks[..., None], goal.image[None], last)
-        to = lambda x: torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float().to(self.device) / 127.5 - 1  # noqa: E731
-        d = self.model(to(last), to(np.repeat(goal.image[None], len(last), 0)))
+        target = np.repeat(goal.image[None], len(last), 0)
+        if self.region:
+            y0, y1, x0, x1 = region_box(goal)
+            last, target = last[:, y0:y1, x0:x1], target[:, y0:y1, x0:x1]
+
+        def to(x: np.ndarray) -> torch.Tensor:
+            t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float() / 127.5 - 1
+            if min(t.shape[-2:]) < 64:
+                t = torch.nn.functional.interpolate(t, size=(64, 64), mode="bilinear", align_corners=False)
+            return t.to(self.device)
+
+        d = self.model(to(last), to(target))
         return -d.reshape(len(last)).cpu().double().numpy()
 
 
@@ -112,3 +123,109 @@ class XCLIPScorer:
         out = self.model(input_ids=tok.input_ids.to(self.device), attention_mask=tok.attention_mask.to(self.device),
                          pixel_values=x.reshape(b, n, 3, vc.image_size, vc.image_size).to(self.device))  # fmt: skip
         return (out.logits_per_video[:, 0] / self.model.logit_scale.exp()).cpu().double().numpy()
+
+
+#: what the dreamsim package reads from its cache folder per model type (its release zip unpacks them)
+_DREAMSIM_FILES = {
+    "ensemble": ("dino_vitb16_pretrain.pth", "open_clip_vitb16_pretrain.pth.tar", "clip_vitb16_pretrain.pth.tar",
+                 "ensemble_lora/adapter_config.json"),
+    "dino_vitb16": ("dino_vitb16_pretrain.pth", "dino_vitb16_single_lora/adapter_config.json"),
+    "open_clip_vitb32": ("open_clip_vitb32_pretrain.pth.tar", "open_clip_vitb32_single_lora/adapter_config.json"),
+    "clip_vitb32": ("clip_vitb32_pretrain.pth.tar", "clip_vitb32_single_lora/adapter_config.json"),
+}  # fmt: skip
+#: the DINO backbones come through torch.hub, with the cache folder as the hub folder
+_DINO_HUB_FILES = ("facebookresearch_dino_main/hubconf.py", "checkpoints/dino_vitbase16_pretrain.pth")
+
+
+def dreamsim_cache_dir() -> Path:
+    """Where DreamSim's weights are looked for: ``$DEXSIM_DREAMSIM_DIR``, else ``$DEXSIM_HOME/dreamsim``."""
+    from .._paths import dexsim_home
+
+    return Path(os.environ.get("DEXSIM_DREAMSIM_DIR", dexsim_home() / "dreamsim")).expanduser()
+
+
+def load_dreamsim(cache_dir: str | os.PathLike[str] | None = None, dreamsim_type: str = "ensemble",
+                  device: str = "cpu") -> Any:  # fmt: skip
+    """The real DreamSim model (``dreamsim.dreamsim``, LoRA-tuned ViT features) from ``cache_dir``
+    (default :func:`dreamsim_cache_dir`). Every file it needs is checked first: a missing one raises
+    an error naming it and the release zip to unpack there, so nothing is downloaded at run time."""
+    from .._deps import require
+
+    dreamsim = require("dreamsim", "metrics")
+    if dreamsim_type not in _DREAMSIM_FILES:
+        raise ValueError(f"`dreamsim_type` must be one of {sorted(_DREAMSIM_FILES)}, got {dreamsim_type!r}")
+    d = Path(cache_dir) if cache_dir else dreamsim_cache_dir()
+    needed = list(_DREAMSIM_FILES[dreamsim_type])
+    if dreamsim_type in ("ensemble", "dino_vitb16"):
+        needed += _DINO_HUB_FILES
+    missing = [f for f in needed if not (d / f).is_file()]
+    if missing:
+        from dreamsim.config import dreamsim_weights
+
+        raise FileNotFoundError(
+            f"DreamSim ({dreamsim_type}) is missing {missing} in {d}: unzip {dreamsim_weights[dreamsim_type]} there"
+            + ("; the DINO backbone comes through torch.hub with that folder as the hub folder: on a machine with "
+               f"network run torch.hub.set_dir({str(d)!r}); torch.hub.load('facebookresearch/dino:main', "
+               "'dino_vitb16') and copy the folder" if any(m in _DINO_HUB_FILES for m in missing) else "")
+        )  # fmt: skip
+    model, _ = dreamsim.dreamsim(pretrained=True, device=device, cache_dir=str(d), dreamsim_type=dreamsim_type)
+    return model.eval()
+
+
+class DreamSimScorer:
+    """``-DreamSim`` distance of the last frame to the goal image (higher is better). Hand pixels are
+    painted with the goal's pixels first; both images are resized (bicubic) to ``image_size``.
+    ``region=True`` compares only the square crop around the goal region (where the goal differs
+    from the start, see :class:`~dexsim.scoring.RegionScorer`) so small objects are not lost at
+    224 x 224. ``model``: any DreamSim ``PerceptualModel`` (``model(a, b) -> (B,)`` distances of
+    (B, 3, S, S) images in [0, 1]; default :func:`load_dreamsim`)."""
+
+    def __init__(self, cache_dir: str | os.PathLike[str] | None = None, dreamsim_type: str = "ensemble",
+                 model: Any = None, device: str = "cpu", image_size: int = 224,
+                 region: bool = False) -> None:  # fmt: skip
+        self.model = model if model is not None else load_dreamsim(cache_dir, dreamsim_type, device)
+        self.model = self.model.to(device).eval()
+        self.device, self.image_size, self.region = device, image_size, region
+        self.name = "dreamsim_region" if region else "dreamsim"
+
+    @torch.no_grad()
+    def score(self, frames: np.ndarray, goal: Any, hand_masks: np.ndarray | None = None) -> np.ndarray:
+        import torch.nn.functional as F
+
+        from . import _last
+
+        last = _last(frames, goal)
+        if hand_masks is not None:
+            last = np.where(hand_masks[..., None], goal.image[None], last)
+        target = np.repeat(goal.image[None], len(last), 0)
+        if self.region:
+            y0, y1, x0, x1 = region_box(goal)
+            last, target = last[:, y0:y1, x0:x1], target[:, y0:y1, x0:x1]
+
+        def to(x: np.ndarray) -> torch.Tensor:
+            t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float().div(255.0)
+            t = F.interpolate(t, size=(self.image_size, self.image_size), mode="bicubic", align_corners=False,
+                              antialias=True)  # fmt: skip
+            return t.clamp(0.0, 1.0).to(self.device)
+
+        d = self.model(to(last), to(target))
+        return -d.reshape(len(last)).float().cpu().double().numpy()
+
+
+def region_box(goal: Any, margin: float = 0.25, min_size: int = 32) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)``: a square box around the goal region (pixels where the goal differs from the
+    start), grown by ``margin`` of its side and at least ``min_size`` pixels, kept inside the image;
+    the whole image when nothing differs."""
+    from . import RegionScorer
+
+    h, w = goal.image.shape[:2]
+    m = RegionScorer().region(goal)
+    if not m.any():
+        return 0, h, 0, w
+    ys, xs = np.nonzero(m)
+    cy, cx = (ys.min() + ys.max() + 1) / 2, (xs.min() + xs.max() + 1) / 2
+    side = max(ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min())
+    side = int(min(max(side * (1 + 2 * margin), min_size), h, w))
+    y0 = int(np.clip(round(cy - side / 2), 0, h - side))
+    x0 = int(np.clip(round(cx - side / 2), 0, w - side))
+    return y0, y0 + side, x0, x0 + side
