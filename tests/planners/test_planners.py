@@ -53,6 +53,42 @@ def test_scorers_rank_the_goal_first() -> None:
     assert hand_masks_from_prompts(prompts, dilate=0).sum() == 1
 
 
+def _scene_with_box(x: int, y: int = 28, size: int = 8) -> np.ndarray:
+    img = np.full((64, 128, 3), 80, np.uint8)
+    img[y : y + size, x : x + size] = (220, 30, 30)
+    return img
+
+
+def test_multiscale_scorer_follows_distance_and_hands_hide_nothing() -> None:
+    from dexsim.scoring import MultiScaleScorer, gaussian_blur
+
+    start, goal_img = _scene_with_box(20), _scene_with_box(70)
+    goal = Goal(image=goal_img, start=start)
+    ends = [_scene_with_box(x) for x in (20, 50, 66, 70, 110)]  # not moved, half way, near, at the goal, past it
+    frames = np.stack([np.stack([start, e]) for e in ends])
+    for scorer in (MultiScaleScorer(), make_scorer("region_multiscale_psnr")):
+        s = scorer.score(frames, goal)
+        assert s[3] > s[2] > s[1] and s[1] > s[4], (scorer.name, s)  # closer is better, exact best
+        # plain PSNR cannot tell "half way" from "not moved": neither overlaps the goal
+    p = PSNRScorer().score(frames, goal)
+    assert abs(p[1] - p[0]) < 1.0 < s[1] - s[0]
+    # a hand over the box's start: filled with the start view the box has not moved; filled with the
+    # goal it would look moved for free
+    masks = np.zeros((5, 64, 128), bool)
+    masks[0, 24:40, 16:32] = True
+    hid = MultiScaleScorer().score(frames[:1], goal, masks[:1])[0]
+    assert hid == pytest.approx(MultiScaleScorer().score(frames[:1], goal)[0], abs=1e-6)
+    assert MultiScaleScorer(hand_fill="goal").score(frames[:1], goal, masks[:1])[0] > hid + 1.0
+    with pytest.raises(ValueError, match="hand_fill"):
+        MultiScaleScorer(hand_fill="zeros")
+    with pytest.raises(ValueError, match="sigmas"):
+        MultiScaleScorer(sigmas=())
+    # the blur keeps a constant image and the mean of any image
+    img = torch.rand(2, 3, 32, 40)
+    assert torch.allclose(gaussian_blur(torch.full((1, 3, 32, 40), 0.5), 3.0), torch.tensor(0.5))
+    assert gaussian_blur(img, 2.0).mean().item() == pytest.approx(img.mean().item(), abs=0.02)
+
+
 def test_rank_planner_batches_and_orders() -> None:
     rng = np.random.default_rng(1)
     static = rng.integers(0, 255, (7, 16, 16, 3), dtype=np.uint8)
@@ -74,6 +110,9 @@ def test_kendall_tau() -> None:
     assert kendall_tau(a, a) == pytest.approx(1.0)
     assert kendall_tau(a, -a) == pytest.approx(-1.0)
     assert abs(kendall_tau(a, np.array([2.0, 1.0, 4.0, 3.0]))) < 0.5
+    # differences within the measure's tolerance are ties: only the clearly ordered pairs count
+    b = np.array([1.0, 1.004, 3.0, 4.0])
+    assert kendall_tau(np.array([2.0, 1.0, 3.0, 4.0]), b) < kendall_tau(np.array([2.0, 1.0, 3.0, 4.0]), b, 0.01)
 
 
 def test_candidates_share_the_camera_and_perturbations_move_the_hand() -> None:

@@ -15,15 +15,17 @@ __all__ = ["bench_plan", "kendall_tau", "plan_instance"]
 SUCCESS_RADIUS = 0.04
 TIE_TOLERANCE = 0.01
 #: the scorer plans are ranked with unless one is given
-DEFAULT_SCORER = "region_psnr"
+DEFAULT_SCORER = "region_multiscale_psnr"
 
 
-def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
-    """Kendall's tau-b between two score vectors (higher = better in both)."""
+def kendall_tau(a: np.ndarray, b: np.ndarray, tie_b: float = 0.0) -> float:
+    """Kendall's tau-b between two score vectors (higher = better in both); values of ``b`` within
+    ``tie_b`` of each other count as tied (a measure's tolerance)."""
     n, conc, disc, ta, tb = len(a), 0, 0, 0, 0
     for i in range(n):
         for j in range(i + 1, n):
-            da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+            da = np.sign(a[i] - a[j])
+            db = 0.0 if abs(b[i] - b[j]) <= tie_b else np.sign(b[i] - b[j])
             if da == 0 and db == 0:
                 continue
             if da == 0:
@@ -94,7 +96,8 @@ def plan_instance(world_model: Any, task_name: str, candidates: int, seed: int, 
         "seed": seed, "task": task_name, "scene_seed": spec.name, "candidate_texts": [c.text for c in cands],
         "model_scores": result.scores.tolist(), "oracle_distance_m": dist.tolist(), "chosen": chosen,
         "top1": bool(good[chosen]), "random_top1": float(good.mean()),
-        "kendall_tau": kendall_tau(result.scores, -dist), "success": bool(dist[chosen] <= SUCCESS_RADIUS),
+        "kendall_tau": kendall_tau(result.scores, -dist, TIE_TOLERANCE),
+        "success": bool(dist[chosen] <= SUCCESS_RADIUS),
         "candidate_success_rate": float((dist <= SUCCESS_RADIUS).mean()),
         "seconds_per_candidate": result.seconds / candidates, "rollout": rollout, "goal": goal, "videos": result.videos,
     }  # fmt: skip

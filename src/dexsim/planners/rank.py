@@ -43,14 +43,17 @@ class RankPlanner:
     """Batched simulate-and-rank (DWM's action evaluation): one world-model call per ``batch_size``
     candidates, the static video shared (and its encoding paid once per call), scores from a
     :class:`~dexsim.scoring.Scorer` against a :class:`~dexsim.scoring.Goal`, ignoring the pixels where
-    each candidate's hand prompt shows its hand at the end (``mask_hands``: goal images have no hands)."""
+    each candidate's hand prompt shows its hand at the end, grown by ``hand_mask_dilate`` pixels, since
+    generated hands are a little larger than their prompts (``mask_hands``: goal images have no hands)."""
 
     def __init__(self, world_model: Any, scorer: Any, batch_size: int = 8, seed: int = 0,
-                 mask_hands: bool = True) -> None:  # fmt: skip
+                 mask_hands: bool = True, hand_mask_dilate: int = 4) -> None:  # fmt: skip
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+        if hand_mask_dilate < 0:
+            raise ValueError(f"`hand_mask_dilate` must be >= 0, got {hand_mask_dilate}")
         self.world_model, self.scorer, self.batch_size, self.seed = world_model, scorer, batch_size, seed
-        self.mask_hands = mask_hands
+        self.mask_hands, self.hand_mask_dilate = mask_hands, hand_mask_dilate
 
     def simulate(self, rollout: Rollout) -> np.ndarray:
         """(N, T, H, W, 3) predicted videos of every candidate."""
@@ -72,7 +75,7 @@ class RankPlanner:
         t1 = time.perf_counter()
         from ..scoring import hand_masks_from_prompts
 
-        masks = hand_masks_from_prompts(rollout.prompts) if self.mask_hands else None
+        masks = hand_masks_from_prompts(rollout.prompts, dilate=self.hand_mask_dilate) if self.mask_hands else None
         scores = np.asarray(self.scorer.score(videos, goal, masks), np.float64)
         order = np.argsort(-scores, kind="stable")
         t2 = time.perf_counter()
