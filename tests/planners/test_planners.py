@@ -103,6 +103,10 @@ def test_rank_planner_batches_and_orders() -> None:
     assert res.order.tolist() == [4, 3, 2, 1, 0] and res.best == 4
     assert wm.batches == [5, 5]  # 2 windows of 4 frames (1 context) cover 7 frames, all 5 candidates at once
     assert res.videos.shape == prompts.shape
+    with pytest.raises(ValueError, match="batch_size"):
+        RankPlanner(wm, PSNRScorer(), batch_size=0)
+    with pytest.raises(ValueError, match="hand_mask_dilate"):
+        RankPlanner(wm, PSNRScorer(), hand_mask_dilate=-1)
 
 
 def test_kendall_tau() -> None:
@@ -126,6 +130,26 @@ def test_candidates_share_the_camera_and_perturbations_move_the_hand() -> None:
     h = int(np.flatnonzero(cands[0].trajectory.visible[0])[0])
     shift = np.abs(var[0].trajectory.joints[:, h] - cands[0].trajectory.joints[:, h]).max()
     assert 1e-3 < shift < 0.5
+
+
+def test_candidates_withdraw_the_hand_at_the_end() -> None:
+    from dexsim.physics.spec import builtin_scene
+    from dexsim.planners import withdraw
+
+    spec = builtin_scene("tabletop")
+    cands = primitive_candidates(spec, "red_box", 3, np.random.default_rng(0), frames=12, withdraw_frames=4)
+    plain = primitive_candidates(spec, "red_box", 3, np.random.default_rng(0), frames=8, withdraw_frames=0)
+    for c, p in zip(cands, plain, strict=True):
+        tr, h = c.trajectory, int(np.flatnonzero(p.trajectory.visible[0])[0])
+        assert tr.joints.shape[0] == 12 and np.allclose(np.diff(tr.t), 1 / 8)
+        assert np.array_equal(tr.params[:8], p.trajectory.params)  # the action itself is unchanged
+        wrist = tr.joints[:, h, 0]
+        assert wrist[-1, 2] > wrist[7, 2] + 0.07  # lifted ~8 cm
+        assert np.linalg.norm(wrist[-1, :2] - wrist[0, :2]) < np.linalg.norm(wrist[7, :2] - wrist[0, :2])  # back
+        assert np.array_equal(tr.camera[8:], np.repeat(tr.camera[7:8], 4, 0))
+    assert withdraw(plain[0], 0) is plain[0]
+    with pytest.raises(ValueError, match="withdraw_frames"):
+        primitive_candidates(spec, "red_box", 3, np.random.default_rng(0), frames=8, withdraw_frames=7)
 
 
 def test_cem_improves_on_a_known_optimum() -> None:

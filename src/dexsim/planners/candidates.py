@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["perturb_action", "primitive_candidates", "with_camera"]
+__all__ = ["perturb_action", "primitive_candidates", "with_camera", "withdraw"]
 
 
 def with_camera(action: Any, camera: np.ndarray) -> Any:
@@ -17,19 +17,63 @@ def with_camera(action: Any, camera: np.ndarray) -> Any:
     return replace(action, trajectory=replace(action.trajectory, camera=camera.astype(np.float32)))
 
 
+def withdraw(action: Any, frames: int, lift: float = 0.08, back: float = 0.5) -> Any:
+    """The action followed by ``frames`` more in which each visible hand keeps its last pose and
+    moves up by ``lift`` metres and ``back`` of the way to where it started, so the end state is
+    not hidden under the hand (goal images show no hands); the camera holds its last pose."""
+    from ..hands.model import HandModel
+
+    if frames < 0:
+        raise ValueError(f"`frames` must be >= 0, got {frames}")
+    tr = action.trajectory
+    if frames == 0:
+        return action
+    if tr.params is None:
+        raise ValueError("withdraw needs hand parameters in the trajectory")
+    s = np.linspace(0.0, 1.0, frames + 1)[1:, None]  # (F, 1)
+    params = np.repeat(tr.params[-1:], frames, 0).astype(np.float64)
+    joints = np.zeros((frames, 2, 21, 3), np.float32)
+    for h, side in enumerate(("left", "right")):
+        if not tr.visible[-1, h]:
+            continue
+        first = tr.params[int(np.argmax(tr.visible[:, h])), h, 48:].astype(np.float64)
+        last = tr.params[-1, h, 48:].astype(np.float64)
+        goal = last + back * (first - last) + np.array([0.0, 0.0, lift])
+        params[:, h, 48:] = last + s * (goal - last)
+        p = torch.from_numpy(params[:, h]).float()
+        joints[:, h] = HandModel(side, limits="off")(p[:, :3], p[:, 3:48], p[:, 48:], with_mesh=False).joints.numpy()
+    visible = np.repeat(tr.visible[-1:], frames, 0)
+    params[~visible] = 0.0
+    dt = float(tr.t[1] - tr.t[0]) if len(tr.t) > 1 else 1.0 / 8.0
+    new = replace(
+        tr, t=np.concatenate([tr.t, tr.t[-1] + dt * np.arange(1, frames + 1)]),
+        joints=np.concatenate([tr.joints, joints]), visible=np.concatenate([tr.visible, visible]),
+        params=np.concatenate([tr.params, params.astype(np.float32)]),
+        camera=None if tr.camera is None else np.concatenate([tr.camera, np.repeat(tr.camera[-1:], frames, 0)]),
+        joint_valid=None if tr.joint_valid is None else np.concatenate(
+            [tr.joint_valid, np.repeat(tr.joint_valid[-1:], frames, 0)]),
+    )  # fmt: skip
+    return replace(action, trajectory=new)
+
+
 def primitive_candidates(spec: Any, target: str, n: int, rng: np.random.Generator, frames: int = 16,
-                         camera: np.ndarray | None = None) -> list[Any]:  # fmt: skip
+                         camera: np.ndarray | None = None, withdraw_frames: int = 4) -> list[Any]:  # fmt: skip
     """``n`` scripted candidates around ``target``: pushes of it in each direction (left, right,
     forward), then pushes of other objects, a touch, a poke and a wave, with randomized parameters,
-    all seen along one ``camera`` path (default: the static head camera of the first candidate)."""
+    all seen along one ``camera`` path (default: the static head camera of the first candidate).
+    Each lasts ``frames`` frames, the last ``withdraw_frames`` of which take the hand away
+    (:func:`withdraw`)."""
     from ..physics.actions import make_action
 
     if n < 1:
         raise ValueError(f"`n` must be >= 1, got {n}")
+    if not 0 <= withdraw_frames < frames - 1:
+        raise ValueError(f"`withdraw_frames` must be in [0, frames - 1), got {withdraw_frames} for {frames} frames")
+    act_frames = frames - withdraw_frames
     out: list[Any] = []
     for direction in ("left", "right", "forward"):
         for _ in range(60):
-            a = make_action(spec, "push", rng, frames, target=target, camera="static")
+            a = make_action(spec, "push", rng, act_frames, target=target, camera="static")
             if a.text.endswith(direction):
                 out.append(a)
                 break
@@ -39,9 +83,9 @@ def primitive_candidates(spec: Any, target: str, n: int, rng: np.random.Generato
     i = 0
     while len(out) < n:
         kind, tgt = kinds[i % len(kinds)]
-        out.append(make_action(spec, kind, rng, frames, target=tgt, camera="static"))
+        out.append(make_action(spec, kind, rng, act_frames, target=tgt, camera="static"))
         i += 1
-    out = out[:n]
+    out = [withdraw(a, withdraw_frames) for a in out[:n]]
     cam = camera if camera is not None else out[0].trajectory.camera
     return [with_camera(a, cam) for a in out]
 
