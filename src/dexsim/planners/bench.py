@@ -15,7 +15,7 @@ __all__ = ["bench_plan", "kendall_tau", "plan_instance"]
 SUCCESS_RADIUS = 0.04
 TIE_TOLERANCE = 0.01
 #: the scorer plans are ranked with unless one is given
-DEFAULT_SCORER = "region_multiscale_psnr"
+DEFAULT_SCORER = "multiscale_psnr"
 
 
 def kendall_tau(a: np.ndarray, b: np.ndarray, tie_b: float = 0.0) -> float:

@@ -133,12 +133,13 @@ class MultiScaleScorer:
     Blurring spreads an object over its surroundings, so an object that ends near its goal scores
     higher than one far from it even when the two do not overlap: the score follows distance, where
     plain PSNR only sees "right place or not". ``region=True`` averages each scale over the goal
-    region (where goal and start differ) grown by 2 sigma. Hand pixels are painted with the start
-    view (``hand_fill="start"``, when the goal has one: a hand hiding an object does not make the
-    object look moved) or with the goal image (``"goal"``, optimistic)."""
+    region (where goal and start differ) grown by 2 sigma. Hand pixels are painted with the goal
+    image (``hand_fill="goal"``: goal images show no hands, and a pushing hand ends over the place
+    its object reached) or with the start view (``"start"``: a hand hiding an object does not make
+    the object look moved; ranks exact videos better, the default model's worse, see the README)."""
 
-    def __init__(self, sigmas: tuple[float, ...] = (4.0, 8.0, 16.0), region: bool = False,
-                 hand_fill: str = "start") -> None:  # fmt: skip
+    def __init__(self, sigmas: tuple[float, ...] = (0.0, 2.0, 4.0, 8.0, 16.0), region: bool = False,
+                 hand_fill: str = "goal") -> None:  # fmt: skip
         if not sigmas or min(sigmas) < 0:
             raise ValueError(f"`sigmas` must be non-empty and >= 0, got {sigmas}")
         if hand_fill not in ("start", "goal"):
