@@ -166,3 +166,13 @@ def test_hands_import_errors_are_clear(tmp_path: Path) -> None:
         main, ["hands", "import-aria", "--hand-tracking", str(bad), "--out", str(tmp_path / "o.npz")]
     )
     assert result.exit_code != 0 and "missing columns" in result.output
+
+
+def test_plan_scorer_options_reject_weights_for_an_offline_scorer(tmp_path: Path) -> None:
+    for cmd in (["plan"], ["bench", "plan"]):
+        r = CliRunner().invoke(main, [*cmd, "--scorer", "psnr", "--weights-dir", str(tmp_path)])
+        assert r.exit_code == 2 and "reads no weights" in r.output, r.output
+    r = CliRunner().invoke(main, ["plan", "--scorer", "dreamsim", "--weights-dir", str(tmp_path)])
+    assert r.exit_code != 0
+    if "needed" not in str(r.exception):  # dreamsim installed: the missing files are named
+        assert isinstance(r.exception, FileNotFoundError) and "ensemble_lora" in str(r.exception)

@@ -26,6 +26,9 @@ def _scorer(name: str, weights_dir: Path | None) -> object:
 
     if weights_dir is None:
         return make_scorer(name)
+    if not name.startswith(("lpips", "dreamsim")):
+        raise click.BadParameter(f"scorer {name!r} reads no weights; --weights-dir is for lpips* and dreamsim*",
+                                 param_hint="--weights-dir")  # fmt: skip
     key = "weights_dir" if name.startswith("lpips") else "cache_dir"
     return make_scorer(name, **{key: weights_dir})
 
@@ -48,7 +51,8 @@ def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name
     from ..planners.bench import plan_instance
     from ..worldmodel import load
 
-    r = plan_instance(load(model_name), task, candidates, seed, scorer=_scorer(scorer_name, weights_dir))
+    scorer = _scorer(scorer_name, weights_dir)
+    r = plan_instance(load(model_name), task, candidates, seed, scorer=scorer)
     order = np.argsort(-np.asarray(r["model_scores"]))
     for rank, i in enumerate(order):
         mark = "*" if i == r["chosen"] else " "

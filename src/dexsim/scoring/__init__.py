@@ -15,7 +15,7 @@ from ..metrics import psnr_from_mse, ssim
 
 __all__ = [
     "SCORERS", "Goal", "MultiScaleScorer", "PSNRScorer", "RegionScorer", "SSIMScorer", "Scorer", "gaussian_blur",
-    "hand_masks_from_prompts", "make_scorer",
+    "hand_masks_from_prompts", "make_scorer", "painted_last",
 ]  # fmt: skip
 
 
@@ -63,6 +63,17 @@ def _last(frames: np.ndarray, goal: Goal) -> np.ndarray:
     return frames[:, -1]
 
 
+def painted_last(frames: np.ndarray, goal: Goal, hand_masks: np.ndarray | None = None,
+                 fill: str = "goal") -> np.ndarray:  # fmt: skip
+    """(B, H, W, 3) last frames with the ``hand_masks`` pixels painted from the goal image
+    (``fill="goal"``: goal images show no hands) or from the start view (``"start"``, when there is one)."""
+    last = _last(frames, goal)
+    if hand_masks is None:
+        return last
+    src = goal.start if fill == "start" and goal.start is not None else goal.image
+    return np.where(hand_masks[..., None], src[None], last)
+
+
 class PSNRScorer:
     """PSNR (dB) of the last frame to the goal image."""
 
@@ -82,10 +93,7 @@ class SSIMScorer:
     name = "ssim"
 
     def score(self, frames: np.ndarray, goal: Goal, hand_masks: np.ndarray | None = None) -> np.ndarray:
-        last = _last(frames, goal)
-        if hand_masks is not None:  # hands are not in the goal: paint them with the goal's pixels
-            last = np.where(hand_masks[..., None], goal.image[None], last)
-        return np.array([ssim(f, goal.image) for f in last])
+        return np.array([ssim(f, goal.image) for f in painted_last(frames, goal, hand_masks)])
 
 
 class RegionScorer:
@@ -148,10 +156,7 @@ class MultiScaleScorer:
         self.name = "region_multiscale_psnr" if region else "multiscale_psnr"
 
     def score(self, frames: np.ndarray, goal: Goal, hand_masks: np.ndarray | None = None) -> np.ndarray:
-        last = _last(frames, goal)
-        if hand_masks is not None:
-            fill = goal.start if self.hand_fill == "start" and goal.start is not None else goal.image
-            last = np.where(hand_masks[..., None], fill[None], last)
+        last = painted_last(frames, goal, hand_masks, self.hand_fill)
         to = lambda x: torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float()  # noqa: E731
         pred, target = to(last), to(goal.image[None])
         region = torch.from_numpy(RegionScorer().region(goal)).float()[None, None] if self.region else None

@@ -53,15 +53,7 @@ class LPIPSScorer:
 
     @torch.no_grad()
     def score(self, frames: np.ndarray, goal: Any, hand_masks: np.ndarray | None = None) -> np.ndarray:
-        from . import _last
-
-        last = _last(frames, goal)
-        if hand_masks is not None:
-            last = np.where(hand_masks[..., None], goal.image[None], last)
-        target = np.repeat(goal.image[None], len(last), 0)
-        if self.region:
-            y0, y1, x0, x1 = region_box(goal)
-            last, target = last[:, y0:y1, x0:x1], target[:, y0:y1, x0:x1]
+        last, target = goal_pairs(frames, goal, hand_masks, self.region)
 
         def to(x: np.ndarray) -> torch.Tensor:
             t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -192,15 +184,7 @@ class DreamSimScorer:
     def score(self, frames: np.ndarray, goal: Any, hand_masks: np.ndarray | None = None) -> np.ndarray:
         import torch.nn.functional as F
 
-        from . import _last
-
-        last = _last(frames, goal)
-        if hand_masks is not None:
-            last = np.where(hand_masks[..., None], goal.image[None], last)
-        target = np.repeat(goal.image[None], len(last), 0)
-        if self.region:
-            y0, y1, x0, x1 = region_box(goal)
-            last, target = last[:, y0:y1, x0:x1], target[:, y0:y1, x0:x1]
+        last, target = goal_pairs(frames, goal, hand_masks, self.region)
 
         def to(x: np.ndarray) -> torch.Tensor:
             t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float().div(255.0)
@@ -210,6 +194,20 @@ class DreamSimScorer:
 
         d = self.model(to(last), to(target))
         return -d.reshape(len(last)).float().cpu().double().numpy()
+
+
+def goal_pairs(frames: np.ndarray, goal: Any, hand_masks: np.ndarray | None,
+               region: bool) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The (B, h, w, 3) last frames (hands painted from the goal) and as many copies of the goal
+    image, both cropped to :func:`region_box` when ``region``: what a perceptual scorer compares."""
+    from . import painted_last
+
+    last = painted_last(frames, goal, hand_masks)
+    target = np.repeat(goal.image[None], len(last), 0)
+    if region:
+        y0, y1, x0, x1 = region_box(goal)
+        last, target = last[:, y0:y1, x0:x1], target[:, y0:y1, x0:x1]
+    return last, target
 
 
 def region_box(goal: Any, margin: float = 0.25, min_size: int = 32) -> tuple[int, int, int, int]:
