@@ -49,11 +49,11 @@ def run_demo(out_dir: str | os.PathLike[str], task: str = "push-red-box", world_
         rewards.append(reward)
     static_v, prompt_v, gen_v = (np.concatenate(x) for x in (static, prompt, generated))
     t2 = time.perf_counter()
-    oracle = OracleWorldModel(base.bundle.name, w, h, window=len(gen_v), fov_y=base.fov_y)
-    truth = oracle.generate(static_v[None], prompt_v[None], hands=[base._trajectory()])[0]
+    oracle = OracleWorldModel(width=w, height=h, window=len(gen_v), fov_y=base.fov_y, world=base.world)
+    physics = oracle.generate(static_v[None], prompt_v[None], hands=[base.episode_hands()])
+    truth = physics.frames[0]
     t_oracle = time.perf_counter() - t2
-    moved = float(base.task.measure({"object_poses": oracle.last_sims[0].object_poses,
-                                     "drawer": oracle.last_sims[0].drawer}, base.bundle.spec))  # fmt: skip
+    moved = float(base.task.outcome(physics, 0, base.world.spec))
     write_mp4(out / "demo.mp4", np.concatenate((static_v, prompt_v, gen_v, truth), axis=2), fps=8)
     write_png(out / "sheet.png", contact_sheet([("static scene", static_v), ("hand prompt", prompt_v),
                                                 (f"generated ({world_model} world model)", gen_v),

@@ -33,7 +33,7 @@ def bench_render_cmd(
 
     from .._io import write_json
     from ..scene import read_scene
-    from ..scene.bench import bench_render, load_points_benchmark
+    from ..bench.render import bench_render, load_points_benchmark
     from ..scene.camera_path import default_path, load_camera_path
 
     if (scene_path is None) == (points_path is None):
@@ -66,7 +66,7 @@ def bench_render_cmd(
 def bench_prompts_cmd(width: int, height: int, frames: int, repeats: int, json_path: Path | None) -> None:
     """Frames per second of the four visual-action-prompt kinds (hands posed + rendered)."""
     from .._io import write_json
-    from ..hands.bench import bench_prompts
+    from ..bench.prompts import bench_prompts
 
     result = bench_prompts(width, height, num_frames=frames, repeats=repeats)
     kinds = ", ".join(f"{k} {result[f'{k}_fps_median']:.0f}" for k in ("mesh", "skeleton", "depth", "mask"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..planners.bench import DEFAULT_SCORER
+from ..bench.plan import DEFAULT_SCORER
 from ..scoring import SCORERS
 
 
@@ -48,7 +48,7 @@ def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name
     import numpy as np
 
     from .._io import write_json
-    from ..planners.bench import plan_instance
+    from ..bench.plan import plan_instance
     from ..worldmodel import load
 
     scorer = _scorer(scorer_name, weights_dir)
@@ -86,7 +86,7 @@ def bench_plan_cmd(task: str, num_tasks: int, candidates: int, seed: int, model_
                    scorer_name: str, weights_dir: Path | None, json_path: Path | None) -> None:  # fmt: skip
     """Top-1 agreement of world-model ranking with the physics oracle over held-out task instances."""
     from .._io import write_json
-    from ..planners.bench import bench_plan
+    from ..bench.plan import bench_plan
     from ..worldmodel import load
 
     scorer = _scorer(scorer_name, weights_dir)
@@ -108,7 +108,7 @@ def bench_plan_cmd(task: str, num_tasks: int, candidates: int, seed: int, model_
 def bench_step_cmd(model_name: str, steps: int, envs: str, json_path: Path | None) -> None:
     """Median env.step latency, and vector-env frames per second against as many sequential envs."""
     from .._io import write_json
-    from ..envs.bench import bench_step
+    from ..bench.step import bench_step
 
     r = bench_step(model_name, steps=steps, sizes=[int(x) for x in envs.split(",")])
     click.echo(f"env.step median {r['step_s_median']:.3f} s ({r['chunk']} frames at {r['width']}x{r['height']})")

@@ -78,7 +78,7 @@ def bench_worldmodel_cmd(config: str, chunks: int, num_steps: int | None, batch:
                          device: str, json_path: Path | None) -> None:  # fmt: skip
     """Seconds per chunk and frames per second of a world model (median over chunks)."""
     from .._io import write_json
-    from ..worldmodel.bench import bench_worldmodel
+    from ..bench.worldmodel import bench_worldmodel
 
     r = bench_worldmodel(config, chunks=chunks, num_steps=num_steps, batch=batch, width=width, height=height,
                          device=device)  # fmt: skip
@@ -100,7 +100,7 @@ def bench_worldmodel_cmd(config: str, chunks: int, num_steps: int | None, batch:
 def bench_overfit_cmd(data: str, config: str, steps: int, lr: float, target_db: float, json_path: Path | None) -> None:
     """Overfit one clip window: does the conditioning path learn (PSNR of the generated window vs time)?"""
     from .._io import write_json
-    from ..worldmodel.bench import bench_overfit
+    from ..bench.worldmodel import bench_overfit
 
     r = bench_overfit(data, config=config, steps=steps, lr=lr, target_db=target_db)
     for p in r["curve"]:

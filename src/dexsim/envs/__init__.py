@@ -1,9 +1,9 @@
 """The Gymnasium environment ``DexWorld-v0``, its native vector env, and built-in tasks."""
 
-from .core import ACTION_MODES, DexWorldEnv
+from .core import ACTION_MODES, DexWorldCore, DexWorldEnv
 from .tasks import TASKS, Task
 
-__all__ = ["ACTION_MODES", "TASKS", "DexWorldEnv", "Task", "register_envs"]
+__all__ = ["ACTION_MODES", "TASKS", "DexWorldCore", "DexWorldEnv", "Task", "register_envs"]
 
 ENV_ID = "DexWorld-v0"
 

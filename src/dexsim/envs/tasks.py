@@ -27,17 +27,23 @@ class Task:
     goal_seed: int = 1
     image_margin_db: float = 3.0
 
-    def measure(self, physics: dict[str, np.ndarray], spec: Any) -> float:
-        """The continuous outcome: how far the target moved (m), or the drawer opening change (m)."""
+    def measure(self, object_poses: np.ndarray, drawer: np.ndarray, spec: Any) -> float:
+        """The continuous outcome of an episode's physics record (``object_poses`` (N, K, 7), ``drawer``
+        (N,)): how far the target moved on the table (m), or how much the drawer opened (m)."""
         if self.target is None:
-            d = physics["drawer"]
-            return float(d[-1] - d[0])
+            return float(drawer[-1] - drawer[0])
         k = spec.object_names.index(self.target)
-        p = physics["object_poses"]
-        return float(np.linalg.norm(p[-1, k, :2] - p[0, k, :2]))
+        return float(np.linalg.norm(object_poses[-1, k, :2] - object_poses[0, k, :2]))
 
-    def success(self, physics: dict[str, np.ndarray], spec: Any) -> bool:
-        return self.measure(physics, spec) >= self.min_move
+    def success(self, object_poses: np.ndarray, drawer: np.ndarray, spec: Any) -> bool:
+        return self.measure(object_poses, drawer, spec) >= self.min_move
+
+    def outcome(self, generation: Any, index: int, spec: Any) -> float | None:
+        """:meth:`measure` of item ``index`` of a :class:`~dexsim.worldmodel.Generation`; None when the
+        world model returned no physics."""
+        if not generation.has_physics:
+            return None
+        return self.measure(generation.object_poses[index], generation.drawer[index], spec)
 
 
 TASKS: dict[str, Task] = {
@@ -63,7 +69,6 @@ def goal_for(task_name: str, width: int, height: int, frames: int = 16) -> dict[
     spec = builtin_scene(task.scene)
     action = make_action(spec, task.kind, np.random.default_rng(task.goal_seed), frames, target=task.target,
                          camera="static")  # fmt: skip
-    clip = Oracle(spec, width, height, density_scale=0.35).run(action.trajectory)
-    physics = {"object_poses": clip.sim.object_poses, "drawer": clip.sim.drawer}
+    clip = Oracle(spec, width, height).run(action.trajectory)
     return {"image": clip.scene[-1], "start": clip.static[0], "action": action, "text": task.text,
-            "measure": task.measure(physics, spec)}  # fmt: skip
+            "measure": task.measure(clip.sim.object_poses, clip.sim.drawer, spec)}  # fmt: skip

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from ..geometry.camera import look_at
-from ..geometry.rotations import axis_angle_to_quat, matrix_to_axis_angle, quat_to_axis_angle
+from ..geometry.rotations import axis_angle_to_quat, quat_to_axis_angle
 from ..geometry.se3 import viewmat_to_pose7
 from ..hands.ik import fit_hand
 from ..hands.model import HandModel
-from ..hands.skeleton import ANATOMICAL_FRAMES
+from ..hands.poses import FLAT, HOOK, POINT, RELAXED, hand_frame, palm_params
 from ..hands.trajectory import HandTrajectory
 from .build import FINGER_RADIUS
 from .spec import ObjectSpec, SceneSpec
@@ -27,7 +27,6 @@ __all__ = ["ACTION_KINDS", "CAMERA_MOTIONS", "Action", "camera_path", "make_acti
 
 ACTION_KINDS = ("push", "touch", "poke", "wave", "pick_place", "open_drawer", "close_drawer")
 CAMERA_MOTIONS = ("static", "pan", "look_at", "step_closer", "jitter")
-_PALM_OFFSET = np.array([0.043, 0.002, 0.003])
 #: palm centre relative to the drawer handle when the hooked fingers hold it
 HANDLE_GRIP = (0.0, -0.09, 0.035)  # palm centre in the canonical hand frame (right hand)
 
@@ -42,30 +41,8 @@ class Action:
     target: str | None
 
 
-def _frame(fingers: np.ndarray, dorsal: np.ndarray) -> np.ndarray:
-    f = fingers / np.linalg.norm(fingers)
-    d = dorsal - (dorsal @ f) * f
-    d /= np.linalg.norm(d)
-    return np.stack((f, d, np.cross(f, d)), axis=1)
-
-
-def _flex(amounts: list[float]) -> np.ndarray:
-    """(45,) right-hand finger pose flexing joints 1-15 by ``amounts`` radians."""
-    return torch.stack([ANATOMICAL_FRAMES[j + 1][:, 2] * amounts[j] for j in range(15)]).reshape(45).numpy()
-
-
-FLAT = _flex([0.0] * 15)
-RELAXED = _flex([0.25, 0.35, 0.2] * 4 + [0.1, 0.2, 0.2])
-POINT = _flex([0.0, 0.05, 0.05] + [1.3, 1.5, 1.0] * 3 + [0.4, 0.6, 0.6])
-HOOK = _flex([0.6, 1.4, 0.9] * 4 + [0.3, 0.4, 0.5])
-
-
-def _params(R: np.ndarray, palm: np.ndarray, pose: np.ndarray, side: str) -> np.ndarray:
-    """(51,) parameters placing the palm centre at ``palm`` with orientation ``R``."""
-    offset = _PALM_OFFSET * (np.array([1.0, 1.0, -1.0]) if side == "left" else 1.0)
-    go = matrix_to_axis_angle(torch.from_numpy(R)).numpy()
-    hp = pose if side == "right" else (pose.reshape(15, 3) * [-1.0, -1.0, 1.0]).reshape(45)
-    return np.concatenate((go, hp, palm - R @ offset))
+_frame = hand_frame
+_params = palm_params
 
 
 def _interp(keys: list[tuple[float, np.ndarray]], n: int) -> np.ndarray:

@@ -8,9 +8,13 @@ from xml.sax.saxutils import quoteattr
 from ..hands.skeleton import BONES
 from ..scene.builders import Primitive, from_primitives
 from ..scene.gaussians import GaussianScene
+from ..world import DENSITY_SCALE, World
 from .spec import SceneSpec
 
-__all__ = ["HAND_BONES", "build_gaussians", "build_mjcf", "chest_boxes", "drawer_boxes", "table_boxes"]
+__all__ = [
+    "HAND_BONES", "build_gaussians", "build_mjcf", "chest_boxes", "drawer_boxes", "scene_world", "table_boxes",
+    "world_for_spec",
+]  # fmt: skip
 
 # capsules per hand: the phalanges (finger bones beyond the palm); the palm is a box
 HAND_BONES = [(a, b) for a, b in BONES if a != 0]
@@ -215,3 +219,44 @@ def build_gaussians(spec: SceneSpec, seed: int = 0, density_scale: float = 1.0) 
     scene = from_primitives(prims, seed=seed, light_dir=spec.light_dir)
     scene.object_names = spec.object_names
     return scene
+
+
+
+def world_for_spec(spec: SceneSpec, seed: int = 0, density_scale: float | None = None, width: int = 128,
+                   height: int = 128, fov_y: float = 60.0, splat: GaussianScene | None = None) -> World:  # fmt: skip
+    """The :class:`~dexsim.world.World` of a spec: its splat (``splat`` when already built with this
+    spec, seed and density), the fixed part (room, table, chest: id 0) hiding the hands, the drawer
+    at its initial opening, the working box above the table and the table's centre."""
+    import numpy as np
+    import torch
+
+    density_scale = DENSITY_SCALE if density_scale is None else density_scale
+    if splat is None:
+        splat = build_gaussians(spec, seed=seed, density_scale=density_scale)
+    k = len(spec.objects) + int(spec.drawer is not None)
+    rest = torch.eye(4).repeat(k, 1, 1)
+    if spec.drawer is not None:  # the splat holds the drawer closed
+        rest[-1, 1, 3] = -spec.drawer.initial_open
+    cx, cy = spec.table_center
+    th = spec.table_height
+    sx, sy = spec.table_size
+    workspace = (np.array([cx - sx / 2, cy - sy / 2 - 0.3, th]), np.array([cx + sx / 2, cy + sy / 2, th + 0.5]))
+    return World(splat, spec.name, splat.subset(splat.object_ids == 0), rest if k else None, workspace, (cx, cy, th),
+                 None, spec, width, height, fov_y)  # fmt: skip
+
+
+_BUILTIN: dict[tuple[str, float], World] = {}
+
+
+def scene_world(scene: str, width: int = 128, height: int = 128, fov_y: float = 60.0,
+                density_scale: float | None = None) -> World:  # fmt: skip
+    """A built-in scene by name (``tabletop``, ``drawer``; its physics spec attached; built once per
+    process) or a captured ``.ply`` path (no physics)."""
+    from .spec import BUILTIN_SCENES, builtin_scene
+
+    if scene not in BUILTIN_SCENES:
+        return World.from_ply(scene, width, height, fov_y)
+    key = (scene, DENSITY_SCALE if density_scale is None else density_scale)
+    if key not in _BUILTIN:
+        _BUILTIN[key] = world_for_spec(builtin_scene(scene), density_scale=key[1])
+    return _BUILTIN[key].at(width, height, fov_y)

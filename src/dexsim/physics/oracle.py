@@ -10,19 +10,18 @@ shaded hands composited by depth.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..geometry.camera import PinholeIntrinsics
 from ..geometry.rotations import quat_to_matrix
-from ..geometry.se3 import pose7_to_viewmat
-from ..hands.prompts import PROMPT_KINDS, PromptKind, depth_picture, mask_picture, render_prompt
-from ..hands.render import pose_trajectory
+from ..hands.prompts import PROMPT_KINDS, PromptKind
 from ..hands.trajectory import HandTrajectory
 from ..scene.gaussians import GaussianScene, rgb_to_sh0
 from ..scene.render import render
-from .build import build_gaussians
+from ..world import HandStates, World
+from .build import world_for_spec
 from .sim import SimResult, Simulator
 from .spec import SceneSpec
 
@@ -30,15 +29,15 @@ __all__ = ["SKIN_RGB", "Oracle", "OracleClip"]
 
 #: fully lit skin tones of the ground-truth hands (left, right): light and medium
 SKIN_RGB = ((236, 188, 160), (214, 160, 124))
-BACKGROUND = (0.05, 0.05, 0.06)
 
 
 @dataclass
 class OracleClip:
     """(T, H, W, 3) uint8 videos ``static``, ``prompt`` (the requested kind), ``interaction``, and
-    ``prompts`` with every kind (mesh, skeleton, depth, mask); ``sim`` the physics record;
-    ``object_masks`` (T, H, W) int8: the object id seen at each pixel of the interaction video
-    (-1 none, -2 left hand, -3 right hand)."""
+    ``prompts`` with every kind (mesh, skeleton, depth, mask); ``sim`` the physics record of the
+    rendered frames, ``episode`` that of the whole simulated trajectory; ``object_masks`` (T, H, W)
+    int8: the object id seen at each pixel of the interaction video (-1 none, -2 left hand, -3 right
+    hand); ``scene`` the moved scene without hands (goal images)."""
 
     static: np.ndarray
     prompt: np.ndarray
@@ -46,7 +45,8 @@ class OracleClip:
     object_masks: np.ndarray
     sim: SimResult
     prompts: dict[str, np.ndarray]
-    scene: np.ndarray | None = None  # (T, H, W, 3) the moved scene without hands (goal images)
+    scene: np.ndarray | None = None
+    episode: Any = None
 
 
 def _slice_result(res: SimResult, start: int) -> SimResult:
@@ -78,19 +78,25 @@ def _motions(res: SimResult, n_objects: int, has_drawer: bool) -> torch.Tensor:
 
 
 class Oracle:
-    """Ground truth for one scene spec at ``width`` x ``height`` with a pinhole of ``fov_y`` degrees."""
+    """Ground truth for one scene spec at ``width`` x ``height`` with a pinhole of ``fov_y`` degrees.
+
+    The static video and the prompts come from :meth:`World.render_conditions` (what the env feeds
+    a world model); ``world`` shares a built world of this spec (else it is built here with
+    ``seed`` and ``density_scale``, default :data:`dexsim.world.DENSITY_SCALE`)."""
 
     def __init__(self, spec: SceneSpec, width: int = 128, height: int = 128, fov_y: float = 60.0, fps: float = 8.0,
-                 density_scale: float = 1.0, seed: int = 0) -> None:  # fmt: skip
+                 density_scale: float | None = None, seed: int = 0, world: World | None = None) -> None:  # fmt: skip
         self.spec = spec
+        if world is None:
+            world = world_for_spec(spec, seed=seed, density_scale=density_scale, width=width, height=height,
+                                   fov_y=fov_y)  # fmt: skip
+        elif world.spec is not spec:
+            raise ValueError(f"`world` was built for another spec ({world.name!r})")
+        self.world = world.at(width, height, fov_y)
         self.width, self.height = width, height
-        self.K = PinholeIntrinsics.from_fov(fov_y, width, height).K(torch.float64)
-        self.scene = build_gaussians(spec, seed=seed, density_scale=density_scale)
-        # prompts are occluded by the fixed part of the scene only: a movable object's rest pose
-        # is where the hand pushes it away from, so it must not hide the hand
-        self.background = self.scene.subset(self.scene.object_ids == 0)
+        self.K = self.world.K
+        self.scene = self.world.scene
         self.sim = Simulator(spec, fps=fps)
-        self.last_result: SimResult | None = None
 
     def run(self, traj: HandTrajectory, prompt_kind: PromptKind = "mesh", start: int = 0,
             masks: bool = True) -> OracleClip:  # fmt: skip
@@ -103,54 +109,35 @@ class Oracle:
             raise ValueError("the oracle needs a trajectory with a `camera` path")
         if traj.params is None:
             raise ValueError("the oracle needs hand `params` (fit them with dexsim.hands.render.fit_trajectory)")
-        res = self.sim.run(traj.joints, traj.visible)
-        self.last_result = res  # the whole simulation (``start`` only limits what is rendered)
+        if prompt_kind not in PROMPT_KINDS:
+            raise ValueError(f"`prompt_kind` must be one of {PROMPT_KINDS}, got {prompt_kind!r}")
+        episode = self.sim.run(traj.joints, traj.visible)
+        res = episode
         if start:
             traj = traj.slice(start, traj.num_frames)
             res = _slice_result(res, start)
-        vms = pose7_to_viewmat(torch.from_numpy(traj.camera.astype(np.float64))).float()
-        K = self.K.float()
-        w, h = self.width, self.height
         motions = _motions(res, len(self.spec.objects), self.spec.drawer is not None).float()
-        rest = motions[:1]
         if start:  # frame 0 of the sliced record is the episode's start, kept as the rest reference
             motions = motions[1:]
-            res = SimResult(
-                **{
-                    f.name: (
-                        getattr(res, f.name)[1:]
-                        if f.name in ("object_poses", "drawer") and len(getattr(res, f.name))
-                        else getattr(res, f.name)
-                    )
-                    for f in fields(res)
-                }
-            )
-        # the static video shows the scene as it is at the start (an open drawer stays open)
-        static = render(self.scene, vms, K, w, h, background=BACKGROUND, object_poses=rest.expand_as(motions))
-        moved = render(self.scene, vms, K, w, h, background=BACKGROUND, object_poses=motions)
-        verts, faces = pose_trajectory(traj)
-        joints = torch.from_numpy(traj.joints.astype(np.float64))
-        visible = torch.from_numpy(traj.visible)
-        fixed = render(self.background, vms, K, w, h)
-        if prompt_kind not in PROMPT_KINDS:
-            raise ValueError(f"`prompt_kind` must be one of {PROMPT_KINDS}, got {prompt_kind!r}")
-        # one mesh rasterisation gives the mesh, depth and mask prompts
-        mesh = render_prompt("mesh", vms.double(), self.K, w, h, joints, visible, verts.double(), faces,
-                             scene_depth=fixed.depth.numpy())  # fmt: skip
-        skeleton = render_prompt("skeleton", vms.double(), self.K, w, h, joints, visible,
-                                 scene_depth=fixed.depth.numpy())  # fmt: skip
-        prompts = {"mesh": mesh.rgb, "skeleton": skeleton.rgb, "depth": depth_picture(mesh.depth),
-                   "mask": mask_picture(mesh.mask)}  # fmt: skip
-        skin = render_prompt("mesh", vms.double(), self.K, w, h, joints, visible, verts.double(), faces,
-                             scene_depth=moved.depth.numpy(), mesh_colors=SKIN_RGB)  # fmt: skip
-        hand = skin.mask.any(1)
+            res = SimResult(**{f.name: (getattr(res, f.name)[1:] if f.name in ("object_poses", "drawer")
+                                        and len(getattr(res, f.name)) else getattr(res, f.name))
+                               for f in fields(res)})  # fmt: skip
+        cameras = traj.camera.astype(np.float64)
+        hands = HandStates(traj.params, traj.visible, traj.betas)
+        # the static video (the scene at rest) and every prompt kind: exactly what the env feeds a model
+        cond = self.world.render_conditions(cameras, hands, kinds=PROMPT_KINDS)
+        moved = self.world.render_scene(cameras, motions)
+        skin, skin_masks, _ = self.world.render_hands(cameras, hands, ("mesh",), moved.depth.numpy(),
+                                                       mesh_colors=SKIN_RGB)  # fmt: skip
+        hand = skin_masks.any(1)
         interaction = moved.rgb_uint8().numpy().copy()
-        interaction[hand] = skin.rgb[hand]
-        ids = self._object_masks(motions, vms, K) if masks else np.full(hand.shape, -1, np.int8)
-        ids[skin.mask[:, 0]] = -2
-        ids[skin.mask[:, 1]] = -3
-        return OracleClip(static.rgb_uint8().numpy(), prompts[prompt_kind], interaction, ids, res, prompts,
-                          moved.rgb_uint8().numpy())  # fmt: skip
+        interaction[hand] = skin["mesh"][hand]
+        vms = self.world.viewmats(cameras).float()
+        ids = self._object_masks(motions, vms, self.K.float()) if masks else np.full(hand.shape, -1, np.int8)
+        ids[skin_masks[:, 0]] = -2
+        ids[skin_masks[:, 1]] = -3
+        return OracleClip(cond.static, cond.prompts[prompt_kind], interaction, ids, res, cond.prompts,
+                          moved.rgb_uint8().numpy(), episode)  # fmt: skip
 
     def _object_masks(self, motions: torch.Tensor, vms: torch.Tensor, K: torch.Tensor) -> np.ndarray:
         """Which object dominates each pixel: render each object's opacity with its id as colour."""

@@ -9,19 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..worldmodel.protocol import Rollout
+
 __all__ = ["RankPlanner", "RankResult", "Rollout"]
-
-
-@dataclass
-class Rollout:
-    """What the planner simulates for one scene and camera path: the static video (T, H, W, 3)
-    shared by every candidate, and per candidate the hand-prompt video (T, H, W, 3), its text and
-    (for the physics oracle) its hand trajectory. A small protocol, not an env."""
-
-    static: np.ndarray
-    prompts: np.ndarray  # (N, T, H, W, 3)
-    hands: list[Any] | None = None
-    texts: list[str] | None = None
 
 
 @dataclass

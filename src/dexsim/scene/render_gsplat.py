@@ -7,7 +7,7 @@ import torch
 from .._deps import require
 from ..geometry.rotations import matrix_to_quat
 from .gaussians import GaussianScene
-from .render import _world_gaussians
+from ._world import _world_gaussians
 from .sh import eval_sh
 
 

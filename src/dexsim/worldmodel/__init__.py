@@ -2,13 +2,15 @@
 CPU default, the CogVideoX-Fun-InP layout with DWM's condition channels), LoRA, the physics oracle."""
 
 from .models import COMPACT_CONFIGS, DiffusionWorldModel, OracleWorldModel, compact_pipeline, load
-from .protocol import WorldModel
+from .protocol import Generation, Rollout, WorldModel
 from .rollout import iter_rollout, rollout
 
 __all__ = [
     "COMPACT_CONFIGS",
     "DiffusionWorldModel",
+    "Generation",
     "OracleWorldModel",
+    "Rollout",
     "WorldModel",
     "compact_pipeline",
     "iter_rollout",

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .protocol import Generation
+
 __all__ = [
     "COMPACT_CONFIGS",
     "DiffusionWorldModel",
@@ -61,8 +63,9 @@ class DiffusionWorldModel:
         self.num_steps, self.device, self.name = num_steps, torch.device(device), name
 
     def generate(self, static: np.ndarray, prompt: np.ndarray, context: np.ndarray | None = None,
-                 text: str | list[str] | None = None, generator: torch.Generator | None = None,
-                 num_steps: int | None = None, hands: list[Any] | None = None) -> np.ndarray:  # fmt: skip
+                 text: str | list[str] | None = None,
+                 generator: torch.Generator | list[torch.Generator] | None = None, num_steps: int | None = None,
+                 hands: list[Any] | None = None) -> Generation:  # fmt: skip
         static, prompt = np.asarray(static), np.asarray(prompt)
         if prompt.ndim == 4:
             prompt = prompt[None]
@@ -73,7 +76,7 @@ class DiffusionWorldModel:
                              f"{prompt.shape[2]} frames (resize first)")  # fmt: skip
         out = self.pipeline(static, prompt, context=context, text=text, generator=generator,
                             num_inference_steps=num_steps or self.num_steps, output_type="uint8")  # fmt: skip
-        return out.frames
+        return Generation(out.frames)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> DiffusionWorldModel:
@@ -113,25 +116,32 @@ class OracleWorldModel:
     """The physics oracle behind the protocol (built-in scenes only): ``hands`` is required.
 
     Each call re-simulates the episode's whole trajectory (MuJoCo is cheap) and renders the last
-    T frames, so a chunked rollout equals a single simulation of the whole episode.
+    T frames, so a chunked rollout equals a single simulation of the whole episode. The returned
+    :class:`Generation` carries each episode's physics record. ``world``: a built
+    :class:`~dexsim.world.World` with a physics spec to share (the env passes its own).
     """
 
     def __init__(self, scene: str = "tabletop", width: int = 128, height: int = 128, window: int = 9,
-                 context_frames: int = 1, fps: float = 8.0, fov_y: float = 60.0, density_scale: float = 0.35,
-                 spec: Any = None) -> None:  # fmt: skip
+                 context_frames: int = 1, fps: float = 8.0, fov_y: float = 60.0, density_scale: float | None = None,
+                 spec: Any = None, world: Any = None) -> None:  # fmt: skip
+        from ..physics.build import scene_world, world_for_spec
         from ..physics.oracle import Oracle
-        from ..physics.spec import builtin_scene
 
-        self.spec = spec if spec is not None else builtin_scene(scene)
-        self.oracle = Oracle(self.spec, width, height, fov_y=fov_y, fps=fps, density_scale=density_scale)
+        if world is None:
+            world = world_for_spec(spec, density_scale=density_scale, width=width, height=height, fov_y=fov_y) \
+                if spec is not None else scene_world(scene, width, height, fov_y, density_scale)  # fmt: skip
+        if world.spec is None:
+            raise ValueError(f"the oracle world model needs a built-in scene (a physics spec); {world.name!r} has none")
+        world = world.at(width, height, fov_y)
+        self.spec = world.spec
+        self.oracle = Oracle(self.spec, width, height, fov_y=fov_y, fps=fps, world=world)
         self.width, self.height, self.window, self.context_frames, self.fps = width, height, window, context_frames, fps
         self.name = "oracle"
-        #: the physics record of each item's whole episode in the last call
-        self.last_sims: list[Any] = []
 
     def generate(self, static: np.ndarray, prompt: np.ndarray, context: np.ndarray | None = None,
-                 text: str | list[str] | None = None, generator: torch.Generator | None = None,
-                 num_steps: int | None = None, hands: list[Any] | None = None) -> np.ndarray:  # fmt: skip
+                 text: str | list[str] | None = None,
+                 generator: torch.Generator | list[torch.Generator] | None = None, num_steps: int | None = None,
+                 hands: list[Any] | None = None) -> Generation:  # fmt: skip
         prompt = np.asarray(prompt)
         prompt = prompt[None] if prompt.ndim == 4 else prompt
         b, t = prompt.shape[:2]
@@ -140,17 +150,18 @@ class OracleWorldModel:
             raise ValueError(f"the oracle world model needs `hands`: one HandTrajectory per batch item ({b}), "
                              f"covering the episode up to the window's last frame; got {got}")  # fmt: skip
         out = np.empty((b, t, self.height, self.width, 3), np.uint8)
-        self.last_sims = []
+        poses, drawers = [], []
         for i, traj in enumerate(hands):
             if traj.num_frames < t:
                 raise ValueError(f"hands[{i}] has {traj.num_frames} frames, fewer than the window's {t}")
             clip = self.oracle.run(traj, start=traj.num_frames - t, masks=False)
             out[i] = clip.interaction
-            self.last_sims.append(self.oracle.last_result)
+            poses.append(clip.episode.object_poses)
+            drawers.append(clip.episode.drawer)
         if context is not None:
             context = np.asarray(context)
             out[:, : context.shape[1]] = context
-        return out
+        return Generation(out, poses, drawers)
 
 
 def default_model_dir() -> Path:

@@ -43,7 +43,7 @@ def iter_rollout(model: Any, static: np.ndarray, prompt: np.ndarray, text: str |
         ctx = None if s == 0 else last[:, last.shape[1] - (done - s) :]
         hs = None if hands is None else [h.slice(0, e) for h in hands]
         frames = model.generate(static[:, s:e], prompt[:, s:e], context=ctx, text=text, generator=generator,
-                                hands=hs)  # fmt: skip
+                                hands=hs).frames  # fmt: skip
         new = frames[:, done - s :]
         yield done, new
         done = e

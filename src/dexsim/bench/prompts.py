@@ -12,12 +12,12 @@ import torch
 
 from ..geometry.rotations import matrix_to_axis_angle
 from ..geometry.se3 import pose7_to_matrix
-from .importers import nominal_aria_rgb_camera
-from .model import HandModel
-from .prompts import PROMPT_KINDS, render_prompt
-from .render import pose_trajectory
-from .skeleton import ANATOMICAL_FRAMES, joint_limits
-from .trajectory import HandTrajectory
+from ..hands.importers import nominal_aria_rgb_camera
+from ..hands.model import HandModel
+from ..hands.prompts import PROMPT_KINDS, render_prompt
+from ..hands.render import pose_trajectory
+from ..hands.skeleton import ANATOMICAL_FRAMES, joint_limits
+from ..hands.trajectory import HandTrajectory
 
 __all__ = ["bench_prompts", "synthetic_clip"]
 

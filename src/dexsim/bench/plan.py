@@ -54,8 +54,8 @@ def plan_instance(world_model: Any, task_name: str, candidates: int, seed: int, 
     from ..physics.oracle import Oracle
     from ..physics.spec import randomized_scene
     from ..scoring import Goal, make_scorer
-    from .candidates import primitive_candidates, with_camera
-    from .rank import RankPlanner, Rollout
+    from ..planners.candidates import primitive_candidates, with_camera
+    from ..planners.rank import RankPlanner, Rollout
 
     task = TASKS[task_name]
     if task.target is None:
@@ -105,7 +105,7 @@ def plan_instance(world_model: Any, task_name: str, candidates: int, seed: int, 
 
 def _batched_cost_ratio(world_model: Any, rollout: Any, goal: Any, scorer: Any, repeats: int = 3) -> float:
     """Time of N candidates in one batch / (N x time of one candidate at batch size 1)."""
-    from .rank import RankPlanner, Rollout
+    from ..planners.rank import RankPlanner, Rollout
 
     n = rollout.prompts.shape[0]
     one = Rollout(rollout.static, rollout.prompts[:1], None if rollout.hands is None else rollout.hands[:1])

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .builders import from_point_cloud
-from .camera_path import CameraPath
-from .gaussians import GaussianScene
-from .render import render
+from ..scene.builders import from_point_cloud
+from ..scene.camera_path import CameraPath
+from ..scene.gaussians import GaussianScene
+from ..scene.render import render
 
 __all__ = ["bench_render", "load_points_benchmark"]
 

@@ -16,8 +16,8 @@ BENCH_CONFIGS = ("default", "compact", "tiny-cogvideox-fun")
 
 
 def _model(config: str, width: int, height: int, device: str) -> Any:
-    from .cogvideox_fun import tiny_cogvideox_fun_pipeline
-    from .models import COMPACT_CONFIGS, DiffusionWorldModel, compact_pipeline, load
+    from ..worldmodel.cogvideox_fun import tiny_cogvideox_fun_pipeline
+    from ..worldmodel.models import COMPACT_CONFIGS, DiffusionWorldModel, compact_pipeline, load
 
     if config == "default":
         return load("default", device=device)
@@ -72,7 +72,7 @@ def bench_overfit(data: str, config: str = "compact", steps: int = 400, lr: floa
 
     from ..data.dataset import clip_ids, read_clip
     from ..training.loss import diffusion_loss
-    from .models import compact_pipeline
+    from ..worldmodel.models import compact_pipeline
 
     ids = clip_ids(data)
     if not ids:
