@@ -19,9 +19,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..world import DENSITY_SCALE
 from .dataset import ClipRecord, is_complete, write_clip
 
-__all__ = ["DatagenConfig", "clip_seed", "generate", "generate_clip", "rank_and_world"]
+__all__ = ["DatagenConfig", "clip_seed", "generate", "generate_clip", "make_clip", "rank_and_world"]
 
 #: actions drawn for each clip (pushes twice as often); drawer actions where the scene has one
 DATAGEN_KINDS = ("push", "push", "touch", "poke", "wave", "pick_place")
@@ -42,7 +43,7 @@ class DatagenConfig:
     frames: int = 16
     fps: float = 8.0
     workers: int = 1
-    density_scale: float = 0.35
+    density_scale: float = DENSITY_SCALE
 
     def __post_init__(self) -> None:
         from ..physics.spec import BUILTIN_SCENES
@@ -77,15 +78,14 @@ def rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-def generate_clip(cfg: DatagenConfig, index: int) -> bool:
-    """Make clip ``index`` unless it is complete. Returns True when it was generated now."""
+def make_clip(cfg: DatagenConfig, index: int) -> ClipRecord:
+    """Clip ``index`` of ``cfg``'s split, in memory: the scene variant, action and camera motion drawn
+    from its seed, simulated and rendered by the physics oracle (whose static and prompt videos are
+    :meth:`World.render_conditions`'s, exactly what the env feeds a world model)."""
     from ..physics.actions import make_action
     from ..physics.oracle import Oracle
     from ..physics.spec import randomized_scene
 
-    cid = clip_id(cfg.split, index)
-    if is_complete(cfg.out, cid):
-        return False
     s = clip_seed(cfg.seed, cfg.split, index)
     rng = np.random.default_rng(s)
     scene_seed = int(rng.integers(2**31))
@@ -107,8 +107,15 @@ def generate_clip(cfg: DatagenConfig, index: int) -> bool:
     meta = {"scene": spec.name, "scene_seed": scene_seed, "clip_seed": s, "split": cfg.split, "action": kind,
             "target": action.target, "objects": spec.object_names, "width": cfg.width, "height": cfg.height,
             "frames": cfg.frames, "prompt_kind": "mesh", "fov_y": 60.0, "density_scale": cfg.density_scale}  # fmt: skip
-    write_clip(cfg.out, ClipRecord(cid, clip.interaction, clip.static, clip.prompt, action.text, buf.getvalue(),
-                                   clip.object_masks, physics, meta), fps=cfg.fps)  # fmt: skip
+    return ClipRecord(clip_id(cfg.split, index), clip.interaction, clip.static, clip.prompt, action.text,
+                      buf.getvalue(), clip.object_masks, physics, meta)  # fmt: skip
+
+
+def generate_clip(cfg: DatagenConfig, index: int) -> bool:
+    """Make clip ``index`` unless it is complete. Returns True when it was generated now."""
+    if is_complete(cfg.out, clip_id(cfg.split, index)):
+        return False
+    write_clip(cfg.out, make_clip(cfg, index), fps=cfg.fps)
     return True
 
 
