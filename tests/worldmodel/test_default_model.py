@@ -23,7 +23,7 @@ def test_default_model_ships_loads_and_generates() -> None:
     action = make_action(spec, "wave", np.random.default_rng(0), wm.window, camera="static")
     static = Oracle(spec, wm.width, wm.height, density_scale=0.35).run(action.trajectory, masks=False).static[None]
     prompt = np.zeros_like(static)
-    out = wm.generate(static, prompt, num_steps=2, generator=torch.Generator().manual_seed(0))
+    out = wm.generate(static, prompt, num_steps=2, generator=torch.Generator().manual_seed(0)).frames
     assert out.shape == static.shape
     # with no hands in view nothing should move: the output stays close to the static scene
     assert np.abs(out.astype(int) - static).mean() < 20
