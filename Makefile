@@ -24,6 +24,7 @@ test: sysdeps $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 GARDEN ?= ../shared/data/gsplat_garden/test_garden.npz
 bench: sysdeps $(STAMP)

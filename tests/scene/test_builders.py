@@ -111,7 +111,7 @@ def test_primitive_validation() -> None:
 
 
 def test_real_garden_points_render_a_garden() -> None:
-    from dexsim.scene.bench import load_points_benchmark
+    from dexsim.bench.render import load_points_benchmark
 
     from ..conftest import shared_file
 

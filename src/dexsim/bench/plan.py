@@ -53,9 +53,9 @@ def plan_instance(world_model: Any, task_name: str, candidates: int, seed: int, 
     from ..physics.actions import make_action
     from ..physics.oracle import Oracle
     from ..physics.spec import randomized_scene
-    from ..scoring import Goal, make_scorer
     from ..planners.candidates import primitive_candidates, with_camera
     from ..planners.rank import RankPlanner, Rollout
+    from ..scoring import Goal, make_scorer
 
     task = TASKS[task_name]
     if task.target is None:

@@ -32,8 +32,8 @@ def bench_render_cmd(
     import torch
 
     from .._io import write_json
-    from ..scene import read_scene
     from ..bench.render import bench_render, load_points_benchmark
+    from ..scene import read_scene
     from ..scene.camera_path import default_path, load_camera_path
 
     if (scene_path is None) == (points_path is None):

@@ -221,7 +221,6 @@ def build_gaussians(spec: SceneSpec, seed: int = 0, density_scale: float = 1.0) 
     return scene
 
 
-
 def world_for_spec(spec: SceneSpec, seed: int = 0, density_scale: float | None = None, width: int = 128,
                    height: int = 128, fov_y: float = 60.0, splat: GaussianScene | None = None) -> World:  # fmt: skip
     """The :class:`~dexsim.world.World` of a spec: its splat (``splat`` when already built with this

@@ -7,6 +7,7 @@ import torch
 from ..geometry.rotations import quat_to_matrix
 from .gaussians import GaussianScene
 
+
 def _world_gaussians(
     scene: GaussianScene, object_poses: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

@@ -6,8 +6,8 @@ import torch
 
 from .._deps import require
 from ..geometry.rotations import matrix_to_quat
-from .gaussians import GaussianScene
 from ._world import _world_gaussians
+from .gaussians import GaussianScene
 from .sh import eval_sh
 
 

@@ -14,6 +14,7 @@ so the model learns only the residual dynamics and an untouched static scene pas
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -24,7 +25,14 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 from tqdm.auto import tqdm
 
-__all__ = ["Conditions", "DexWorldPipeline", "DexWorldPipelineOutput", "to_model_video"]
+__all__ = ["COMPONENT_MODULES", "Conditions", "DexWorldPipeline", "DexWorldPipelineOutput", "to_model_video"]
+
+
+#: The modules whose classes saved pipelines name as components (``model_index.json``, e.g.
+#: ``["dexsim.worldmodel.compact", "CompactVideoDenoiser"]``), imported by name when loading: the
+#: backbones build pipelines, so they import this module, not the other way round. A class that moves
+#: leaves an alias module at its old path, listed here, so that folders written earlier still load.
+COMPONENT_MODULES = ("dexsim.worldmodel.compact", "dexsim.worldmodel.cogvideox_fun")
 
 
 @dataclass
@@ -83,6 +91,14 @@ class DexWorldPipeline(DiffusionPipeline):
         super().__init__()
         self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae, text_encoder=text_encoder,
                               tokenizer=tokenizer)  # fmt: skip
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> Any:
+        """diffusers' ``from_pretrained``, after importing the modules whose classes a saved folder may
+        name as components (diffusers resolves those only from modules already imported)."""
+        for name in COMPONENT_MODULES:
+            importlib.import_module(name)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     # ----------------------------------------------------------------- geometry of the latent space
     @property
@@ -294,8 +310,3 @@ class DexWorldPipeline(DiffusionPipeline):
             out = x.numpy() if output_type == "np" else (x * 255.0).round().to(torch.uint8).numpy()
         self.maybe_free_model_hooks()
         return DexWorldPipelineOutput(frames=out) if return_dict else (out,)
-
-
-# diffusers loads a saved pipeline's components only from modules already imported: these are ours
-from . import cogvideox_fun as _cogvideox_fun  # noqa: E402, F401
-from . import compact as _compact  # noqa: E402, F401

@@ -40,7 +40,7 @@ class Generation:
 
     def item(self, i: int) -> Generation:
         """Item ``i`` as a batch of one."""
-        pick = (lambda v: None if v is None else [v[i]])  # noqa: E731
+        pick = lambda v: None if v is None else [v[i]]  # noqa: E731
         return Generation(self.frames[i : i + 1], pick(self.object_poses), pick(self.drawer))
 
     @staticmethod
