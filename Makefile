@@ -13,13 +13,17 @@ OUT ?= outputs
 
 
 
-.PHONY: demo test lint bench train-default sysdeps install clean
+.PHONY: demo test test-fast lint bench train-default sysdeps install clean
 
 demo: sysdeps $(STAMP)
 	$(VENV)/bin/dexsim demo --out $(OUT)/demo
 
 test: sysdeps $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The same without the tests marked slow (each over ~10 s on 2 CPU cores): the quick loop while editing.
+test-fast: sysdeps $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests

@@ -29,3 +29,5 @@ def _register() -> None:
 
 
 _register()
+
+from . import _fork  # noqa: E402, F401  (records whether a fork happened after thread pools ran)

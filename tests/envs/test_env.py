@@ -44,6 +44,7 @@ def test_registered_and_made_by_id(tiny_model, tmp_path) -> None:
         gym.make("DexWorld-v0", world_model=str(tmp_path / "m"), width=64, height=64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["delta", "mano", "keypoints"])
 def test_check_env_every_action_mode(tiny_model, mode: str) -> None:
     from gymnasium.utils.env_checker import check_env
@@ -89,16 +90,39 @@ def test_out_of_bounds_actions_are_clamped_with_a_warning(tiny_model) -> None:
         DexWorldEnv(task="fly", world_model=tiny_model)
 
 
-def test_oracle_env_task_success_with_the_scripted_policy() -> None:
-    env = DexWorldEnv(task="push-red-box", world_model="oracle", action_mode="mano", width=SIZE, height=SIZE)
-    policy = ScriptedPolicy("push-red-box", chunk=8, seed=1)
-    obs, _ = env.reset(seed=0)
-    infos = [env.step(policy(obs))[4] for _ in range(policy.num_steps)]
-    assert infos[-1]["measure"] > 0.05 and infos[-1]["success"]
-    assert infos[-1]["score"] > infos[0]["score"] - 1e-6  # closer to the goal image at the end
+@pytest.mark.slow
+def test_oracle_env_scripted_policy_beats_doing_nothing() -> None:
+    """With the physics oracle (deterministic): the task's reference policy raises the reward (goal-region
+    PSNR) well above where it starts and above doing nothing (the same camera, hands out of view),
+    and ends the episode as a success; doing nothing leaves the reward where it is and never succeeds."""
+    env = gym.make("DexWorld-v0", task="push-red-box", world_model="oracle", action_mode="mano", width=SIZE,
+                   height=SIZE)  # fmt: skip
+
+    def episode(hands: bool) -> list[tuple[float, bool, dict]]:
+        policy = ScriptedPolicy("push-red-box", chunk=8, seed=1)
+        obs, _ = env.reset(seed=0)
+        steps = []
+        for _ in range(policy.num_steps):
+            action = policy(obs)
+            if not hands:
+                action["visible"][:] = 0
+            obs, reward, terminated, truncated, info = env.step(action)
+            assert not truncated and reward == info["score"]
+            steps.append((reward, terminated, info))
+        return steps
+
+    scripted, idle = episode(hands=True), episode(hands=False)
+    margin = 3.0  # dB: the task's image test for success
+    assert len(scripted) == len(idle) == 2
+    assert idle[0][0] == pytest.approx(idle[1][0], abs=1e-9)  # nothing moves, nothing changes
+    assert not any(term or info["success"] for _, term, info in idle)
+    assert scripted[-1][0] > scripted[0][0] + margin  # improves over the episode ...
+    assert scripted[-1][0] > idle[-1][0] + margin  # ... and over doing nothing
+    assert scripted[-1][1] and scripted[-1][2]["success"] and not scripted[0][1]
+    env.close()
 
 
-def test_vector_env_batches_and_autoresets(tiny_model) -> None:
+def test_vector_env_batches_and_autoresets(tiny_model, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     gen = tiny_model.generate
 
@@ -106,29 +130,45 @@ def test_vector_env_batches_and_autoresets(tiny_model) -> None:
         calls.append(prompt.shape[0])
         return gen(static, prompt, **kw)
 
-    tiny_model.generate = counting
-    try:
-        venv = gym.make_vec("DexWorld-v0", num_envs=3, world_model=tiny_model, width=SIZE, height=SIZE, chunk=4,
-                            max_episode_steps=2)  # fmt: skip
-        assert venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
-        obs, _ = venv.reset(seed=0)
-        assert obs["frames"].shape == (3, 4, SIZE, SIZE, 3)
-        for _ in range(2):
-            obs, r, _, trunc, _ = venv.step(venv.action_space.sample())
-        assert trunc.all() and calls == [3, 3]  # one world-model call per step for all envs
-        _, r, _, trunc, _ = venv.step(venv.action_space.sample())  # the autoreset step
-        assert (r == 0).all() and not trunc.any() and calls == [3, 3]
-    finally:
-        tiny_model.generate = gen
+    monkeypatch.setattr(tiny_model, "generate", counting)
+    venv = gym.make_vec("DexWorld-v0", num_envs=3, world_model=tiny_model, width=SIZE, height=SIZE, chunk=4,
+                        max_episode_steps=2)  # fmt: skip
+    assert venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
+    obs, _ = venv.reset(seed=0)
+    assert obs["frames"].shape == (3, 4, SIZE, SIZE, 3)
+    for _ in range(2):
+        obs, r, _, trunc, _ = venv.step(venv.action_space.sample())
+    assert trunc.all() and calls == [3, 3]  # one world-model call per step for all envs
+    _, r, _, trunc, _ = venv.step(venv.action_space.sample())  # the autoreset step
+    assert (r == 0).all() and not trunc.any() and calls == [3, 3]
 
 
-def test_record_video(tiny_model, tmp_path) -> None:
+def test_record_video_holds_the_rendered_frames(tiny_model, tmp_path) -> None:
+    """RecordVideo writes one frame per reset and step, and they are what ``env.render()`` returned."""
+    import imageio.v2 as imageio
     from gymnasium.wrappers import RecordVideo
 
-    env = RecordVideo(_env(tiny_model, render_mode="rgb_array"), str(tmp_path), episode_trigger=lambda e: True,
-                      disable_logger=True)  # fmt: skip
+    env = gym.make("DexWorld-v0", world_model=tiny_model, width=SIZE, height=SIZE, chunk=4, render_mode="rgb_array")
+    env = RecordVideo(env, str(tmp_path / "videos"), episode_trigger=lambda e: True, disable_logger=True)
+    env.action_space.seed(0)
     env.reset(seed=0)
+    shown = [env.render()]
     for _ in range(3):
         env.step(env.action_space.sample())
+        shown.append(env.render())
     env.close()
-    assert list(tmp_path.glob("*.mp4"))
+    (path,) = (tmp_path / "videos").glob("*.mp4")
+    reader = imageio.get_reader(path, format="FFMPEG")
+    try:
+        video = np.stack([np.asarray(f) for f in reader])
+    finally:
+        reader.close()
+    shown_arr = np.stack(shown).astype(int)
+    assert video.shape == shown_arr.shape == (4, SIZE, 3 * SIZE, 3)
+    # the frames differ from each other (the camera and hands move), so matching each one is a real check
+    apart = [np.abs(shown_arr[i] - shown_arr[j]).mean() for i in range(4) for j in range(i)]
+    assert min(apart) > 1.0, apart
+    for t in range(4):
+        err = np.abs(video[t].astype(int) - shown_arr).mean(axis=(1, 2, 3))  # H.264 is lossy (noisy frames: ~6)
+        others = np.delete(err, t)
+        assert err[t] < 10.0 and err[t] < 0.75 * others.min(), (t, err)  # nearest its own frame, by far

@@ -47,6 +47,7 @@ def test_delta_controller_is_a_pure_function_of_state_and_action() -> None:
     assert chunk.visible[:, 0].all() and not chunk.visible[:, 1].any()
     # the posed wrist follows the palm: the hand model's joints move by the same 8 cm at the end
     model = HandModel("left", limits="clamp")
+
     def wrist(p: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(p.astype(np.float32))[None]
         return model(t[:, :3], t[:, 3:48], t[:, 48:]).joints[0, 0].double().numpy()

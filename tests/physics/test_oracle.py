@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -39,7 +41,6 @@ def test_push_ground_truth(oracle: Oracle) -> None:
 
 def test_oracle_needs_camera_and_params(oracle: Oracle) -> None:
     action = make_action(oracle.spec, "wave", np.random.default_rng(0), 4)
-    no_cam = action.trajectory
-    no_cam.camera = None
+    no_cam = dataclasses.replace(action.trajectory, camera=None)
     with pytest.raises(ValueError, match="needs a trajectory with a `camera`"):
         oracle.run(no_cam)

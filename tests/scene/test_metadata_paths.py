@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -20,8 +21,7 @@ def tilted_room(rotation: torch.Tensor, scale: float):
     prims += [Primitive("box", (0.3, 0.3, 0.3), (x, y, 0.15, 1, 0, 0, 0), density=3000) for x, y in ((0, 0), (1, 0.5))]
     scene = from_primitives(prims, light_dir=None)
     T = make_se3(rotation, torch.tensor([0.3, -0.2, 1.0]))
-    scene.means = (transform_points(T.double(), scene.means.double()) / scale).float()
-    return scene
+    return dataclasses.replace(scene, means=(transform_points(T.double(), scene.means.double()) / scale).float())
 
 
 def test_estimates_up_axis_and_ground_of_a_y_down_capture(tmp_path: Path) -> None:

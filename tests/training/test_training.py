@@ -44,6 +44,7 @@ def test_clip_windows_are_seeded_and_resumable(dataset: Path) -> None:
         ClipWindows([dataset / "nothing"])
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_exactly(dataset: Path, tmp_path: Path) -> None:
     whole = train(_cfg(dataset, tmp_path / "whole"), progress=False)
     assert whole["finished"]
@@ -62,6 +63,7 @@ def test_killed_run_resumes_exactly(dataset: Path, tmp_path: Path) -> None:
     assert (tmp_path / "whole" / "model" / "model_index.json").is_file()
 
 
+@pytest.mark.slow
 def test_loss_decreases_when_overfitting(dataset: Path, tmp_path: Path) -> None:
     train(_cfg(dataset, tmp_path / "o", steps=40, lr=3e-3, checkpoint_every=40, validate_every=40,
                context_prob=0.0), progress=False)  # fmt: skip
@@ -82,6 +84,7 @@ def test_lora_preset_trains_only_lora_and_projections(dataset: Path, tmp_path: P
     assert (tmp_path / "l" / "model" / "lora" / "pytorch_lora_weights.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_with_accelerate_launch(dataset: Path, tmp_path: Path) -> None:
     cfg_file = Path(__file__).parents[2] / "src" / "dexsim" / "training" / "accelerate_configs" / "cpu_2proc.yaml"
     out = tmp_path / "ddp"
@@ -96,6 +99,7 @@ def test_two_cpu_processes_with_accelerate_launch(dataset: Path, tmp_path: Path)
     assert "finished at step 2" in r.stdout
 
 
+@pytest.mark.slow
 def test_eval_rows_and_baselines(dataset: Path) -> None:
     from dexsim.worldmodel import DiffusionWorldModel, compact_pipeline
 

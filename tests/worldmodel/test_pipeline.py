@@ -176,6 +176,7 @@ def test_window_starts_cover_everything_once() -> None:
         assert s[0] == 0 and s[-1] + 9 == total and all(b - a <= 8 for a, b in itertools.pairwise(s))
 
 
+@pytest.mark.slow
 def test_long_rollout_is_chunked_and_memory_is_flat(compact: DexWorldPipeline) -> None:
     """100 windows: each continuation starts from the last generated frame; no growth per window."""
     import tracemalloc

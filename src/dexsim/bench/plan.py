@@ -45,10 +45,11 @@ def _final_xy(sim: Any, k: int) -> np.ndarray:
 
 
 def plan_instance(world_model: Any, task_name: str, candidates: int, seed: int, frames: int = 16,
-                  scorer: Any = None) -> dict[str, Any]:  # fmt: skip
+                  scorer: Any = None, size: tuple[int, int] = (128, 128)) -> dict[str, Any]:  # fmt: skip
     """One held-out task instance: a randomized scene from ``seed``, a goal made by the oracle, N
     candidates ranked by the world model and measured by the oracle (distance of the target's final
-    position to the goal's)."""
+    position to the goal's). ``world_model="oracle"`` ranks with this instance's own physics (at
+    ``size`` = (width, height)); any other value is a world model object."""
     from ..envs.tasks import TASKS
     from ..physics.actions import make_action
     from ..physics.oracle import Oracle
@@ -62,7 +63,8 @@ def plan_instance(world_model: Any, task_name: str, candidates: int, seed: int, 
         raise ValueError(f"plan benchmarks need an object task; {task_name!r} has no target object")
     rng = np.random.default_rng([seed, 77])
     spec = randomized_scene(task.scene, int(rng.integers(2**31)) + 10_000_019)  # never a training scene seed
-    oracle = Oracle(spec, world_model.width, world_model.height, density_scale=0.35, seed=seed)
+    width, height = size if isinstance(world_model, str) else (world_model.width, world_model.height)
+    oracle = Oracle(spec, width, height, seed=seed)
     cands = primitive_candidates(spec, task.target, candidates, rng, frames)
     camera = cands[0].trajectory.camera
     ref = None
@@ -80,13 +82,12 @@ def plan_instance(world_model: Any, task_name: str, candidates: int, seed: int, 
     dist = np.array([np.linalg.norm(_final_xy(c.sim, k) - goal_xy) for c in clips])
     rollout = Rollout(static=clips[0].static, prompts=np.stack([c.prompt for c in clips]),
                       hands=[c.trajectory for c in cands], texts=[c.text for c in cands])  # fmt: skip
-    from ..worldmodel.models import OracleWorldModel
+    if isinstance(world_model, str):
+        if world_model != "oracle":
+            raise ValueError(f"`world_model` must be a world model or 'oracle', got {world_model!r}")
+        from ..worldmodel.models import OracleWorldModel
 
-    if isinstance(world_model, OracleWorldModel):  # the oracle as the world model: it must simulate this instance
-        wm = world_model
-        world_model = OracleWorldModel(spec=spec, width=wm.width, height=wm.height, window=wm.window,
-                                       context_frames=wm.context_frames)  # fmt: skip
-        world_model.oracle = oracle
+        world_model = OracleWorldModel(width=width, height=height, world=oracle.world)
     planner = RankPlanner(world_model, scorer or make_scorer(DEFAULT_SCORER), batch_size=candidates, seed=seed)
     result = planner.plan(rollout, goal)
     best_oracle = dist.min()
@@ -136,7 +137,9 @@ def bench_plan(world_model: Any, task: str = "push-red-box", tasks: int = 20, ca
         rows.append({k: v for k, v in r.items() if k not in ("rollout", "goal", "videos")})
     mean = lambda key: float(np.mean([r[key] for r in rows]))  # noqa: E731
     return {"task": task, "tasks": tasks, "candidates": candidates, "seed": seed,
-            "world_model": getattr(world_model, "name", type(world_model).__name__), "scorer": scorer.name,
+            "world_model": world_model if isinstance(world_model, str) else getattr(world_model, "name",
+                                                                                    type(world_model).__name__),
+            "scorer": scorer.name,
             "top1_agreement": mean("top1"), "random_top1": mean("random_top1"), "kendall_tau": mean("kendall_tau"),
             "success_rate": mean("success"), "candidate_success_rate": mean("candidate_success_rate"),
             "seconds_per_candidate": float(np.median([r["seconds_per_candidate"] for r in rows])),

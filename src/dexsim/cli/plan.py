@@ -11,6 +11,13 @@ from ..bench.plan import DEFAULT_SCORER
 from ..scoring import SCORERS
 
 
+def _model(name: str) -> object:
+    """``oracle`` stays a name (each instance ranks with its own physics); anything else is loaded."""
+    from ..worldmodel import load
+
+    return name if name == "oracle" else load(name)
+
+
 def _scorer_options(command: Callable[..., None]) -> Callable[..., None]:
     """``--scorer`` and ``--weights-dir``."""
     command = click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -49,10 +56,9 @@ def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name
 
     from .._io import write_json
     from ..bench.plan import plan_instance
-    from ..worldmodel import load
 
     scorer = _scorer(scorer_name, weights_dir)
-    r = plan_instance(load(model_name), task, candidates, seed, scorer=scorer)
+    r = plan_instance(_model(model_name), task, candidates, seed, scorer=scorer)
     order = np.argsort(-np.asarray(r["model_scores"]))
     for rank, i in enumerate(order):
         mark = "*" if i == r["chosen"] else " "
@@ -87,10 +93,9 @@ def bench_plan_cmd(task: str, num_tasks: int, candidates: int, seed: int, model_
     """Top-1 agreement of world-model ranking with the physics oracle over held-out task instances."""
     from .._io import write_json
     from ..bench.plan import bench_plan
-    from ..worldmodel import load
 
     scorer = _scorer(scorer_name, weights_dir)
-    r = bench_plan(load(model_name), task, num_tasks, candidates, seed, cost_instances=cost_instances, scorer=scorer)
+    r = bench_plan(_model(model_name), task, num_tasks, candidates, seed, cost_instances=cost_instances, scorer=scorer)
     click.echo(f"{r['tasks']} instances x {r['candidates']} candidates: top1_agreement {r['top1_agreement']:.2f} "
                f"(random {r['random_top1']:.2f}), kendall_tau {r['kendall_tau']:.2f}, success {r['success_rate']:.2f} "
                f"(candidates {r['candidate_success_rate']:.2f}), {r['seconds_per_candidate']:.2f} s/candidate, "

@@ -8,6 +8,7 @@ their world-model calls as one batch; it owns no rendering, posing or physics ma
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -58,7 +59,9 @@ class DexWorldCore:
     """N envs over one world, one controller, one world model and one task (see the module docstring).
 
     Each env has its own random stream (``reset`` gives it), so env i of a core reproduces a single
-    env reset with the same seed and given the same actions.
+    env reset with the same seed and given the same actions. Arguments are checked at construction;
+    the scene, the world model and the goal are built by :meth:`build` (at the first ``reset``), so
+    making an env is cheap and forks safely (Gymnasium's ``AsyncVectorEnv``).
     """
 
     def __init__(self, num_envs: int = 1, scene: str | World | None = None, task: str | None = None,
@@ -66,8 +69,11 @@ class DexWorldCore:
                  width: int = 128, height: int = 128, chunk: int = 8, device: str = "cpu",
                  scorer: str = "region_psnr", num_steps: int | None = None, fov_y: float = 60.0,
                  clamp: str = "warn") -> None:  # fmt: skip
+        from .._fork import check_async_parent
+        from ..scoring import SCORERS
         from .tasks import TASKS
 
+        check_async_parent("DexWorld-v0")
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"`num_envs` must be a positive int, got {num_envs!r}")
         if task is not None and task not in TASKS:
@@ -77,48 +83,90 @@ class DexWorldCore:
             raise ValueError(f"`prompt_kind` must be mesh, skeleton, depth or mask, got {prompt_kind!r}")
         if num_steps is not None and (not isinstance(num_steps, (int, np.integer)) or num_steps < 1):
             raise ValueError(f"`num_steps` must be a positive int or None, got {num_steps!r}")
-        self.controller = make_controller(action_mode, chunk, (np.zeros(3), np.ones(3)), clamp)  # checks first
-        self.world = self._world(scene, width, height, fov_y)
-        self.controller = make_controller(action_mode, chunk, self.world.workspace, clamp)
-        self.action_mode, self.prompt_kind, self.chunk = action_mode, prompt_kind, int(chunk)
+        if scorer not in SCORERS:
+            raise ValueError(f"`scorer` must be one of {SCORERS}, got {scorer!r}")
+        for name, v in (("width", width), ("height", height)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"`{name}` must be a positive int, got {v!r}")
+        self.action_mode, self.prompt_kind, self.chunk = action_mode, prompt_kind, chunk
         self.width, self.height, self.fov_y, self.device, self.num_steps = width, height, fov_y, device, num_steps
-        self.world_model = self._world_model(world_model)
-        from ..scoring import make_scorer
-
-        self.scorer = make_scorer(scorer)
-        self.goal = self._goal()
+        self._scene, self._scorer_name, self._world_model_arg = scene, scorer, world_model
+        self._world: World | None = None
+        self._world_model: Any = None
+        self.scene_name, workspace, spec = self._scene_facts(scene)
+        if self.task and self.scene_name != self.task.scene:
+            raise ValueError(f"task {self.task.name!r} runs in scene {self.task.scene!r}, not {self.scene_name!r}")
+        self.controller = make_controller(action_mode, chunk, workspace, clamp)
+        self._check_world_model(world_model, spec)
         self.slots = [_Slot() for _ in range(int(num_envs))]
 
     # ------------------------------------------------------------------------------- set-up
-    def _world(self, scene: str | World | None, width: int, height: int, fov_y: float) -> World:
-        from ..physics.build import scene_world
+    def _scene_facts(self, scene: str | World | None) -> tuple[str, tuple[np.ndarray, np.ndarray], Any]:
+        """(name, workspace, physics spec) without building a built-in scene's splat."""
+        from ..physics.build import spec_workspace
+        from ..physics.spec import BUILTIN_SCENES, builtin_scene
 
         if isinstance(scene, World):
-            world = scene.at(width, height, fov_y)
-        else:
-            name = scene or (self.task.scene if self.task else "tabletop")
-            world = scene_world(name, width, height, fov_y)
-        if self.task and world.name != self.task.scene:
-            raise ValueError(f"task {self.task.name!r} runs in scene {self.task.scene!r}, not {world.name!r}")
-        return world
+            self._world = scene.at(self.width, self.height, self.fov_y)
+            return scene.name, scene.workspace, scene.spec
+        name = scene or (self.task.scene if self.task else "tabletop")
+        if name in BUILTIN_SCENES:
+            spec = builtin_scene(name)
+            return name, spec_workspace(spec), spec
+        self._world = World.from_ply(name, self.width, self.height, self.fov_y)
+        return name, self._world.workspace, None
 
-    def _world_model(self, wm: Any) -> Any:
+    def _check_world_model(self, wm: Any, spec: Any) -> None:
+        from ..worldmodel.models import frame_size
+
+        if isinstance(wm, str) and wm == "oracle":
+            if spec is None:
+                raise ValueError("world_model='oracle' needs a built-in scene (it simulates the scene's physics)")
+            return
+        size = frame_size(wm) if isinstance(wm, (str, os.PathLike)) else (wm.width, wm.height)
+        if size != (self.width, self.height):
+            raise ValueError(f"world model {getattr(wm, 'name', wm)!r} works at {size[0]}x{size[1]}; create the env "
+                             f"with width={size[0]}, height={size[1]}")  # fmt: skip
+
+    def build(self) -> None:
+        """Build the scene, the world model, the scorer and the goal (once)."""
+        if self._world_model is not None:
+            return
+        from .._fork import check_fork_safe
+        from ..physics.build import scene_world
+        from ..scoring import make_scorer
         from ..worldmodel import load
 
-        if not isinstance(wm, str):
-            return wm
-        if wm == "oracle":
-            if self.world.spec is None:
-                raise ValueError("world_model='oracle' needs a built-in scene (it simulates the scene's physics)")
-            return load("oracle", width=self.width, height=self.height, window=self.chunk + 1, fov_y=self.fov_y,
-                        world=self.world)  # fmt: skip
-        model = load(wm, device=self.device)
-        if (model.width, model.height) != (self.width, self.height):
-            raise ValueError(f"world model {wm!r} works at {model.width}x{model.height}; create the env with "
-                             f"width={model.width}, height={model.height}")  # fmt: skip
-        return model
+        check_fork_safe("DexWorld-v0")
+        if self._world is None:
+            self._world = scene_world(self.scene_name, self.width, self.height, self.fov_y)
+        wm = self._world_model_arg
+        if isinstance(wm, str) and wm == "oracle":
+            wm = load("oracle", width=self.width, height=self.height, window=self.chunk + 1, fov_y=self.fov_y,
+                      world=self._world)  # fmt: skip
+        elif isinstance(wm, (str, os.PathLike)):
+            wm = load(wm, device=self.device)
+        self.scorer = make_scorer(self._scorer_name)
+        self._goal = self._make_goal()
+        self._world_model = wm
 
-    def _goal(self) -> Any:
+    @property
+    def world(self) -> World:
+        self.build()
+        assert self._world is not None
+        return self._world
+
+    @property
+    def world_model(self) -> Any:
+        self.build()
+        return self._world_model
+
+    @property
+    def goal(self) -> Any:
+        self.build()
+        return self._goal
+
+    def _make_goal(self) -> Any:
         if self.task is None:
             return None
         from ..scoring import Goal
@@ -145,6 +193,7 @@ class DexWorldCore:
     # -------------------------------------------------------------------------------- reset
     def reset(self, i: int, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start env ``i``'s episode with its random stream ``rng``."""
+        self.build()
         slot = _Slot(rng=rng, state=initial_state(self.world.table, self.world.start_camera, rng))
         static = self.world.render_static(np.repeat(slot.state.camera[None], self.chunk, 0))
         slot.last = {"frames": static, "static": static, "hand_prompt": np.zeros_like(static)}

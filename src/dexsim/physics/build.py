@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from xml.sax.saxutils import quoteattr
 
+import numpy as np
+
 from ..hands.skeleton import BONES
 from ..scene.builders import Primitive, from_primitives
 from ..scene.gaussians import GaussianScene
@@ -12,7 +14,14 @@ from ..world import DENSITY_SCALE, World
 from .spec import SceneSpec
 
 __all__ = [
-    "HAND_BONES", "build_gaussians", "build_mjcf", "chest_boxes", "drawer_boxes", "scene_world", "table_boxes",
+    "HAND_BONES",
+    "build_gaussians",
+    "build_mjcf",
+    "chest_boxes",
+    "drawer_boxes",
+    "scene_world",
+    "spec_workspace",
+    "table_boxes",
     "world_for_spec",
 ]  # fmt: skip
 
@@ -226,7 +235,6 @@ def world_for_spec(spec: SceneSpec, seed: int = 0, density_scale: float | None =
     """The :class:`~dexsim.world.World` of a spec: its splat (``splat`` when already built with this
     spec, seed and density), the fixed part (room, table, chest: id 0) hiding the hands, the drawer
     at its initial opening, the working box above the table and the table's centre."""
-    import numpy as np
     import torch
 
     density_scale = DENSITY_SCALE if density_scale is None else density_scale
@@ -237,11 +245,17 @@ def world_for_spec(spec: SceneSpec, seed: int = 0, density_scale: float | None =
     if spec.drawer is not None:  # the splat holds the drawer closed
         rest[-1, 1, 3] = -spec.drawer.initial_open
     cx, cy = spec.table_center
+    return World(splat, spec.name, splat.subset(splat.object_ids == 0), rest if k else None, spec_workspace(spec),
+                 (cx, cy, spec.table_height), None, spec, width, height, fov_y)  # fmt: skip
+
+
+def spec_workspace(spec: SceneSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) corners of the box the wrists may move in: the table top, 30 cm more towards the
+    viewer, up to 50 cm above it."""
+    cx, cy = spec.table_center
     th = spec.table_height
     sx, sy = spec.table_size
-    workspace = (np.array([cx - sx / 2, cy - sy / 2 - 0.3, th]), np.array([cx + sx / 2, cy + sy / 2, th + 0.5]))
-    return World(splat, spec.name, splat.subset(splat.object_ids == 0), rest if k else None, workspace, (cx, cy, th),
-                 None, spec, width, height, fov_y)  # fmt: skip
+    return np.array([cx - sx / 2, cy - sy / 2 - 0.3, th]), np.array([cx + sx / 2, cy + sy / 2, th + 0.5])
 
 
 _BUILTIN: dict[tuple[str, float], World] = {}

@@ -169,20 +169,36 @@ def default_model_dir() -> Path:
     return Path(__file__).parent / "weights" / "default"
 
 
-def load(name: str | os.PathLike[str] = "default", device: str | torch.device = "cpu", **kwargs: Any) -> Any:
-    """A world model by name: ``"default"`` (shipped, trained by dexsim), ``"oracle"`` (physics, built-in
-    scenes; ``scene=`` picks one) or a path to a saved pipeline folder (a ``dexsim train`` output)."""
-    if str(name) == "oracle":
-        return OracleWorldModel(**kwargs)
+def model_folder(name: str | os.PathLike[str]) -> Path:
+    """The folder of a saved world model: ``"default"`` (shipped) or a path; a missing one is named."""
     if str(name) == "default":
         d = default_model_dir()
         if not (d / "model_index.json").is_file():
             raise FileNotFoundError(f"the default world model is missing from this install ({d}); "
                                     "reinstall dexsim or pass a path to a trained model")  # fmt: skip
-        wm = DiffusionWorldModel.from_pretrained(d, device=device)
-        wm.name = "default"
-        return wm
+        return d
     path = Path(name)
     if not path.exists():
         raise FileNotFoundError(f"world model {str(name)!r}: not 'default', 'oracle', nor an existing folder")
-    return DiffusionWorldModel.from_pretrained(path, device=device)
+    return path
+
+
+def frame_size(name: str | os.PathLike[str]) -> tuple[int, int]:
+    """(width, height) a saved world model works at, read from its ``dexsim_world_model.json`` without
+    loading its weights."""
+    import json
+
+    meta_path = model_folder(name) / "dexsim_world_model.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    return int(meta.get("width", 128)), int(meta.get("height", 128))
+
+
+def load(name: str | os.PathLike[str] = "default", device: str | torch.device = "cpu", **kwargs: Any) -> Any:
+    """A world model by name: ``"default"`` (shipped, trained by dexsim), ``"oracle"`` (physics, built-in
+    scenes; ``scene=`` picks one) or a path to a saved pipeline folder (a ``dexsim train`` output)."""
+    if str(name) == "oracle":
+        return OracleWorldModel(**kwargs)
+    wm = DiffusionWorldModel.from_pretrained(model_folder(name), device=device)
+    if str(name) == "default":
+        wm.name = "default"
+    return wm
