@@ -44,3 +44,26 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as indented JSON, atomically."""
     return atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n"))
+
+
+def check_output_path(path: str | os.PathLike[str], suffixes: tuple[str, ...] = (), directory: bool = False,
+                      what: str = "output") -> Path:  # fmt: skip
+    """Check, before any work, that ``path`` can be written: a file path that is not a folder and
+    ends in one of ``suffixes`` (when given), or a folder path that is not a file; the nearest
+    existing ancestor a writable folder. Raises ``ValueError`` naming the path and what is wrong."""
+    p = Path(path)
+    if directory and p.exists() and not p.is_dir():
+        raise ValueError(f"{what} {str(p)!r} must be a folder, but it is a file")
+    if not directory:
+        if p.is_dir():
+            raise ValueError(f"{what} {str(p)!r} is a folder; give a file path")
+        if suffixes and p.suffix.lower() not in suffixes:
+            raise ValueError(f"{what} {str(p)!r} must end in {' or '.join(suffixes)} (got {p.suffix or 'no suffix'!r})")
+    ancestor = p if directory and p.exists() else p.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{what} {str(p)!r} cannot be written: {str(ancestor)!r} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {str(p)!r} cannot be written: no write permission in {str(ancestor)!r}")
+    return p

@@ -2,15 +2,69 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import click
 
 from .. import __version__
+from .._deps import MissingDependencyError
 from .doctor import doctor
 
+#: errors a user can cause and fix: one line and exit code 2 (``--debug`` shows the traceback)
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, MissingDependencyError)
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class UserError(click.ClickException):
+    """An expected error: printed as one line, exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"dexsim: error: {self.format_message()}", err=True)
+
+
+class DexsimGroup(click.Group):
+    """The ``dexsim`` group: expected errors (bad values, missing files, missing extras) and usage
+    errors print one line and exit 2; ``--debug`` raises them with their traceback instead."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EXPECTED_ERRORS as e:
+            if ctx.params.get("debug"):
+                raise
+            raise UserError(str(e) or type(e).__name__) from e
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        standalone = kwargs.pop("standalone_mode", True)
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as e:  # one line instead of usage + hint + error
+            if not standalone:
+                raise
+            click.echo(f"dexsim: error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            if not standalone:
+                raise
+            e.show()
+            sys.exit(e.exit_code)
+        except click.exceptions.Exit as e:
+            if not standalone:
+                raise
+            sys.exit(e.exit_code)
+        except click.Abort:
+            if not standalone:
+                raise
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=DexsimGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dexsim")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an expected error instead of one line.")
+def main(debug: bool) -> None:
     """dexsim: a static 3D scene turned into an interactive world for hands."""
 
 

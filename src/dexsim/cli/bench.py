@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ._params import JSON_OUT
+
 
 @click.group()
 def bench() -> None:
@@ -23,7 +25,7 @@ def bench() -> None:
 @click.option("--backend", type=click.Choice(["auto", "cpu", "torch", "gsplat"]), default="auto", show_default=True)
 @click.option("--device", default=None, help="torch device for the scene (default: cuda when available, else cpu).")
 @click.option("--repeats", type=click.IntRange(1, 1000), default=7, show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "json_path", type=JSON_OUT, default=None)
 def bench_render_cmd(
     scene_path: Path | None, points_path: Path | None, camera_path: Path | None, width: int, height: int,
     backend: str, device: str | None, repeats: int, json_path: Path | None,
@@ -62,7 +64,7 @@ def bench_render_cmd(
 @click.option("--height", type=click.IntRange(16, 8192), default=480, show_default=True)
 @click.option("--frames", type=click.IntRange(1, 1000), default=16, show_default=True)
 @click.option("--repeats", type=click.IntRange(1, 100), default=5, show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "json_path", type=JSON_OUT, default=None)
 def bench_prompts_cmd(width: int, height: int, frames: int, repeats: int, json_path: Path | None) -> None:
     """Frames per second of the four visual-action-prompt kinds (hands posed + rendered)."""
     from .._io import write_json

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
+from ._params import JSON_OUT, OutputPath
+
 
 @click.command()
 @click.option("--scene", default="tabletop", show_default=True, help="Built-in scene (randomized per clip).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=OutputPath(directory=True))
 @click.option("--clips", type=click.IntRange(1, 10_000_000), required=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True)
@@ -17,7 +19,7 @@ import click
 @click.option("--width", type=click.IntRange(16, 4096), default=128, show_default=True)
 @click.option("--height", type=click.IntRange(16, 4096), default=128, show_default=True)
 @click.option("--frames", type=click.IntRange(2, 1000), default=16, show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "json_path", type=JSON_OUT, default=None)
 def datagen(scene: str, out_dir: Path, clips: int, seed: int, workers: int, split: str, width: int, height: int,
             frames: int, json_path: Path | None) -> None:  # fmt: skip
     """Generate paired clips (static | prompt | physics ground truth) in the DWM layout; resumable.
@@ -51,7 +53,7 @@ def data() -> None:
 
 @data.command("check")
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "json_path", type=JSON_OUT, default=None)
 def check(root: Path, json_path: Path | None) -> None:
     """Validate counts, frames, resolution, fps and missing parts; exits 1 on errors."""
     from .._io import write_json

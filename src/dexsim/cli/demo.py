@@ -6,9 +6,11 @@ from pathlib import Path
 
 import click
 
+from ._params import OutputPath
+
 
 @click.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs/demo"),
+@click.option("--out", "out_dir", type=OutputPath(directory=True), default=Path("outputs/demo"),
               show_default=True)  # fmt: skip
 @click.option("--task", default="push-red-box", show_default=True, help="A built-in task.")
 @click.option("--world-model", default="default", show_default=True, help="default | oracle | PATH")

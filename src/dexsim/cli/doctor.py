@@ -6,9 +6,11 @@ from pathlib import Path
 
 import click
 
+from ._params import JSON_OUT
+
 
 @click.command()
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here.")
+@click.option("--json", "json_path", type=JSON_OUT, help="Write the report here.")
 def doctor(json_path: Path | None) -> None:
     """Report Python, torch, CUDA, gsplat, MuJoCo GL, open3d, extras and weight folders.
 

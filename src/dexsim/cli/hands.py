@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ._params import JSON_OUT, OutputPath
+
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -22,8 +24,8 @@ def hands() -> None:
 @click.option("--width", type=click.IntRange(16, 8192), default=512, show_default=True, help="Rectified camera width.")
 @click.option("--height", type=click.IntRange(16, 8192), default=512, show_default=True)
 @click.option("--fit/--no-fit", default=True, show_default=True, help="Fit hand parameters by IK (for mesh prompts).")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="TRAJ.npz")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", "out_path", required=True, type=OutputPath((".npz",)), help="TRAJ.npz")
+@click.option("--json", "json_path", type=JSON_OUT, default=None)
 def import_aria_cmd(
     hand_tracking: Path | None, wrist_and_palm: Path | None, trajectory: Path | None, calibration: Path | None,
     width: int, height: int, fit: bool, out_path: Path, json_path: Path | None,
@@ -63,8 +65,8 @@ def import_aria_cmd(
 @click.option("--height", type=click.IntRange(16, 8192), default=512, show_default=True)
 @click.option("--fps", type=click.FloatRange(0.1, 240), default=None, help="Resample to this rate first.")
 @click.option("--video-fps", type=click.FloatRange(0.1, 240), default=8.0, show_default=True)
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output .mp4")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", "out_path", required=True, type=OutputPath((".mp4",)), help="Output .mp4")
+@click.option("--json", "json_path", type=JSON_OUT, default=None)
 def render_cmd(
     traj_path: Path, kind: str, width: int, height: int, fps: float | None, video_fps: float, out_path: Path,
     json_path: Path | None,

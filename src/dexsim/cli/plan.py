@@ -9,6 +9,7 @@ import click
 
 from ..bench.plan import DEFAULT_SCORER
 from ..scoring import SCORERS
+from ._params import JSON_OUT, OutputPath
 
 
 def _model(name: str) -> object:
@@ -20,7 +21,7 @@ def _model(name: str) -> object:
 
 def _scorer_options(command: Callable[..., None]) -> Callable[..., None]:
     """``--scorer`` and ``--weights-dir``."""
-    command = click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    command = click.option("--weights-dir", type=OutputPath(directory=True), default=None,
                            help="Folder of the scorer's weights (LPIPS: a torch hub folder; DreamSim: its "
                                 "cache folder).")(command)  # fmt: skip
     return click.option("--scorer", "scorer_name", type=click.Choice(SCORERS), default=DEFAULT_SCORER,
@@ -46,9 +47,9 @@ def _scorer(name: str, weights_dir: Path | None) -> object:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--model", "model_name", default="default", show_default=True, help="default | oracle | PATH")
 @_scorer_options
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out", "out_dir", type=OutputPath(directory=True), default=None,
               help="Write sheet.png (goal, then candidates best first) and the predicted videos.")  # fmt: skip
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "json_path", type=JSON_OUT, default=None)
 def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name: str, weights_dir: Path | None,
              out_dir: Path | None, json_path: Path | None) -> None:  # fmt: skip
     """Rank N candidate actions for a held-out instance of TASK with a world model; check with physics."""
@@ -87,7 +88,7 @@ def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name
 @click.option("--model", "model_name", default="default", show_default=True)
 @click.option("--cost-instances", type=click.IntRange(0), default=2, show_default=True)
 @_scorer_options
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "json_path", type=JSON_OUT, default=None)
 def bench_plan_cmd(task: str, num_tasks: int, candidates: int, seed: int, model_name: str, cost_instances: int,
                    scorer_name: str, weights_dir: Path | None, json_path: Path | None) -> None:  # fmt: skip
     """Top-1 agreement of world-model ranking with the physics oracle over held-out task instances."""
@@ -109,7 +110,7 @@ def bench_plan_cmd(task: str, num_tasks: int, candidates: int, seed: int, model_
 @click.option("--model", "model_name", default="default", show_default=True)
 @click.option("--steps", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--envs", default="1,4,8", show_default=True, help="Vector-env sizes to time.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "json_path", type=JSON_OUT, default=None)
 def bench_step_cmd(model_name: str, steps: int, envs: str, json_path: Path | None) -> None:
     """Median env.step latency, and vector-env frames per second against as many sequential envs."""
     from .._io import write_json

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ._params import OutputPath
+
 
 @click.command()
 @click.option("--scene", "scene_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -13,7 +15,7 @@ import click
 @click.option("--camera-path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="An .npz: `camera` (T, 7) camera-to-world [t, q] (+ K, width, height), or `viewmats` + `Ks`. "
               "Default: a walk-in arc from the scene's extent.")  # fmt: skip
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output .mp4")
+@click.option("--out", "out_path", required=True, type=OutputPath((".mp4",)), help="Output .mp4")
 @click.option("--width", type=click.IntRange(1, 8192), default=256, show_default=True)
 @click.option("--height", type=click.IntRange(1, 8192), default=256, show_default=True)
 @click.option("--frames", type=click.IntRange(1, 10000), default=16, show_default=True,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ._params import JSON_OUT
+
 
 @click.group()
 def scene() -> None:
@@ -18,7 +20,7 @@ def scene() -> None:
 @click.option("--metric-scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Metres per file unit, when known.")  # fmt: skip
 @click.option("--force", is_flag=True, help="Overwrite an existing sidecar.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "json_path", type=JSON_OUT, default=None)
 def inspect(scene_path: Path, metric_scale: float, force: bool, json_path: Path | None) -> None:
     """Estimate up axis, ground, workspace and a start camera; write the NAME.dexsim.json sidecar."""
     from .._io import write_json

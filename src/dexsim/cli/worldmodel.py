@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ._params import JSON_OUT, OutputPath
+
 
 @click.command("train")
 @click.option(
@@ -13,7 +15,7 @@ import click
 )
 @click.option("--data", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
               help="Dataset folder(s) in the DWM layout (repeat for several).")  # fmt: skip
-@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--out", required=True, type=OutputPath(directory=True))
 @click.option("--steps", type=click.IntRange(1), default=None)
 @click.option("--batch-size", type=click.IntRange(1), default=None)
 @click.option("--lr", type=float, default=None)
@@ -49,7 +51,7 @@ def train_cmd(preset_name: str, data: tuple[str, ...], out: str, no_resume: bool
 @click.option("--frames", type=click.IntRange(2), default=None, help="Evaluate the first FRAMES frames of each clip.")
 @click.option("--no-oracle", is_flag=True, help="Skip re-simulating dexsim clips with the physics oracle.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "json_path", type=JSON_OUT, default=None)
 def eval_cmd(data: str, model_name: str, clips: int | None, frames: int | None, no_oracle: bool, seed: int,
              json_path: Path | None) -> None:  # fmt: skip
     """PSNR / SSIM / changed-pixel PSNR of a world model against the identity and hand-composite baselines."""
@@ -73,7 +75,7 @@ def eval_cmd(data: str, model_name: str, clips: int | None, frames: int | None, 
 @click.option("--width", type=click.IntRange(16), default=128, show_default=True)
 @click.option("--height", type=click.IntRange(16), default=128, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "json_path", type=JSON_OUT, default=None)
 def bench_worldmodel_cmd(config: str, chunks: int, num_steps: int | None, batch: int, width: int, height: int,
                          device: str, json_path: Path | None) -> None:  # fmt: skip
     """Seconds per chunk and frames per second of a world model (median over chunks)."""
@@ -96,7 +98,7 @@ def bench_worldmodel_cmd(config: str, chunks: int, num_steps: int | None, batch:
 @click.option("--steps", type=click.IntRange(1), default=400, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--target-db", type=float, default=30.0, show_default=True, help="Stop at this PSNR.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "json_path", type=JSON_OUT, default=None)
 def bench_overfit_cmd(data: str, config: str, steps: int, lr: float, target_db: float, json_path: Path | None) -> None:
     """Overfit one clip window: does the conditioning path learn (PSNR of the generated window vs time)?"""
     from .._io import write_json
