@@ -85,6 +85,37 @@ class SpaceTimeAttention(nn.Module):
         return x + att
 
 
+#: the largest compact model dexsim builds (parameters): a config beyond it is refused before allocating
+MAX_PARAMETERS = 500_000_000
+
+
+def _check_config(in_channels: int, out_channels: int, fold: int, block_channels: tuple[int, ...],
+                  mid_blocks: int, attention_head_dim: int) -> None:  # fmt: skip
+    """Refuse a config that cannot build or would allocate absurd memory, naming the argument."""
+    def positive(name: str, v: object, most: int) -> None:
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= most:
+            raise ValueError(f"`{name}` must be an int in [1, {most}], got {v!r}")
+
+    positive("in_channels", in_channels, 1024)
+    positive("out_channels", out_channels, 1024)
+    positive("fold", fold, 16)
+    positive("mid_blocks", mid_blocks, 64)
+    positive("attention_head_dim", attention_head_dim, 4096)
+    if len(block_channels) != 3:
+        raise ValueError(f"`block_channels` must be 3 ints, got {block_channels!r}")
+    for c in block_channels:
+        positive("block_channels", c, 1 << 16)
+        if c % 8:
+            raise ValueError(f"`block_channels` must be multiples of 8 (GroupNorm of 8 groups), got {block_channels}")
+    c0, c1, c2 = block_channels
+    estimate = 18 * (3 * c0 * c0 + 3 * c1 * c1 + (mid_blocks + 1) * c2 * c2) + 4 * mid_blocks * c2 * c2
+    estimate += (in_channels + out_channels) * fold * fold * c0 * 9
+    if estimate > MAX_PARAMETERS:
+        raise ValueError(f"this compact config has about {estimate / 1e6:.0f} M parameters (block_channels="
+                         f"{tuple(block_channels)}, mid_blocks={mid_blocks}), over the {MAX_PARAMETERS / 1e6:.0f} M "
+                         "limit")  # fmt: skip
+
+
 class CompactVideoDenoiser(ModelMixin, ConfigMixin):
     """A diffusers model: ``hidden_states`` (B, T, in_channels, H, W) + ``timestep`` (B,) -> (B, T, out_channels, H, W).
 
@@ -108,6 +139,7 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
         sample_frames: int = 9,
         residual_to_static: bool = True,
     ) -> None:
+        _check_config(in_channels, out_channels, fold, block_channels, mid_blocks, attention_head_dim)
         super().__init__()
         c0, c1, c2 = block_channels
         emb = 4 * c0

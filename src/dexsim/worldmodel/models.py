@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -52,12 +53,33 @@ def compact_pipeline(config: str = "compact", seed: int = 0, **overrides: Any) -
     return DexWorldPipeline(transformer=denoiser, scheduler=compact_scheduler())
 
 
+def _check_frames_config(pipeline: Any, width: Any, height: Any, window: Any, context_frames: Any, fps: Any,
+                         num_steps: Any, name: str) -> None:  # fmt: skip
+    """Refuse frame settings a model cannot run (``dexsim_world_model.json`` is checked at load, not later)."""
+    def is_int(v: Any, least: int) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= least
+
+    for key, v, least in (("width", width, 1), ("height", height, 1), ("window", window, 2),
+                          ("context_frames", context_frames, 0), ("num_steps", num_steps, 1)):  # fmt: skip
+        if not is_int(v, least):
+            raise ValueError(f"world model {name!r}: `{key}` must be an int >= {least}, got {v!r}")
+    if context_frames >= window:
+        raise ValueError(f"world model {name!r}: `context_frames` ({context_frames}) must be below `window` ({window})")
+    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+        raise ValueError(f"world model {name!r}: `fps` must be a finite number > 0, got {fps!r}")
+    fold = getattr(getattr(getattr(pipeline, "transformer", None), "config", None), "fold", None)
+    if isinstance(fold, int) and (width % (4 * fold) or height % (4 * fold)):
+        raise ValueError(f"world model {name!r}: `width` x `height` ({width}x{height}) must be multiples of "
+                         f"{4 * fold} for its backbone (fold {fold})")  # fmt: skip
+
+
 class DiffusionWorldModel:
     """A :class:`DexWorldPipeline` behind the :class:`WorldModel` protocol."""
 
     def __init__(self, pipeline: Any, width: int = 128, height: int = 128, window: int = 9, context_frames: int = 1,
                  fps: float = 8.0, num_steps: int = 4, device: str | torch.device = "cpu",
                  name: str = "diffusion") -> None:  # fmt: skip
+        _check_frames_config(pipeline, width, height, window, context_frames, fps, num_steps, name)
         self.pipeline = pipeline.to(device)
         self.width, self.height, self.window, self.context_frames, self.fps = width, height, window, context_frames, fps
         self.num_steps, self.device, self.name = num_steps, torch.device(device), name
@@ -66,6 +88,10 @@ class DiffusionWorldModel:
                  text: str | list[str] | None = None,
                  generator: torch.Generator | list[torch.Generator] | None = None, num_steps: int | None = None,
                  hands: list[Any] | None = None) -> Generation:  # fmt: skip
+        if num_steps is not None and (not isinstance(num_steps, (int, np.integer)) or isinstance(num_steps, bool)
+                                      or num_steps < 1):  # fmt: skip
+            raise ValueError(f"`num_steps` must be a positive int or None (the model's {self.num_steps}), got "
+                             f"{num_steps!r}")  # fmt: skip
         static, prompt = np.asarray(static), np.asarray(prompt)
         if prompt.ndim == 4:
             prompt = prompt[None]
@@ -88,6 +114,7 @@ class DiffusionWorldModel:
         path = Path(path)
         if not (path / "model_index.json").is_file():
             raise FileNotFoundError(f"{path} is not a saved DexWorldPipeline (no model_index.json)")
+        verify_checksums(path)
         pipe = DexWorldPipeline.from_pretrained(path, dtype=torch.float32 if str(device) == "cpu" else None)
         meta_path = path / "dexsim_world_model.json"
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
@@ -109,6 +136,7 @@ class DiffusionWorldModel:
         write_json(path / "dexsim_world_model.json", {"width": self.width, "height": self.height,
                    "window": self.window, "context_frames": self.context_frames, "fps": self.fps,
                    "num_steps": self.num_steps})  # fmt: skip
+        write_checksums(path)
         return path
 
 
@@ -167,6 +195,49 @@ class OracleWorldModel:
 def default_model_dir() -> Path:
     """The shipped default model's folder inside the package."""
     return Path(__file__).parent / "weights" / "default"
+
+
+CHECKSUMS = "SHA256SUMS"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_checksums(folder: str | os.PathLike[str]) -> Path:
+    """Write ``SHA256SUMS`` (``sha256sum`` format) over the weights and configs of a saved model folder
+    (every file but the model card)."""
+    from .._io import atomic_write
+
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != CHECKSUMS and p.suffix != ".md"
+                   and not p.name.startswith("."))  # fmt: skip
+    text = "".join(f"{_sha256(p)}  {p.relative_to(folder).as_posix()}\n" for p in files)
+    return atomic_write(folder / CHECKSUMS, lambda t: t.write_text(text))
+
+
+def verify_checksums(folder: str | os.PathLike[str]) -> bool:
+    """Check a model folder against its ``SHA256SUMS`` (False when it has none); a missing or changed
+    file raises ``ValueError`` naming it."""
+    folder = Path(folder)
+    sums = folder / CHECKSUMS
+    if not sums.is_file():
+        return False
+    for line in sums.read_text().splitlines():
+        digest, _, rel = line.partition("  ")
+        path = folder / rel
+        if not path.is_file():
+            raise ValueError(f"world model {str(folder)!r}: {rel} is missing (listed in {CHECKSUMS})")
+        if _sha256(path) != digest:
+            raise ValueError(f"world model {str(folder)!r}: {rel} does not match its checksum in {CHECKSUMS} "
+                             "(damaged or changed; reinstall dexsim or re-export the model)")  # fmt: skip
+    return True
 
 
 def model_folder(name: str | os.PathLike[str]) -> Path:
