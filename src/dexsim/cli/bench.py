@@ -76,3 +76,22 @@ def bench_prompts_cmd(width: int, height: int, frames: int, repeats: int, json_p
     if json_path:
         write_json(json_path, result)
         click.echo(f"wrote {json_path}")
+
+
+@bench.command("soak")
+@click.option("--model", "model_name", default="default", show_default=True, help="default | oracle | PATH")
+@click.option("--chunks", type=click.IntRange(30, 100_000), default=100, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "json_path", type=JSON_OUT, default=None)
+def bench_soak_cmd(model_name: str, chunks: int, seed: int, json_path: Path | None) -> None:
+    """A long env rollout with memory sampled every chunk: is it flat?"""
+    from .._io import write_json
+    from ..bench.soak import bench_soak
+
+    r = bench_soak(model_name, chunks, seed)
+    click.echo(f"{chunks} chunks of {r['chunk_frames']} frames: RSS {r['rss_reference_mb']:.0f} MiB (chunks 10-20) -> "
+               f"{r['rss_last10_mb']:.0f} MiB (last 10), growth {100 * r['growth']:+.2f}% "
+               f"({'flat' if r['flat'] else 'NOT flat'}); {r['step_s_median']:.2f} s/step")  # fmt: skip
+    if json_path:
+        write_json(json_path, r)
+        click.echo(f"wrote {json_path}")
