@@ -24,23 +24,27 @@ def hands() -> None:
 @click.option("--width", type=click.IntRange(16, 8192), default=512, show_default=True, help="Rectified camera width.")
 @click.option("--height", type=click.IntRange(16, 8192), default=512, show_default=True)
 @click.option("--fit/--no-fit", default=True, show_default=True, help="Fit hand parameters by IK (for mesh prompts).")
+@click.option("--max-skipped", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="The fraction of a file's rows that may be unreadable (skipped) before it is refused.")  # fmt: skip
 @click.option("--out", "out_path", required=True, type=OutputPath((".npz",)), help="TRAJ.npz")
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 def import_aria_cmd(
     hand_tracking: Path | None, wrist_and_palm: Path | None, trajectory: Path | None, calibration: Path | None,
-    width: int, height: int, fit: bool, out_path: Path, json_path: Path | None,
+    width: int, height: int, fit: bool, max_skipped: float, out_path: Path, json_path: Path | None,
 ) -> None:  # fmt: skip
-    """Convert Aria MPS hand tracking into a dexsim hand trajectory (.npz)."""
+    """Convert Aria MPS hand tracking into a dexsim hand trajectory (.npz); says, per file, how many
+    rows were read and skipped, and why."""
     from .._io import write_json
-    from ..hands.importers import import_aria
+    from ..hands.importers import import_aria_with_report
     from ..hands.render import fit_trajectory
 
     if (hand_tracking is None) == (wrist_and_palm is None):
         raise click.UsageError("give exactly one of --hand-tracking and --wrist-and-palm")
-    try:
-        traj = import_aria(hand_tracking, wrist_and_palm, trajectory, calibration, width=width, height=height)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    # a refused file raises ValueError naming it: the dexsim group prints it on one line (exit code 2)
+    traj, reports = import_aria_with_report(hand_tracking, wrist_and_palm, trajectory, calibration, width=width,
+                                            height=height, max_skipped=max_skipped)  # fmt: skip
+    for report in reports:
+        click.echo(f"read {report.summary()}")
     summary: dict = {}
     if fit and traj.params is None:
         click.echo("fitting hand parameters (IK) ...")
@@ -50,7 +54,7 @@ def import_aria_cmd(
         "frames": traj.num_frames, "duration_s": traj.duration,
         "left_visible_frames": int(traj.visible[:, 0].sum()), "right_visible_frames": int(traj.visible[:, 1].sum()),
         "world_frame": "world (trajectory)" if trajectory else "device", "camera": traj.camera is not None,
-        "out": str(out_path),
+        "out": str(out_path), "files": [r.to_dict() for r in reports],
     })  # fmt: skip
     click.echo(f"wrote {out_path}: {traj.num_frames} frames over {traj.duration:.2f} s, visible left "
                f"{summary['left_visible_frames']} / right {summary['right_visible_frames']}")  # fmt: skip
