@@ -30,14 +30,16 @@ from ._params import JSON_OUT, OutputPath
 @click.option("--validate-every", type=click.IntRange(1), default=None)
 @click.option("--seed", type=int, default=None)
 @click.option("--grow-data", is_flag=True, default=None, help="Data is still being generated: each epoch re-lists it.")
-@click.option("--no-resume", is_flag=True, help="Start over even if OUT has checkpoints.")
-def train_cmd(preset_name: str, data: tuple[str, ...], out: str, no_resume: bool, **overrides: object) -> None:
-    """Train a world model (resumes from OUT's newest checkpoint).
+@click.option("--no-resume", is_flag=True, help="Start over; a previous run's files in OUT move to OUT/superseded/.")
+def train_cmd(preset_name: str, data: tuple[str, ...], out: Path, no_resume: bool, **overrides: object) -> None:
+    """Train a world model (resumes from OUT's newest checkpoint of the same run).
 
+    A run is its model, data and optimiser recipe (not --steps, --checkpoint-every, --validate-every: more
+    steps continue it); OUT holding another run's checkpoints is refused unless --no-resume.
     Several processes or GPUs: `accelerate launch [--config_file configs/accelerate/ddp.yaml] -m dexsim train ...`."""
     from ..training import preset, train
 
-    cfg = preset(preset_name, data=list(data), out=out, **overrides)
+    cfg = preset(preset_name, data=list(data), out=str(out), **overrides)
     result = train(cfg, resume=not no_resume)
     state = "finished" if result["finished"] else "stopped"
     where = f"model in {Path(out) / 'model'}, log in {Path(out) / 'log.jsonl'}"

@@ -10,9 +10,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.dataset import clip_ids, is_complete, read_clip
+from ..data.dataset import clip_ids, is_complete, read_clip, read_manifest
 
-__all__ = ["ClipWindows", "DataPosition", "Window"]
+__all__ = ["ClipWindows", "DataPosition", "Window", "dataset_identity"]
+
+
+def dataset_identity(root: str | os.PathLike[str]) -> str:
+    """What a training run's identity holds of a data folder: its manifest's recipe hash (the same dataset
+    wherever it lies, however many clips it has grown to), else its absolute path (DWM's data has none)."""
+    manifest = read_manifest(root)
+    return f"recipe:{manifest.recipe_hash}" if manifest else f"path:{Path(root).resolve()}"
 
 
 @dataclass

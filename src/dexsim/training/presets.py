@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["PRESETS", "TrainConfig", "preset"]
+__all__ = ["PRESETS", "RUN_INDEPENDENT", "TrainConfig", "preset"]
+
+#: fields that do not change the weights a step makes: a rerun that changes only these continues the run
+RUN_INDEPENDENT = frozenset({"out", "steps", "checkpoint_every", "validate_every", "validation_data",
+                             "num_steps_eval", "threads"})  # fmt: skip
+
+
+def _path(name: str, value: Any) -> str:
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"`{name}` must be a path, got {value!r}")
+    return str(os.fspath(value))
 
 
 @dataclass
@@ -45,6 +56,10 @@ class TrainConfig:
     grow_data: bool = False  # the data folders are still being generated: each epoch re-lists them
 
     def __post_init__(self) -> None:
+        self.out = _path("out", self.out)  # paths as str: the config is saved as JSON
+        self.data = [_path("data", d) for d in self.data]
+        if self.validation_data is not None:
+            self.validation_data = _path("validation_data", self.validation_data)
         for name in ("steps", "batch_size", "grad_accum", "window", "width", "height", "checkpoint_every",
                      "validate_every"):  # fmt: skip
             v = getattr(self, name)
@@ -59,6 +74,13 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def recipe(self) -> dict[str, Any]:
+        """The fields that decide the run's weights (model, data, optimiser, schedule, seed...): all but
+        :data:`RUN_INDEPENDENT`. ``data`` holds the folders as given; the trainer replaces them by their
+        dataset identities."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.to_json().items()
+                if k not in RUN_INDEPENDENT}  # fmt: skip
 
 
 #: preset name -> overrides of :class:`TrainConfig`

@@ -1,17 +1,29 @@
 """Training on Hugging Face Accelerate: one code path from one CPU process to many GPUs.
 
-Checkpoints (``OUT/checkpoints/step-N/``, written atomically, the newest ``keep`` kept): the
-trainable weights and the EMA weights as safetensors, optimizer + LR-scheduler state (loaded with
-``weights_only=True``), the torch RNG state, and the data position, so a killed run resumes
-exactly where it stopped. Validation writes an mp4 and a contact sheet (static | hand prompt |
-generated | ground truth) and the JSON log ``OUT/log.jsonl`` gets one line per logged step.
+Checkpoints (``OUT/checkpoints/step-NNNNNNN/``, written into ``step-NNNNNNN.tmp`` and renamed, the
+newest ``keep`` kept): the trainable weights and the EMA weights as safetensors, optimizer +
+LR-scheduler state (loaded with ``weights_only=True``), the torch RNG state, the data position, and
+the run's identity (:func:`run_identity`: a hash of the model, data and optimiser recipe, not of
+``steps``, ``checkpoint_every`` or ``validate_every``), so a killed run resumes exactly where it
+stopped and rerunning with more steps continues it. Validation writes an mp4 and a contact sheet
+(static | hand prompt | generated | ground truth) and the JSON log ``OUT/log.jsonl`` gets one line
+per logged step.
+
+Rules of ``OUT``: resuming refuses a checkpoint of another run (or of an older dexsim, which has no
+identity), naming both and the differing fields; ``resume=False`` (``--no-resume``) moves the files a
+previous run wrote (its checkpoints, log, validation, model, config) into ``OUT/superseded/<UTC time>/``
+instead of mixing with them; pruning deletes only this run's ``step-NNNNNNN`` folders (a user's
+``step-0000020-best`` is never touched); an interrupted save (``step-NNNNNNN.tmp``) is ignored and
+deleted at the next start.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -21,11 +33,17 @@ import numpy as np
 import torch
 
 from .._io import write_json
-from .data import ClipWindows, DataPosition
+from ..data.dataset import recipe_differences
+from .data import ClipWindows, DataPosition, dataset_identity
 from .loss import diffusion_loss
 from .presets import TrainConfig
 
-__all__ = ["build_pipeline", "export_checkpoint", "latest_checkpoint", "train"]
+__all__ = ["build_pipeline", "checkpoints", "export_checkpoint", "latest_checkpoint", "run_identity", "train"]
+
+_CHECKPOINT = re.compile(r"step-(\d{7,})")  # exactly what _save_checkpoint names
+_INTERRUPTED = re.compile(r"step-\d{7,}\.tmp")
+#: what a run writes in OUT besides its checkpoints (moved aside with them by ``resume=False``)
+_RUN_FILES = ("log.jsonl", "validation", "model", "train_config.json")
 
 
 def build_pipeline(cfg: TrainConfig) -> Any:
@@ -59,18 +77,93 @@ def _trainable(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
-def latest_checkpoint(out: str | os.PathLike[str]) -> Path | None:
-    d = Path(out) / "checkpoints"
-    steps = (
-        sorted((int(p.name.split("-")[1]), p) for p in d.glob("step-*") if (p / "state.json").is_file())
-        if d.is_dir()
-        else []
-    )
-    return steps[-1][1] if steps else None
+def run_identity(cfg: TrainConfig) -> tuple[str, dict[str, Any]]:
+    """The run's identity (a short SHA-256) and the recipe it hashes: :meth:`TrainConfig.recipe` with each
+    data folder replaced by its :func:`~dexsim.training.data.dataset_identity`."""
+    recipe = cfg.recipe() | {"data": [dataset_identity(d) for d in cfg.data]}
+    text = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16], recipe
+
+
+def _state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads((path / "state.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _listed(folder: Path, run: str | None = None) -> list[tuple[int, Path]]:
+    if not folder.is_dir():
+        return []
+    found = sorted((int(m[1]), p) for p in folder.iterdir()
+                   if (m := _CHECKPOINT.fullmatch(p.name)) and (p / "state.json").is_file())  # fmt: skip
+    return [(s, p) for s, p in found if run is None or _state(p).get("run") == run]
+
+
+def checkpoints(out: str | os.PathLike[str], run: str | None = None) -> list[tuple[int, Path]]:
+    """(step, folder) of the checkpoints in ``out/checkpoints``, oldest first; only run ``run``'s when
+    given. Only the names the trainer writes count: a ``step-0000020-best`` or ``step-N.tmp`` does not."""
+    return _listed(Path(out) / "checkpoints", run)
+
+
+def latest_checkpoint(out: str | os.PathLike[str], run: str | None = None) -> Path | None:
+    """The newest checkpoint in ``out`` (of run ``run`` when given)."""
+    found = checkpoints(out, run)
+    return found[-1][1] if found else None
+
+
+def _foreign(path: Path, run: str, recipe: dict[str, Any]) -> ValueError:
+    """The error for checkpoint ``path`` of another run than ``run``."""
+    state = _state(path)
+    if state.get("run"):
+        diffs = recipe_differences(state.get("recipe") or {}, recipe)
+        theirs = f"run {state['run']}, differing in {'; '.join(diffs) or 'nothing recorded'} (that run vs this)"
+    else:
+        theirs = "no readable run identity: an older dexsim's, or damaged"
+    return ValueError(f"{path} belongs to another run ({theirs}); this run is {run}. Give another --out, or "
+                      "--no-resume to start over (the other run's files are moved to OUT/superseded/)")  # fmt: skip
+
+
+def _resume_point(out: Path, run: str, recipe: dict[str, Any]) -> Path | None:
+    """The newest checkpoint of ``run`` in ``out``; a ValueError when any checkpoint there is another run's."""
+    found = checkpoints(out)
+    foreign = [p for _, p in found if _state(p).get("run") != run]
+    if foreign:
+        raise _foreign(foreign[-1], run, recipe)
+    return found[-1][1] if found else None
+
+
+def _clean_interrupted(out: Path) -> int:
+    """Delete the ``step-N.tmp`` folders of saves a kill interrupted. Returns how many."""
+    folder = out / "checkpoints"
+    stale = [p for p in folder.iterdir() if _INTERRUPTED.fullmatch(p.name)] if folder.is_dir() else []
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return len(stale)
+
+
+def _supersede(out: Path) -> Path | None:
+    """Move what a previous run wrote in ``out`` (its checkpoints, log, validation, model, config) into
+    ``out/superseded/<UTC time>/``: nothing is lost and nothing of it is resumed. Returns where, if anything moved."""
+    moving = [p for _, p in checkpoints(out)] + [out / n for n in _RUN_FILES if (out / n).exists()]
+    if not moving:
+        return None
+    base = out / "superseded" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest, n = base, 1
+    while dest.exists():
+        dest, n = base.with_name(f"{base.name}-{n}"), n + 1
+    for p in moving:
+        target = dest / p.relative_to(out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(p, target)
+    return dest
 
 
 def _save_checkpoint(path: Path, step: int, model: torch.nn.Module, ema: dict[str, torch.Tensor] | None,
-                     optimizer: Any, scheduler: Any, data: ClipWindows, keep: int = 2) -> None:  # fmt: skip
+                     optimizer: Any, scheduler: Any, data: ClipWindows, run: str, recipe: dict[str, Any],
+                     keep: int = 2) -> None:  # fmt: skip
+    """Write checkpoint ``path`` of run ``run`` (atomically, via ``path.tmp``); prune that run's older ones."""
     from safetensors.torch import save_file
 
     tmp = path.with_name(path.name + ".tmp")
@@ -85,10 +178,11 @@ def _save_checkpoint(path: Path, step: int, model: torch.nn.Module, ema: dict[st
                 "torch_rng": torch.get_rng_state()}, tmp / "training_state.pt")  # fmt: skip
     (tmp / "state.json").write_text(json.dumps({"step": step, "data_epoch": data.position.epoch,
                                                 "data_index": data.position.index,
-                                                "data_items": data.position.items}))  # fmt: skip
+                                                "data_items": data.position.items, "run": run,
+                                                "recipe": recipe}))  # fmt: skip
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
-    old = sorted((int(p.name.split("-")[1]), p) for p in path.parent.glob("step-*") if p != path)
+    old = [(s, p) for s, p in _listed(path.parent, run) if p != path]
     for _, p in old[: max(0, len(old) - (keep - 1))]:
         shutil.rmtree(p, ignore_errors=True)
 
@@ -143,7 +237,8 @@ def train(
     cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_after: int | None = None
 ) -> dict[str, Any]:
     """Train (or resume) ``cfg``; returns a summary. ``stop_after`` ends the run early after that many
-    optimizer steps in this call (tests use it to simulate a killed run)."""
+    optimizer steps in this call (tests use it to simulate a killed run). Resuming refuses (ValueError)
+    a checkpoint of another run; ``resume=False`` moves a previous run's files to ``OUT/superseded/``."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from diffusers.optimization import get_scheduler
@@ -160,9 +255,17 @@ def train(
     acc = Accelerator(mixed_precision=mp, gradient_accumulation_steps=cfg.grad_accum, cpu=not cuda)
     set_seed(cfg.seed + acc.process_index)
     out = Path(cfg.out)
+    run, recipe = run_identity(cfg)
+    ckpt = _resume_point(out, run, recipe) if resume else None  # before anything changes in OUT
+    superseded, interrupted = None, 0
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
+        interrupted = _clean_interrupted(out)
+        superseded = None if resume else _supersede(out)
+        if superseded is not None:
+            acc.print(f"moved the previous run's files to {superseded}")
         write_json(out / "train_config.json", cfg.to_json())
+    acc.wait_for_everyone()
     pipe = build_pipeline(cfg)
     model = pipe.transformer
     if cfg.gradient_checkpointing:
@@ -176,7 +279,6 @@ def train(
                        world=acc.num_processes, grow=cfg.grow_data)  # fmt: skip
     ema = {n: p.detach().clone().float() for n, p in _trainable(model).items()} if cfg.ema_decay > 0 else None
     step = 0
-    ckpt = latest_checkpoint(out) if resume else None
     if ckpt is not None:
         step = _load_checkpoint(ckpt, model, ema, optimizer, scheduler, data)
         acc.print(f"resumed from {ckpt} at step {step}")
@@ -231,7 +333,7 @@ def train(
             acc.wait_for_everyone()
             if acc.is_main_process:
                 _save_checkpoint(out / "checkpoints" / f"step-{step:07d}", step, acc.unwrap_model(model), ema,
-                                 optimizer, scheduler, data)  # fmt: skip
+                                 optimizer, scheduler, data, run, recipe)  # fmt: skip
         if stop_after is not None and done_here >= stop_after:
             break
     bar.close()
@@ -240,7 +342,8 @@ def train(
     if acc.is_main_process and final:
         export(pipe, acc.unwrap_model(model), ema, cfg, out / "model")
     return {"step": step, "finished": final, "out": str(out), "seconds": time.perf_counter() - t0,
-            "processes": acc.num_processes}  # fmt: skip
+            "processes": acc.num_processes, "run": run, "superseded": str(superseded) if superseded else None,
+            "interrupted_saves_removed": interrupted}  # fmt: skip
 
 
 class _ema_weights:
@@ -287,13 +390,16 @@ def export(
 
 def export_checkpoint(cfg: TrainConfig, checkpoint: str | os.PathLike[str] | None = None,
                       out: str | os.PathLike[str] | None = None) -> Path:  # fmt: skip
-    """Export a model folder from a checkpoint (the newest by default) with its EMA weights, e.g. when a
-    run had to stop before its last step."""
+    """Export a model folder from a checkpoint (the newest of ``cfg``'s run by default) with its EMA weights,
+    e.g. when a run had to stop before its last step. A checkpoint of another run is refused (ValueError)."""
     from safetensors.torch import load_file
 
-    ckpt = Path(checkpoint) if checkpoint else latest_checkpoint(cfg.out)
+    run, recipe = run_identity(cfg)
+    ckpt = Path(checkpoint) if checkpoint else _resume_point(Path(cfg.out), run, recipe)
     if ckpt is None:
         raise FileNotFoundError(f"no checkpoint in {cfg.out}/checkpoints")
+    if _state(ckpt).get("run", run) != run:
+        raise _foreign(ckpt, run, recipe)
     pipe = build_pipeline(cfg)
     params = _trainable(pipe.transformer)
     with torch.no_grad():
