@@ -74,6 +74,7 @@ main.add_command(doctor)
 from .bench import bench  # noqa: E402
 from .data import data, datagen  # noqa: E402
 from .demo import demo  # noqa: E402
+from .evaluate import bench_evaluate_cmd, evaluate_cmd  # noqa: E402
 from .hands import hands  # noqa: E402
 from .plan import bench_plan_cmd, bench_step_cmd, plan_cmd  # noqa: E402
 from .render import render  # noqa: E402
@@ -94,5 +95,7 @@ bench.add_command(bench_overfit_cmd)
 bench.add_command(bench_plan_cmd)
 bench.add_command(bench_step_cmd)
 main.add_command(plan_cmd)
+main.add_command(evaluate_cmd)
+bench.add_command(bench_evaluate_cmd)
 
 __all__ = ["main"]

@@ -92,6 +92,7 @@ MAX_PARAMETERS = 500_000_000
 def _check_config(in_channels: int, out_channels: int, fold: int, block_channels: tuple[int, ...],
                   mid_blocks: int, attention_head_dim: int) -> None:  # fmt: skip
     """Refuse a config that cannot build or would allocate absurd memory, naming the argument."""
+
     def positive(name: str, v: object, most: int) -> None:
         if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= most:
             raise ValueError(f"`{name}` must be an int in [1, {most}], got {v!r}")

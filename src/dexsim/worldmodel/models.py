@@ -56,6 +56,7 @@ def compact_pipeline(config: str = "compact", seed: int = 0, **overrides: Any) -
 def _check_frames_config(pipeline: Any, width: Any, height: Any, window: Any, context_frames: Any, fps: Any,
                          num_steps: Any, name: str) -> None:  # fmt: skip
     """Refuse frame settings a model cannot run (``dexsim_world_model.json`` is checked at load, not later)."""
+
     def is_int(v: Any, least: int) -> bool:
         return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= least
 
