@@ -76,12 +76,16 @@ def test_frames_where_a_hand_hides_the_target_are_skipped(tabletop) -> None:
     assert det.detect(frames, cams, hands) is None  # nothing readable
 
 
-def test_a_target_that_left_the_view_counts_as_moved(tabletop) -> None:
+def test_a_target_found_nowhere_is_not_read(tabletop) -> None:
+    """Gone from view (or erased by a world model): the frame is skipped like a hidden one."""
     det = SuccessDetector(TASKS["push-red-box"], tabletop)
-    cams = _camera(tabletop)[None]
-    frames = _moved(tabletop, cams, det.target_id, (0.0, 0.0, -3.0))  # under the floor: nowhere in view
+    cams = np.repeat(_camera(tabletop)[None], 2, 0)
+    moved = _moved(tabletop, cams[:1], det.target_id, (0.07, 0.0, 0.0))
+    gone = _moved(tabletop, cams[:1], det.target_id, (0.0, 0.0, -3.0))  # under the floor
+    frames = np.concatenate((moved, gone))
     d = det.detect(frames, cams, np.zeros(frames.shape[:3], bool))
-    assert d is not None and d.success and math.isinf(d.measure) and np.isnan(d.position_px).all()
+    assert d is not None and d.frame == 0 and d.measure == pytest.approx(0.07, abs=0.012)
+    assert det.detect(frames[1:], cams[1:], np.zeros((1, SIZE, SIZE), bool)) is None
 
 
 def test_a_target_held_up_by_a_hand_is_not_read(tabletop) -> None:

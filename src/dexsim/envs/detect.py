@@ -28,9 +28,8 @@ pixels grown by one pixel; ``V_t`` = not ``H_t``):
    are target pixels: the target is found at ``c + s*``; unless a hand holds it up (the target
    lies, in the image, between the thumb tip and the index or middle tip of a hand whose tips are
    at most the target's narrowest width + 2.7 cm apart, at least 2 cm above the target's resting
-   centre, as the action posed the hand): then where it stands cannot be read. The frame is also
-   readable when no shift finds the target while its rest place is at least ``min_visible``
-   seen: the target left its place (measure = inf).
+   centre, as the action posed the hand): then where it stands cannot be read. A target found
+   nowhere (gone from view, or erased by a world model) is not read either.
 5. The detector reads the last readable frame of the episode (frames where a hand hides the
    target are skipped). Measure: the length of the horizontal translation that moves the image of
    the target's resting centre by ``s*``: metres on the table, like the physics test.
@@ -49,7 +48,6 @@ in the frame read, in pixels, for end-position errors against physics.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,9 +62,8 @@ __all__ = ["Detection", "SuccessDetector", "hand_masks"]
 @dataclass
 class Detection:
     """What the detector read. ``measure`` (m): target displacement on the table, or change of the
-    drawer's opening (inf: the target left its place and is nowhere in view); ``success``:
-    ``measure >= min_move``; ``frame``: the episode frame read; ``position_px`` (2,) (x, y) where the
-    target's centre (the drawer's handle) is in that frame (NaN when it left the view);
+    drawer's opening; ``success``: ``measure >= min_move``; ``frame``: the episode frame read;
+    ``position_px`` (2,) (x, y) where the target's centre (the drawer's handle) is in that frame;
     ``visible``: the fraction of the target's template (or of the drawer's changing region) seen
     there (not hidden by hands or, for objects, by other objects)."""
 
@@ -354,11 +351,7 @@ class SuccessDetector:
             measure = float(np.linalg.norm(move[:2]))
             point = self._rest_point() + move
             return Detection(measure, measure >= self.task.min_move, 0, self.project(point, camera), visible)
-        rest_visible = float(seen[0, 0]) / n
-        if hit < self.min_found and rest_visible >= self.min_visible:
-            # found nowhere, and not at its rest place though no hand hides that place: it left
-            return Detection(math.inf, True, 0, np.full(2, np.nan), rest_visible)
-        return None  # hidden by a hand
+        return None  # hidden (by a hand, another object, the image's border), or found nowhere
 
     def _displacement(self, points: np.ndarray, camera: np.ndarray, shift: np.ndarray) -> np.ndarray:
         """(3,) the horizontal translation (dx, dy, 0) that moves the mean image position of
