@@ -74,3 +74,10 @@ def check_positive(name: str, value: float) -> float:
     if not isinstance(value, (int, float, np.floating, np.integer)) or not np.isfinite(value) or value <= 0:
         raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}")
     return float(value)
+
+
+def positive_int(name: str, value: object) -> int:
+    """``value`` as an int >= 1, else a ``ValueError`` naming ``name`` (bools are refused)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+    return int(value)

@@ -70,12 +70,12 @@ class DexWorldCore:
                  scorer: str = "region_psnr", num_steps: int | None = None, fov_y: float = 60.0,
                  clamp: str = "warn") -> None:  # fmt: skip
         from .._fork import check_async_parent
+        from .._validate import positive_int
         from ..scoring import SCORERS
         from .tasks import TASKS
 
         check_async_parent("DexWorld-v0")
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"`num_envs` must be a positive int, got {num_envs!r}")
+        positive_int("num_envs", num_envs)
         if task is not None and task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
         self.task = TASKS[task] if task else None
@@ -85,9 +85,7 @@ class DexWorldCore:
             raise ValueError(f"`num_steps` must be a positive int or None, got {num_steps!r}")
         if scorer not in SCORERS:
             raise ValueError(f"`scorer` must be one of {SCORERS}, got {scorer!r}")
-        for name, v in (("width", width), ("height", height)):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"`{name}` must be a positive int, got {v!r}")
+        positive_int("width", width), positive_int("height", height)
         self.action_mode, self.prompt_kind, self.chunk = action_mode, prompt_kind, chunk
         self.width, self.height, self.fov_y, self.device, self.num_steps = width, height, fov_y, device, num_steps
         self._scene, self._scorer_name, self._world_model_arg = scene, scorer, world_model

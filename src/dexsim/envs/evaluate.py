@@ -465,15 +465,13 @@ def evaluate(task: str, policy: Any, episodes: int, seed: int = 0, world_model: 
     """
     from tqdm.auto import tqdm
 
+    from .._validate import positive_int
     from .tasks import TASKS
 
-    if not isinstance(episodes, (int, np.integer)) or isinstance(episodes, bool) or episodes < 1:
-        raise ValueError(f"`episodes` must be a positive int, got {episodes!r}")
+    positive_int("episodes", episodes)
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
-    for name, v in (("batch_size", batch_size), ("chunk", chunk)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"`{name}` must be a positive int, got {v!r}")
+    positive_int("batch_size", batch_size), positive_int("chunk", chunk)
     src = resolve_policy(policy)
     mode = _action_mode(src, action_mode)
     if shard is None:
