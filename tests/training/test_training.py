@@ -110,6 +110,10 @@ def test_eval_rows_and_baselines(dataset: Path) -> None:
     assert r["rows"]["model"]["psnr"] == pytest.approx(r["rows"]["identity"]["psnr"])
     assert r["rows"]["oracle"]["psnr"] > r["rows"]["identity"]["psnr"]
     assert r["eval_width"] == 32 and r["eval_frames"] == 8 and "identity" in format_table(r)
+    # per action kind: the clips of every kind add up to all clips, each kind's rows have every method
+    kinds = r["per_kind"]
+    assert sum(k["identity"]["n_clips"] for k in kinds.values()) == 2
+    assert all(set(k) == set(r["rows"]) for k in kinds.values())
     static = np.zeros((2, 4, 4, 3), np.uint8)
     prompt = static.copy()
     prompt[0, 1, 1] = (160, 253, 161)

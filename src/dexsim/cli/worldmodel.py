@@ -30,6 +30,10 @@ from ._params import JSON_OUT, OutputPath
 @click.option("--validate-every", type=click.IntRange(1), default=None)
 @click.option("--seed", type=int, default=None)
 @click.option("--grow-data", is_flag=True, default=None, help="Data is still being generated: each epoch re-lists it.")
+@click.option("--init-from", default=None, help="Start from a saved model folder (or 'default'): tensors of "
+              "matching name and shape are copied, the rest stay freshly initialised.")  # fmt: skip
+@click.option("--loss-pyramid", type=click.IntRange(1, 6), default=None,
+              help="Also compare 2x, 4x... downsampled frames (levels; 1 = plain MSE).")  # fmt: skip
 @click.option("--no-resume", is_flag=True, help="Start over; a previous run's files in OUT move to OUT/superseded/.")
 def train_cmd(preset_name: str, data: tuple[str, ...], out: Path, no_resume: bool, **overrides: object) -> None:
     """Train a world model (resumes from OUT's newest checkpoint of the same run).

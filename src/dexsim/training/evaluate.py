@@ -61,6 +61,7 @@ def evaluate(data: str | os.PathLike[str], model: Any, clips: int | None = None,
     ids = ids[:clips] if clips else ids
     w, h = model.width, model.height
     per: dict[str, list[tuple[float, float, float]]] = {m: [] for m in METHODS}
+    kinds: dict[str, list[str]] = {m: [] for m in METHODS}  # the action kind of each entry of ``per``
     timing: list[float] = []
     n_changed = 0
     eval_frames = 0
@@ -88,21 +89,28 @@ def evaluate(data: str | os.PathLike[str], model: Any, clips: int | None = None,
         for name, p in preds.items():
             pc = psnr_from_mse(masked_mse(p, gt, changed)) if has_changed else float("nan")
             per[name].append((psnr_from_mse(masked_mse(p, gt)), ssim(p, gt), pc))
-    rows = {}
-    for name, vals in per.items():
-        if not vals:
-            continue
-        a = np.array(vals)
-        pc = a[:, 2][~np.isnan(a[:, 2])]
-        rows[name] = {"psnr": float(np.mean(a[:, 0])), "ssim": float(np.mean(a[:, 1])), "n_clips": len(vals),
-                      "psnr_changed": float(np.mean(pc)) if len(pc) else float("nan")}  # fmt: skip
+            kinds[name].append(str((c.meta or {}).get("action", "unknown")))
+    rows = {name: _row(vals) for name, vals in per.items() if vals}
+    per_kind = {
+        kind: {name: _row([v for v, k in zip(vals, kinds[name], strict=True) if k == kind])
+               for name, vals in per.items() if kind in kinds[name]}
+        for kind in sorted(set(kinds["identity"]))
+    }  # fmt: skip
     return {"data": str(root), "model": getattr(model, "name", type(model).__name__), "n_clips": len(ids),
             "n_clips_changed": n_changed, "eval_width": w, "eval_height": h, "eval_frames": eval_frames,
             "resize_rule": "area-resize each frame to eval_width x eval_height (aspect not kept); first eval_frames "
                            "frames; windows of "
                            f"{model.window} frames with {model.context_frames} context frame(s)",
             "changed_rule": "pixels where |gt - static| > 10/255 in some channel, minus hand pixels where masks exist",
-            "model_seconds_per_frame": float(np.median(timing)), "rows": rows}  # fmt: skip
+            "model_seconds_per_frame": float(np.median(timing)), "rows": rows, "per_kind": per_kind}  # fmt: skip
+
+
+def _row(vals: list[tuple[float, float, float]]) -> dict[str, Any]:
+    """(PSNR, SSIM, PSNR changed) per clip -> their means (changed: over clips that have changed pixels)."""
+    a = np.array(vals)
+    pc = a[:, 2][~np.isnan(a[:, 2])]
+    return {"psnr": float(np.mean(a[:, 0])), "ssim": float(np.mean(a[:, 1])), "n_clips": len(vals),
+            "psnr_changed": float(np.mean(pc)) if len(pc) else float("nan")}  # fmt: skip
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -111,6 +119,9 @@ def format_table(result: dict[str, Any]) -> str:
     for name, r in result["rows"].items():
         pc = "n/a" if math.isnan(r["psnr_changed"]) else f"{r['psnr_changed']:.2f}"
         lines.append(f"{name:<16}{r['psnr']:>8.2f}{r['ssim']:>8.3f}{pc:>14}")
+    for kind, rows in result.get("per_kind", {}).items():
+        cells = "  ".join(f"{name} {r['psnr_changed']:.2f}" for name, r in rows.items())
+        lines.append(f"  {kind:<14}({rows['identity']['n_clips']:>3} clips) PSNR changed: {cells}")
     lines.append(f"{result['n_clips']} clips ({result['n_clips_changed']} with changed pixels) at "
                  f"{result['eval_width']}x{result['eval_height']}, {result['eval_frames']} frames")  # fmt: skip
     return "\n".join(lines)

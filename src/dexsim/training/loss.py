@@ -14,11 +14,14 @@ __all__ = ["diffusion_loss"]
 def diffusion_loss(
     pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: torch.Tensor, context: torch.Tensor,
     generator: torch.Generator | None = None, text: list[str] | None = None, denoiser: Any = None,
+    pyramid: int = 1,
 ) -> torch.Tensor:  # fmt: skip
     """MSE of the scheduler's prediction target on the frames to generate.
 
     Videos (B, T, H, W, 3) uint8; ``context`` (B,) known first frames per item (0 = none);
-    ``denoiser``: the module to train through (a DDP wrapper of ``pipe.transformer``).
+    ``denoiser``: the module to train through (a DDP wrapper of ``pipe.transformer``); ``pyramid`` > 1
+    adds the MSE of the 2x, 4x... average-pooled prediction and target (one term per level, summed): an
+    object a few pixels off still has an error that points towards its place (a flow head learns from it).
     """
     device, dtype = pipe.transformer.device, pipe.transformer.dtype
     s, p, v = (
@@ -46,5 +49,13 @@ def diffusion_loss(
         target = x0
     pred = pipe.predict(noisy, t, cond, text_embeds, denoiser=denoiser)
     weight = pipe.latent_frame_mask(known)[:, :, None, None, None].to(pred.dtype)  # generated frames only
-    err = (pred.float() - target.float()).square() * weight
-    return err.sum() / (weight.sum() * x0[0, 0].numel()).clamp_min(1.0)
+    diff = (pred.float() - target.float()).flatten(0, 1)  # (B*F, C, h, w)
+    total = diff.new_zeros(())
+    for level in range(pyramid):
+        if level:
+            if min(diff.shape[-2:]) < 2:
+                break
+            diff = torch.nn.functional.avg_pool2d(diff, 2)
+        err = diff.square().unflatten(0, weight.shape[:2]) * weight
+        total = total + err.sum() / (weight.sum() * diff[0].numel()).clamp_min(1.0)
+    return total

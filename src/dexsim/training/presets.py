@@ -54,12 +54,18 @@ class TrainConfig:
     trainable_patterns: list[str] = field(default_factory=list)
     threads: int = 0
     grow_data: bool = False  # the data folders are still being generated: each epoch re-lists them
+    init_from: str | None = None  # a saved model folder (or "default"): its tensors of matching name and shape
+    loss_pyramid: int = 1  # levels of the 2x-downsampled pyramid the loss also compares (1 = plain MSE)
 
     def __post_init__(self) -> None:
         self.out = _path("out", self.out)  # paths as str: the config is saved as JSON
         self.data = [_path("data", d) for d in self.data]
         if self.validation_data is not None:
             self.validation_data = _path("validation_data", self.validation_data)
+        if self.init_from is not None:
+            self.init_from = _path("init_from", self.init_from)
+        if not isinstance(self.loss_pyramid, int) or not 1 <= self.loss_pyramid <= 6:
+            raise ValueError(f"`loss_pyramid` must be an int in [1, 6], got {self.loss_pyramid!r}")
         for name in ("steps", "batch_size", "grad_accum", "window", "width", "height", "checkpoint_every",
                      "validate_every"):  # fmt: skip
             v = getattr(self, name)

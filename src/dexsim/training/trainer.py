@@ -52,6 +52,8 @@ def build_pipeline(cfg: TrainConfig) -> Any:
         from ..worldmodel.models import compact_pipeline
 
         pipe = compact_pipeline(cfg.model, seed=cfg.seed, sample_size=cfg.width, sample_frames=cfg.window)
+        if cfg.init_from is not None:
+            init_from_folder(pipe.transformer, cfg.init_from)
         pipe.transformer.requires_grad_(True)
         return pipe
     if cfg.preset == "lora-cogvideox-fun":
@@ -71,6 +73,29 @@ def build_pipeline(cfg: TrainConfig) -> Any:
                 p.requires_grad_(True)
         return pipe
     raise ValueError(f"unknown preset {cfg.preset!r}")
+
+
+def init_from_folder(model: torch.nn.Module, folder: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """Copy into ``model`` the tensors of a saved model folder (``"default"`` = the shipped one) whose name
+    and shape match; returns ``{"copied", "skipped"}`` (skipped: absent there or another shape). Refuses a
+    folder that shares no tensor with the model."""
+    from safetensors.torch import load_file
+
+    from ..worldmodel.models import model_folder
+
+    root = model_folder(str(folder))
+    files = sorted((root / "transformer").glob("*.safetensors")) if (root / "transformer").is_dir() else []
+    if not files:
+        raise FileNotFoundError(f"`init_from`: no transformer/*.safetensors in {root}")
+    saved: dict[str, torch.Tensor] = {}
+    for f in files:
+        saved |= load_file(str(f))
+    own = model.state_dict()
+    copied = [k for k, v in own.items() if k in saved and saved[k].shape == v.shape]
+    if not copied:
+        raise ValueError(f"`init_from`: {root} shares no tensor (name and shape) with this model")
+    model.load_state_dict({k: saved[k].to(own[k].dtype) for k in copied}, strict=False)
+    return {"copied": copied, "skipped": [k for k in own if k not in set(copied)]}
 
 
 def _trainable(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
@@ -298,7 +323,15 @@ def train(
             w = data.next_batch(cfg.batch_size)
             with acc.accumulate(model), acc.autocast():
                 loss = diffusion_loss(
-                    pipe, w.static, w.prompt, w.video, w.context, generator=gen, text=w.text, denoiser=model
+                    pipe,
+                    w.static,
+                    w.prompt,
+                    w.video,
+                    w.context,
+                    generator=gen,
+                    text=w.text,
+                    denoiser=model,
+                    pyramid=cfg.loss_pyramid,
                 )
                 acc.backward(loss)
                 if acc.sync_gradients and cfg.max_grad_norm > 0:

@@ -19,7 +19,7 @@ from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-__all__ = ["CompactVideoDenoiser"]
+__all__ = ["OUTPUT_MODES", "CompactVideoDenoiser", "warp"]
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -85,6 +85,24 @@ class SpaceTimeAttention(nn.Module):
         return x + att
 
 
+#: what the denoiser outputs: ``residual`` = the residual to the static video directly; ``warp`` = the
+#: static video's pixels moved by a predicted backward flow, minus the static video, plus a residual
+#: for what motion cannot explain (hands, uncovered table): a slightly misplaced object stays an object
+OUTPUT_MODES = ("residual", "warp")
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Backward warp: (N, C, H, W) image, (N, 2, H, W) flow in pixels (x, y) -> (N, C, H, W) where output
+    pixel p takes ``image`` at ``p + flow(p)`` (bilinear, borders repeated)."""
+    h, w = image.shape[-2:]
+    ys = torch.arange(h, device=image.device, dtype=image.dtype)
+    xs = torch.arange(w, device=image.device, dtype=image.dtype)
+    gx = (xs[None, None, :] + flow[:, 0]) * (2.0 / w) + (1.0 / w - 1.0)
+    gy = (ys[None, :, None] + flow[:, 1]) * (2.0 / h) + (1.0 / h - 1.0)
+    grid = torch.stack((gx, gy), dim=-1)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 #: the largest compact model dexsim builds (parameters): a config beyond it is refused before allocating
 MAX_PARAMETERS = 500_000_000
 
@@ -122,7 +140,8 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
 
     ``in_channels`` = noisy (3) + mask (1) + known video (3) + hand prompt (3). H and W must be
     multiples of ``fold * 4``. Frames per window are free (temporal convolutions; attention
-    positions up to 64 frames).
+    positions up to 64 frames). ``output_mode="warp"`` (see :data:`OUTPUT_MODES`) reads the known video
+    from input channels ``out_channels + 1 : 2 * out_channels + 1`` (the pipeline's layout).
     """
 
     _supports_gradient_checkpointing = True
@@ -139,8 +158,16 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
         sample_size: int = 128,
         sample_frames: int = 9,
         residual_to_static: bool = True,
+        output_mode: str = "residual",
     ) -> None:
         _check_config(in_channels, out_channels, fold, block_channels, mid_blocks, attention_head_dim)
+        if output_mode not in OUTPUT_MODES:
+            raise ValueError(f"`output_mode` must be one of {OUTPUT_MODES}, got {output_mode!r}")
+        if output_mode == "warp" and (not residual_to_static or in_channels < 2 * out_channels + 1):
+            raise ValueError(
+                "`output_mode='warp'` needs `residual_to_static` and the known video in the input "
+                f"channels (in_channels >= {2 * out_channels + 1}), got in_channels={in_channels}"
+            )
         super().__init__()
         c0, c1, c2 = block_channels
         emb = 4 * c0
@@ -160,6 +187,11 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
         self.head = nn.Conv2d(c0, out_channels * fold * fold, 3, padding=1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        if output_mode == "warp":
+            # backward flow on the folded grid (pixels / fold), zero at init: the model starts as the residual one
+            self.flow_head = nn.Conv2d(c0, 2, 3, padding=1)
+            nn.init.zeros_(self.flow_head.weight)
+            nn.init.zeros_(self.flow_head.bias)
         self.gradient_checkpointing = False
 
     def _run(self, block: nn.Module, *args: object) -> torch.Tensor:
@@ -194,6 +226,12 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
         u1 = self._run(self.dec1, torch.cat((u1, x1), dim=1), emb, t)
         u0 = self.up0(F.interpolate(u1, scale_factor=2.0, mode="nearest"))
         u0 = self._run(self.dec0, torch.cat((u0, x0), dim=1), emb, t)
-        out = F.pixel_shuffle(self.head(F.silu(self.norm_out(u0))), f)
+        feat = F.silu(self.norm_out(u0))
+        out = F.pixel_shuffle(self.head(feat), f)
+        if self.config.output_mode == "warp":
+            oc = self.config.out_channels
+            known = hidden_states.reshape(b * t, c, h, w)[:, oc + 1 : 2 * oc + 1]
+            flow = F.interpolate(self.flow_head(feat) * f, size=(h, w), mode="bilinear", align_corners=False)
+            out = out + warp(known, flow) - known
         out = out.view(b, t, -1, h, w)
         return Transformer2DModelOutput(sample=out) if return_dict else (out,)
