@@ -159,3 +159,39 @@ def test_plan_instance_with_the_oracle_picks_the_physics_best() -> None:
     assert r["kendall_tau"] == pytest.approx(kendall_tau(scores, -dist, TIE_TOLERANCE))
     assert r["success"] == bool(dist[r["chosen"]] <= SUCCESS_RADIUS)
     assert r["candidate_success_rate"] == pytest.approx(np.mean(dist <= SUCCESS_RADIUS))
+
+
+def test_slowed_stops_part_way_and_task_candidates_cover_each_kind() -> None:
+    from dexsim.physics.actions import make_action
+    from dexsim.physics.spec import builtin_scene
+    from dexsim.planners.candidates import DRAWER_FRACTIONS, slowed, task_candidates
+
+    spec = builtin_scene("drawer")
+    pull = make_action(spec, "open_drawer", np.random.default_rng(0), 12, camera="static")
+    half = slowed(pull, 0.5)
+    tr, th = pull.trajectory, half.trajectory
+    assert np.allclose(th.params[6], tr.params[3], atol=1e-5) and np.allclose(th.params[0], tr.params[0])
+    hand = int(np.argmax(tr.visible.any(0)))
+    path = lambda t: np.linalg.norm(np.diff(t.params[:, hand, 48:], axis=0), axis=-1).sum()  # noqa: E731
+    assert path(th) < 0.75 * path(tr)
+    assert not np.allclose(th.joints, tr.joints)  # joints follow the new parameters
+    with pytest.raises(ValueError, match="fraction"):
+        slowed(pull, 0.0)
+    cands = task_candidates(spec, "open_drawer", None, 6, np.random.default_rng(1), 12)
+    assert [c.kind for c in cands[: len(DRAWER_FRACTIONS)]] == ["open_drawer"] * len(DRAWER_FRACTIONS)
+    assert len(cands) == 6 and all(np.array_equal(c.trajectory.camera, cands[0].trajectory.camera) for c in cands)
+    table = builtin_scene("tabletop")
+    picks = task_candidates(table, "pick_place", "green_can", 5, np.random.default_rng(2), 12)
+    assert [c.kind for c in picks[:3]] == ["pick_place"] * 3 and picks[3].kind == "push"
+    with pytest.raises(ValueError, match="task kind"):
+        task_candidates(table, "juggle", None, 3, np.random.default_rng(0))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["open-drawer", "pick-place-green-can"])
+def test_plan_instance_of_other_task_kinds_measures_their_outcome(task: str) -> None:
+    r = plan_instance("oracle", task, 4, seed=1, frames=12, size=(48, 48))
+    dist = np.asarray(r["oracle_distance_m"])
+    # the first three candidates do the task's action to different extents: their outcomes differ
+    assert dist.shape == (4,) and np.ptp(dist[:3]) > TIE_TOLERANCE
+    assert r["top1"] == bool(dist[r["chosen"]] <= dist.min() + TIE_TOLERANCE)

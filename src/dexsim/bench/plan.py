@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["bench_plan", "kendall_tau", "plan_instance"]
+__all__ = ["bench_plan", "kendall_tau", "plan_instance", "plan_tasks"]
 
 #: a candidate whose final target position is within this of the goal's (m) succeeds; oracle ties
 SUCCESS_RADIUS = 0.04
@@ -44,42 +45,61 @@ def _final_xy(sim: Any, k: int) -> np.ndarray:
     return np.asarray(sim.object_poses[-1, k, :2], np.float64)
 
 
+def _outcome(sim: Any, spec: Any, target: str | None) -> np.ndarray:
+    """What a plan is judged by: the target's final (x, y) on the table, or the drawer's final opening (m)."""
+    if target is None:
+        return np.array([float(sim.drawer[-1])])
+    return _final_xy(sim, spec.object_names.index(target))
+
+
+def _goal_action(spec: Any, task: Any, cands: list[Any], rng: np.random.Generator, frames: int) -> Any:
+    """The instance's goal: another draw of the task's action, like one of the first three candidates (a push
+    in the same direction, a pick-and-place to its own random place, a pull played as far)."""
+    from ..physics.actions import make_action
+    from ..planners.candidates import DRAWER_FRACTIONS, slowed
+
+    if task.kind == "push":
+        for _ in range(60):
+            a = make_action(spec, task.kind, rng, frames, target=task.target, camera="static")
+            if a.text.endswith(cands[int(rng.integers(3))].text.split()[-1]):
+                return a
+        raise RuntimeError("no push goal in the candidates' directions after 60 draws")
+    if task.kind == "open_drawer":
+        fraction = DRAWER_FRACTIONS[int(rng.integers(len(DRAWER_FRACTIONS)))]
+        return slowed(make_action(spec, task.kind, rng, frames, camera="static"), fraction)
+    return make_action(spec, task.kind, rng, frames, target=task.target, camera="static")
+
+
 def plan_instance(world_model: Any, task_name: str, candidates: int, seed: int, frames: int = 16,
                   scorer: Any = None, size: tuple[int, int] = (128, 128)) -> dict[str, Any]:  # fmt: skip
     """One held-out task instance: a randomized scene from ``seed``, a goal made by the oracle, N
     candidates ranked by the world model and measured by the oracle (distance of the target's final
-    position to the goal's). ``world_model="oracle"`` ranks with this instance's own physics (at
-    ``size`` = (width, height)); any other value is a world model object."""
+    position to the goal's; the drawer: of its final opening). ``world_model="oracle"`` ranks with this
+    instance's own physics (at ``size`` = (width, height)); any other value is a world model object."""
     from ..envs.tasks import TASKS
-    from ..physics.actions import make_action
     from ..physics.oracle import Oracle
     from ..physics.spec import randomized_scene
-    from ..planners.candidates import primitive_candidates, with_camera
+    from ..planners.candidates import task_candidates, with_camera
     from ..planners.rank import RankPlanner, Rollout
     from ..scoring import Goal, make_scorer
 
+    if task_name not in TASKS:
+        raise ValueError(f"unknown task {task_name!r}; choose one of {sorted(TASKS)}")
     task = TASKS[task_name]
-    if task.target is None:
-        raise ValueError(f"plan benchmarks need an object task; {task_name!r} has no target object")
     rng = np.random.default_rng([seed, 77])
     spec = randomized_scene(task.scene, int(rng.integers(2**31)) + 10_000_019)  # never a training scene seed
+    if task.kind == "open_drawer" and spec.drawer is not None:  # a variant may start open: open-drawer starts shut
+        spec = replace(spec, drawer=replace(spec.drawer, initial_open=0.0))
     width, height = size if isinstance(world_model, str) else (world_model.width, world_model.height)
     oracle = Oracle(spec, width, height, seed=seed)
-    cands = primitive_candidates(spec, task.target, candidates, rng, frames)
+    cands = task_candidates(spec, task.kind, task.target, candidates, rng, frames)
     camera = cands[0].trajectory.camera
-    ref = None
-    for _ in range(60):  # the goal: another push of the target, in the direction of one candidate
-        a = make_action(spec, task.kind, rng, frames, target=task.target, camera="static")
-        if a.text.endswith(cands[int(rng.integers(3))].text.split()[-1]):
-            ref = with_camera(a, camera)
-            break
-    assert ref is not None
+    ref = with_camera(_goal_action(spec, task, cands, rng, frames), camera)
     goal_clip = oracle.run(ref.trajectory, masks=False)
-    k = spec.object_names.index(task.target)
-    goal_xy = _final_xy(goal_clip.sim, k)
+    goal_at = _outcome(goal_clip.sim, spec, task.target)
     goal = Goal(image=goal_clip.scene[-1], text=task.text, start=goal_clip.static[0])
     clips = [oracle.run(c.trajectory, masks=False) for c in cands]
-    dist = np.array([np.linalg.norm(_final_xy(c.sim, k) - goal_xy) for c in clips])
+    dist = np.array([np.linalg.norm(_outcome(c.sim, spec, task.target) - goal_at) for c in clips])
     rollout = Rollout(static=clips[0].static, prompts=np.stack([c.prompt for c in clips]),
                       hands=[c.trajectory for c in cands], texts=[c.text for c in cands])  # fmt: skip
     if isinstance(world_model, str):
@@ -121,28 +141,51 @@ def _batched_cost_ratio(world_model: Any, rollout: Any, goal: Any, scorer: Any, 
     return statistics.median(t_batch) / (n * statistics.median(t_one))
 
 
+def _summary(rows: list[dict[str, Any]]) -> dict[str, float]:
+    mean = lambda key: float(np.mean([r[key] for r in rows]))  # noqa: E731
+    return {"instances": len(rows), "top1_agreement": mean("top1"), "random_top1": mean("random_top1"),
+            "kendall_tau": mean("kendall_tau"), "success_rate": mean("success"),
+            "candidate_success_rate": mean("candidate_success_rate"),
+            "seconds_per_candidate": float(np.median([r["seconds_per_candidate"] for r in rows]))}  # fmt: skip
+
+
+def plan_tasks(task: str) -> list[str]:
+    """``all``, one task name or a comma-separated list -> task names (each checked)."""
+    from ..envs.tasks import TASKS
+
+    names = list(TASKS) if task == "all" else [t.strip() for t in task.split(",") if t.strip()]
+    unknown = [t for t in names if t not in TASKS]
+    if unknown or not names:
+        raise ValueError(f"unknown task {', '.join(unknown) or repr(task)}; choose all or of {sorted(TASKS)}")
+    return names
+
+
 def bench_plan(world_model: Any, task: str = "push-red-box", tasks: int = 20, candidates: int = 8, seed: int = 0,
                cost_instances: int = 2, progress: bool = True, scorer: Any = None) -> dict[str, Any]:  # fmt: skip
-    """The planning benchmark over ``tasks`` held-out instances (see the module docstring); ``scorer``:
-    a :class:`~dexsim.scoring.Scorer` (default :data:`DEFAULT_SCORER`)."""
+    """The planning benchmark over ``tasks`` held-out instances per task (``task``: a name, a comma list or
+    ``all``; see the module docstring); pooled figures plus ``per_task``. ``scorer``: a
+    :class:`~dexsim.scoring.Scorer` (default :data:`DEFAULT_SCORER`)."""
     from ..scoring import make_scorer
 
+    names = plan_tasks(task)
     scorer = scorer if scorer is not None else make_scorer(DEFAULT_SCORER)
-    rows = []
+    rows: list[dict[str, Any]] = []
     ratios = []
-    for i in tqdm(range(tasks), disable=not progress, desc="plan bench", unit="instance"):
-        r = plan_instance(world_model, task, candidates, seed * 100_003 + i, scorer=scorer)
-        if i < cost_instances:
-            ratios.append(_batched_cost_ratio(world_model, r["rollout"], r["goal"], scorer))
-        rows.append({k: v for k, v in r.items() if k not in ("rollout", "goal", "videos")})
-    mean = lambda key: float(np.mean([r[key] for r in rows]))  # noqa: E731
+    bar = tqdm(total=tasks * len(names), disable=not progress, desc="plan bench", unit="instance")
+    for name in names:
+        for i in range(tasks):
+            r = plan_instance(world_model, name, candidates, seed * 100_003 + i, scorer=scorer)
+            if len(ratios) < cost_instances:
+                ratios.append(_batched_cost_ratio(world_model, r["rollout"], r["goal"], scorer))
+            rows.append({k: v for k, v in r.items() if k not in ("rollout", "goal", "videos")})
+            bar.update(1)
+    bar.close()
+    pooled = _summary(rows)
+    per_task = {n: _summary([r for r in rows if r["task"] == n]) for n in names}
     return {"task": task, "tasks": tasks, "candidates": candidates, "seed": seed,
             "world_model": world_model if isinstance(world_model, str) else getattr(world_model, "name",
                                                                                     type(world_model).__name__),
-            "scorer": scorer.name,
-            "top1_agreement": mean("top1"), "random_top1": mean("random_top1"), "kendall_tau": mean("kendall_tau"),
-            "success_rate": mean("success"), "candidate_success_rate": mean("candidate_success_rate"),
-            "seconds_per_candidate": float(np.median([r["seconds_per_candidate"] for r in rows])),
+            "scorer": scorer.name, **{k: v for k, v in pooled.items() if k != "instances"},
             "batched_cost_ratio": float(np.median(ratios)) if ratios else float("nan"),
             "batched_cost_instances": len(ratios), "success_radius_m": SUCCESS_RADIUS,
-            "tie_tolerance_m": TIE_TOLERANCE, "instances": rows}  # fmt: skip
+            "tie_tolerance_m": TIE_TOLERANCE, "per_task": per_task, "instances": rows}  # fmt: skip

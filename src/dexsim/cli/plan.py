@@ -81,7 +81,7 @@ def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name
 
 
 @click.command("plan")
-@click.option("--task", default="push-red-box", show_default=True)
+@click.option("--task", default="push-red-box", show_default=True, help="all | NAME[,NAME...]")
 @click.option("--tasks", "num_tasks", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--candidates", type=click.IntRange(1, 64), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -91,16 +91,25 @@ def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 def bench_plan_cmd(task: str, num_tasks: int, candidates: int, seed: int, model_name: str, cost_instances: int,
                    scorer_name: str, weights_dir: Path | None, json_path: Path | None) -> None:  # fmt: skip
-    """Top-1 agreement of world-model ranking with the physics oracle over held-out task instances."""
+    """Top-1 agreement of world-model ranking with the physics oracle over held-out task instances
+    (--tasks instances of each task; pooled and per task)."""
     from .._io import write_json
-    from ..bench.plan import bench_plan
+    from ..bench.plan import bench_plan, plan_tasks
 
+    try:
+        plan_tasks(task)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--task") from None
     scorer = _scorer(scorer_name, weights_dir)
     r = bench_plan(_model(model_name), task, num_tasks, candidates, seed, cost_instances=cost_instances, scorer=scorer)
     click.echo(f"{r['tasks']} instances x {r['candidates']} candidates: top1_agreement {r['top1_agreement']:.2f} "
                f"(random {r['random_top1']:.2f}), kendall_tau {r['kendall_tau']:.2f}, success {r['success_rate']:.2f} "
                f"(candidates {r['candidate_success_rate']:.2f}), {r['seconds_per_candidate']:.2f} s/candidate, "
                f"batched_cost_ratio {r['batched_cost_ratio']:.2f}")  # fmt: skip
+    if len(r["per_task"]) > 1:
+        for name, t in r["per_task"].items():
+            click.echo(f"  {name:<22} top1 {t['top1_agreement']:.2f} (random {t['random_top1']:.2f}), "
+                       f"tau {t['kendall_tau']:.2f}, success {t['success_rate']:.2f}")  # fmt: skip
     if json_path:
         write_json(json_path, r)
         click.echo(f"wrote {json_path}")

@@ -8,7 +8,18 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["perturb_action", "primitive_candidates", "with_camera", "withdraw"]
+__all__ = [
+    "DRAWER_FRACTIONS",
+    "perturb_action",
+    "primitive_candidates",
+    "slowed",
+    "task_candidates",
+    "with_camera",
+    "withdraw",
+]
+
+#: the fractions of a drawer pull that the drawer candidates play (and a drawer goal is drawn from)
+DRAWER_FRACTIONS = (1.0, 0.6, 0.3)
 
 
 def with_camera(action: Any, camera: np.ndarray) -> Any:
@@ -90,6 +101,65 @@ def primitive_candidates(spec: Any, target: str, n: int, rng: np.random.Generato
     out = [withdraw(a, withdraw_frames) for a in out[:n]]
     cam = camera if camera is not None else out[0].trajectory.camera
     return [with_camera(a, cam) for a in out]
+
+
+def slowed(action: Any, fraction: float) -> Any:
+    """The action played at ``fraction`` of its speed over the same frames (it stops ``fraction`` of the
+    way through its motion); joints recomputed, camera and visibility kept."""
+    from ..hands.model import HandModel
+
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"`fraction` must lie in (0, 1], got {fraction}")
+    tr = action.trajectory
+    if tr.params is None:
+        raise ValueError("slowed needs hand parameters in the trajectory")
+    s = fraction * np.arange(len(tr.t))
+    lo = np.floor(s).astype(int)
+    hi = np.minimum(lo + 1, len(tr.t) - 1)
+    w = (s - lo)[:, None, None]
+    params = (1 - w) * tr.params[lo].astype(np.float64) + w * tr.params[hi].astype(np.float64)
+    joints = tr.joints.copy()
+    for h, side in enumerate(("left", "right")):
+        if tr.visible[:, h].any():
+            p = torch.from_numpy(params[:, h]).float()
+            hand = HandModel(side, limits="off")(p[:, :3], p[:, 3:48], p[:, 48:], with_mesh=False)
+            joints[:, h] = hand.joints.numpy()
+            joints[~tr.visible[:, h], h] = 0.0
+    return replace(action, trajectory=replace(tr, params=params.astype(np.float32), joints=joints))
+
+
+def task_candidates(spec: Any, kind: str, target: str | None, n: int, rng: np.random.Generator, frames: int = 16,
+                    camera: np.ndarray | None = None) -> list[Any]:  # fmt: skip
+    """``n`` scripted candidates for a task of ``kind`` (``push``, ``pick_place``, ``open_drawer``), seen along
+    one camera path. ``push``: :func:`primitive_candidates`. ``pick_place``: three pick-and-places of the
+    target (each to its own random place), then pushes of it, a touch, a wave and pushes of the other
+    objects. ``open_drawer``: a pull played to :data:`DRAWER_FRACTIONS` of its motion (three draws), then
+    a wave, touches and pushes of the objects."""
+    from ..physics.actions import make_action
+
+    if kind == "push":
+        assert target is not None
+        return primitive_candidates(spec, target, n, rng, frames, camera)
+    if n < 1:
+        raise ValueError(f"`n` must be >= 1, got {n}")
+    others = [o.name for o in spec.objects if o.name != target]
+    out: list[Any]
+    if kind == "pick_place":
+        out = [make_action(spec, "pick_place", rng, frames, target=target, camera="static") for _ in range(3)]
+        fill: list[tuple[str, str | None]] = [("push", target), ("touch", target), ("wave", None)]
+        fill += [("push", o) for o in others]
+    elif kind == "open_drawer":
+        out = [slowed(make_action(spec, "open_drawer", rng, frames, camera="static"), f) for f in DRAWER_FRACTIONS]
+        fill = [("wave", None)] + [(k, o) for o in others for k in ("touch", "push")]
+    else:
+        raise ValueError(f"no planning candidates for task kind {kind!r}; choose push, pick_place or open_drawer")
+    i = 0
+    while len(out) < n:
+        k, tgt = fill[i % len(fill)]
+        out.append(make_action(spec, k, rng, frames, target=tgt, camera="static"))
+        i += 1
+    cam = camera if camera is not None else out[0].trajectory.camera
+    return [with_camera(a, cam) for a in out[:n]]
 
 
 def perturb_action(action: Any, rng: np.random.Generator, n: int, translation: float = 0.03,
