@@ -100,11 +100,11 @@ def test_two_cpu_processes_with_accelerate_launch(dataset: Path, tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_eval_rows_and_baselines(dataset: Path) -> None:
+def test_eval_rows_and_baselines(dataset: Path, tmp_path: Path) -> None:
     from dexsim.worldmodel import DiffusionWorldModel, compact_pipeline
 
     wm = DiffusionWorldModel(compact_pipeline("tiny"), 32, 32, window=5, context_frames=1, num_steps=1)
-    r = evaluate(dataset, wm, clips=2, progress=False)
+    r = evaluate(dataset, wm, clips=2, progress=False, sheet=tmp_path / "kinds.png")
     assert set(r["rows"]) == {"identity", "hand_composite", "model", "oracle"}
     # an untrained residual model returns the static video: the model row equals the identity row
     assert r["rows"]["model"]["psnr"] == pytest.approx(r["rows"]["identity"]["psnr"])
@@ -114,6 +114,10 @@ def test_eval_rows_and_baselines(dataset: Path) -> None:
     kinds = r["per_kind"]
     assert sum(k["identity"]["n_clips"] for k in kinds.values()) == 2
     assert all(set(k) == set(r["rows"]) for k in kinds.values())
+    from PIL import Image
+
+    # the sheet: 4 rows (static, prompt, generated, ground truth) of 32 px frames + labels per kind
+    assert Image.open(tmp_path / "kinds.png").size[1] == 4 * len(kinds) * (32 + 14)
     static = np.zeros((2, 4, 4, 3), np.uint8)
     prompt = static.copy()
     prompt[0, 1, 1] = (160, 253, 161)

@@ -142,5 +142,6 @@ def bench_evaluate_cmd(tasks: str, policies: str, episodes: int, seed: int, worl
     if plot is not None:
         from ..video import write_png
 
-        write_png(plot, scatter_plot(r["policies"], title=f"{r['world_model']}: world-model vs physics rates"))
+        title = f"{r['world_model']}: world-model success rate (y) vs physics (x), per policy"
+        write_png(plot, scatter_plot(r["policies"], title=title))
         click.echo(f"wrote {plot}")

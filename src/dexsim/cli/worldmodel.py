@@ -57,16 +57,18 @@ def train_cmd(preset_name: str, data: tuple[str, ...], out: Path, no_resume: boo
 @click.option("--frames", type=click.IntRange(2), default=None, help="Evaluate the first FRAMES frames of each clip.")
 @click.option("--no-oracle", is_flag=True, help="Skip re-simulating dexsim clips with the physics oracle.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--sheet", type=OutputPath((".png",)), default=None,
+              help="PNG: the first clip of each action kind, static | prompt | generated | ground truth.")  # fmt: skip
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 def eval_cmd(data: str, model_name: str, clips: int | None, frames: int | None, no_oracle: bool, seed: int,
-             json_path: Path | None) -> None:  # fmt: skip
+             sheet: Path | None, json_path: Path | None) -> None:  # fmt: skip
     """PSNR / SSIM / changed-pixel PSNR of a world model against the identity and hand-composite baselines."""
     from .._io import write_json
     from ..training.evaluate import evaluate, format_table
     from ..worldmodel import load
 
     model = load(model_name)
-    result = evaluate(data, model, clips=clips, frames=frames, seed=seed, with_oracle=not no_oracle)
+    result = evaluate(data, model, clips=clips, frames=frames, seed=seed, with_oracle=not no_oracle, sheet=sheet)
     click.echo(format_table(result))
     if json_path:
         write_json(json_path, result)

@@ -46,11 +46,14 @@ def _oracle_video(clip: Any, width: int, height: int) -> np.ndarray | None:
 
 
 def evaluate(data: str | os.PathLike[str], model: Any, clips: int | None = None, frames: int | None = None,
-             seed: int = 0, with_oracle: bool = True, progress: bool = True) -> dict[str, Any]:  # fmt: skip
+             seed: int = 0, with_oracle: bool = True, progress: bool = True,
+             sheet: str | os.PathLike[str] | None = None) -> dict[str, Any]:  # fmt: skip
     """Score ``model`` (a :class:`~dexsim.worldmodel.WorldModel`) and the baselines on a dataset folder.
 
     Videos at another size are resized to the model's (``eval_width`` x ``eval_height``), clips are cut
     to ``frames`` when given and generated window by window (:func:`~dexsim.worldmodel.rollout`).
+    ``sheet``: write a PNG contact sheet of the first clip of each action kind (static | prompt |
+    generated | ground truth).
     """
     from ..worldmodel.rollout import rollout
 
@@ -65,6 +68,7 @@ def evaluate(data: str | os.PathLike[str], model: Any, clips: int | None = None,
     timing: list[float] = []
     n_changed = 0
     eval_frames = 0
+    examples: dict[str, list[tuple[str, np.ndarray]]] = {}
     for cid in tqdm(ids, disable=not progress, desc="eval", unit="clip"):
         c = read_clip(root, cid)
         n = min(len(c.interaction), frames or len(c.interaction))
@@ -90,6 +94,14 @@ def evaluate(data: str | os.PathLike[str], model: Any, clips: int | None = None,
             pc = psnr_from_mse(masked_mse(p, gt, changed)) if has_changed else float("nan")
             per[name].append((psnr_from_mse(masked_mse(p, gt)), ssim(p, gt), pc))
             kinds[name].append(str((c.meta or {}).get("action", "unknown")))
+        kind = kinds["identity"][-1]
+        if sheet is not None and kind not in examples:
+            examples[kind] = [(f"{kind} ({cid}): static", static), ("prompt", prompt), ("generated", pred),
+                              ("ground truth", gt)]  # fmt: skip
+    if sheet is not None:
+        from ..video import contact_sheet, write_png
+
+        write_png(Path(sheet), contact_sheet([r for k in sorted(examples) for r in examples[k]], max_frames=8))
     rows = {name: _row(vals) for name, vals in per.items() if vals}
     per_kind = {
         kind: {name: _row([v for v, k in zip(vals, kinds[name], strict=True) if k == kind])
