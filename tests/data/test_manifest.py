@@ -203,3 +203,18 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state not in ("Z", "X")
+
+
+def test_chosen_action_kinds_are_drawn_and_recorded(tmp_path: Path) -> None:
+    cfg = DatagenConfig(out=str(tmp_path / "d"), scene="drawer", clips=3, kinds=("drawer",), **SMALL)
+    default = DatagenConfig(out="x", scene="drawer", **SMALL)
+    assert "kinds" not in default.recipe() and cfg.recipe()["kinds"] == ["drawer"]
+    assert recipe_hash(cfg.recipe()) != recipe_hash(default.recipe())
+    generate(cfg, progress=False)
+    actions = {json.loads(p.read_text())["action"] for p in (tmp_path / "d" / "meta").glob("*.json")}
+    assert actions <= {"open_drawer", "close_drawer"} and actions
+    assert read_manifest(tmp_path / "d").recipe["kinds"] == ["drawer"]
+    with pytest.raises(ValueError, match="no drawer"):
+        DatagenConfig(out="x", scene="tabletop", kinds=("open_drawer",))
+    with pytest.raises(ValueError, match="`kinds` must be"):
+        DatagenConfig(out="x", kinds=("juggle",))

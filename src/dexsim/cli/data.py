@@ -22,9 +22,16 @@ from ._params import JSON_OUT, OutputPath
 @click.option("--fps", type=click.FloatRange(0, 1000, min_open=True), default=8.0, show_default=True)
 @click.option("--density-scale", type=click.FloatRange(0, 100, min_open=True), default=None,
               help="Object density scale of the physics (default: the world's).")  # fmt: skip
+@click.option(
+    "--kinds",
+    default=None,
+    help="Action kinds drawn uniformly, comma-separated (push, touch, poke, wave, "
+    "pick_place, open_drawer, close_drawer, drawer = whichever the variant allows); default: the mix.",
+)
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 def datagen(scene: str, out_dir: Path, clips: int, seed: int, workers: int, split: str, width: int, height: int,
-            frames: int, fps: float, density_scale: float | None, json_path: Path | None) -> None:  # fmt: skip
+            frames: int, fps: float, density_scale: float | None, kinds: str | None,
+            json_path: Path | None) -> None:  # fmt: skip
     """Generate paired clips (static | prompt | physics ground truth) in the DWM layout; resumable.
 
     Shards across machines by RANK/WORLD_SIZE (torchrun) or SLURM_PROCID/SLURM_NTASKS. OUT/manifest.json
@@ -39,7 +46,9 @@ def datagen(scene: str, out_dir: Path, clips: int, seed: int, workers: int, spli
     from ..data.generate import DatagenConfig, generate
 
     try:
-        extra = {} if density_scale is None else {"density_scale": density_scale}
+        extra: dict = {} if density_scale is None else {"density_scale": density_scale}
+        if kinds is not None:
+            extra["kinds"] = tuple(k.strip() for k in kinds.split(",") if k.strip())
         cfg = DatagenConfig(out=str(out_dir), scene=scene, clips=clips, seed=seed, split=split,  # type: ignore[arg-type]
                             width=width, height=height, frames=frames, fps=fps, workers=workers, **extra)  # fmt: skip
     except ValueError as exc:

@@ -79,6 +79,8 @@ SPLITS = {"train": 0, "heldout": 1}
 #: the fields of a generation recipe and their types (the clip count is not one: a dataset may grow)
 RECIPE_FIELDS: dict[str, type] = {"scene": str, "seed": int, "split": str, "width": int, "height": int, "frames": int,
                                   "fps": float, "density_scale": float}  # fmt: skip
+#: recipe fields present only when set (absent = the default; older recipes keep their hashes)
+OPTIONAL_RECIPE_FIELDS = ("kinds",)
 _CLIP_ID = re.compile(r"(?P<split>[a-z]+)_(?P<index>\d{6,})")
 #: a temporary of :func:`dexsim._io.atomic_path`: ``.`` + target stem + ``.`` + 8 random characters + suffix
 _TEMPORARY = re.compile(r"\.(?P<id>[^.]+)\.[a-z0-9_]{8}\.(?:mp4|txt|npz|json)")
@@ -107,7 +109,8 @@ def parse_clip_id(cid: str) -> tuple[str, int] | None:
 
 def _normalize_recipe(recipe: Mapping[str, Any]) -> dict[str, Any]:
     """``recipe`` with each field in its type; a ValueError names a missing, unknown or bad field."""
-    unknown, missing = sorted(set(recipe) - set(RECIPE_FIELDS)), sorted(set(RECIPE_FIELDS) - set(recipe))
+    known = set(RECIPE_FIELDS) | set(OPTIONAL_RECIPE_FIELDS)
+    unknown, missing = sorted(set(recipe) - known), sorted(set(RECIPE_FIELDS) - set(recipe))
     if unknown or missing:
         raise ValueError(f"a recipe has the fields {sorted(RECIPE_FIELDS)}; unknown {unknown}, missing {missing}")
     out: dict[str, Any] = {}
@@ -121,6 +124,11 @@ def _normalize_recipe(recipe: Mapping[str, Any]) -> dict[str, Any]:
         out[name] = v
     if out["split"] not in SPLITS:
         raise ValueError(f"recipe field `split` must be one of {sorted(SPLITS)}, got {out['split']!r}")
+    if "kinds" in recipe:
+        kinds = recipe["kinds"]
+        if not isinstance(kinds, (list, tuple)) or not kinds or not all(isinstance(k, str) for k in kinds):
+            raise ValueError(f"recipe field `kinds` must be a non-empty list of str, got {kinds!r}")
+        out["kinds"] = list(kinds)
     return out
 
 

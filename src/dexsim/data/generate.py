@@ -79,8 +79,12 @@ class DatagenConfig:
     fps: float = 8.0
     workers: int = 1
     density_scale: float = DENSITY_SCALE
+    #: action kinds drawn uniformly per clip (``drawer`` = open or close, whichever the variant allows);
+    #: None = the default mix :data:`DATAGEN_KINDS` (+ the drawer action twice where there is a drawer)
+    kinds: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        from ..physics.actions import ACTION_KINDS
         from ..physics.spec import BUILTIN_SCENES
 
         if self.scene not in BUILTIN_SCENES:
@@ -97,12 +101,21 @@ class DatagenConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise ValueError(f"`{name}` must be a positive finite number, got {v!r}")
+        if self.kinds is not None:
+            self.kinds = tuple(self.kinds)
+            allowed = (*ACTION_KINDS, "drawer")
+            bad = [k for k in self.kinds if k not in allowed]
+            if bad or not self.kinds:
+                raise ValueError(f"`kinds` must be a non-empty list of {allowed}, got {list(self.kinds)!r}")
+            if self.scene != "drawer" and any(k in ("drawer", "open_drawer", "close_drawer") for k in self.kinds):
+                raise ValueError(f"scene {self.scene!r} has no drawer for kinds {list(self.kinds)!r}")
 
     def recipe(self) -> dict[str, Any]:
         """What decides the clips (``out``, ``clips`` and ``workers`` do not)."""
-        return {"scene": self.scene, "seed": self.seed, "split": self.split, "width": self.width,
-                "height": self.height, "frames": self.frames, "fps": float(self.fps),
-                "density_scale": float(self.density_scale)}  # fmt: skip
+        recipe = {"scene": self.scene, "seed": self.seed, "split": self.split, "width": self.width,
+                  "height": self.height, "frames": self.frames, "fps": float(self.fps),
+                  "density_scale": float(self.density_scale)}  # fmt: skip
+        return recipe | ({"kinds": list(self.kinds)} if self.kinds else {})  # the default mix: no key (older hashes)
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -128,9 +141,12 @@ def make_clip(cfg: DatagenConfig, index: int) -> ClipRecord:
     rng = np.random.default_rng(s)
     scene_seed = int(rng.integers(2**31))
     spec = randomized_scene(cfg.scene, scene_seed)
-    kinds = list(DATAGEN_KINDS)
-    if spec.drawer is not None:
-        kinds += ["close_drawer" if spec.drawer.initial_open > 0.03 else "open_drawer"] * 2
+    drawer_kind = None if spec.drawer is None else (
+        "close_drawer" if spec.drawer.initial_open > 0.03 else "open_drawer")  # fmt: skip
+    if cfg.kinds is None:
+        kinds = list(DATAGEN_KINDS) + ([drawer_kind] * 2 if drawer_kind else [])
+    else:  # a drawer kind the variant cannot play (opening an open drawer) becomes the one it can
+        kinds = [drawer_kind if k in ("drawer", "open_drawer", "close_drawer") else k for k in cfg.kinds]
     kind = str(rng.choice(kinds))
     action = make_action(spec, kind, rng, cfg.frames, cfg.fps)
     oracle = Oracle(spec, cfg.width, cfg.height, fps=cfg.fps, density_scale=cfg.density_scale, seed=scene_seed)
