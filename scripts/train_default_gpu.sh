@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The default world model's recipe on one CUDA GPU: data made on the machine's CPU cores, training on
-# the GPU, the whole script within ~8 minutes on a 16-core H100/H200 machine. Prints one JSON line.
+# The v2 world model (compact-warp, pyramid loss, tabletop + drawer data) trained on one CUDA GPU: data
+# made on the machine's CPU cores, training on the GPU, meant to finish within ~8 minutes on a 16-core
+# H100/H200 machine (not yet run on one). Prints one JSON line.
 #
 #   bash scripts/train_default_gpu.sh [OUT]          (OUT defaults to outputs/train-default-gpu)
 #
@@ -22,14 +23,14 @@ INIT=${INIT:-}
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA GPU visible to torch: this script is for one CUDA GPU (the CPU recipe is make train-default)')"
 mkdir -p "$OUT"
 start=$(date +%s)
-# data: the same seeds as the CPU recipe (tabletop and drawer scenes, train and held-out splits)
+# data: tabletop and drawer scenes, train split seed 0 and the tabletop held-out split
 "$DEXSIM" datagen --scene tabletop --out "$OUT/data/train" --clips "$TRAIN_CLIPS" --split train --seed 0 --workers "$WORKERS"
 "$DEXSIM" datagen --scene drawer --out "$OUT/data/train-drawer" --clips "$DRAWER_CLIPS" --split train --seed 0 --workers "$WORKERS"
 "$DEXSIM" datagen --scene tabletop --out "$OUT/data/heldout" --clips 60 --split heldout --seed 0 --workers "$WORKERS"
 data_s=$(( $(date +%s) - start ))
 init_args=()
 if [ -n "$INIT" ]; then init_args=(--init-from "$INIT"); fi
-"$DEXSIM" train --preset compact-from-scratch --model compact-warp --loss-pyramid 3 "${init_args[@]}" \
+"$DEXSIM" train --preset compact-from-scratch --model compact-warp --loss-pyramid 3 ${init_args[@]+"${init_args[@]}"} \
     --data "$OUT/data/train" --data "$OUT/data/train-drawer" --validation-data "$OUT/data/heldout" \
     --out "$OUT/train" --steps "$STEPS" --batch-size "$BATCH" --checkpoint-every 500 --validate-every 1000
 train_s=$(( $(date +%s) - start - data_s ))

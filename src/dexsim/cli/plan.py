@@ -102,7 +102,8 @@ def bench_plan_cmd(task: str, num_tasks: int, candidates: int, seed: int, model_
         raise click.BadParameter(str(e), param_hint="--task") from None
     scorer = _scorer(scorer_name, weights_dir)
     r = bench_plan(_model(model_name), task, num_tasks, candidates, seed, cost_instances=cost_instances, scorer=scorer)
-    click.echo(f"{r['tasks']} instances x {r['candidates']} candidates: top1_agreement {r['top1_agreement']:.2f} "
+    click.echo(f"{r['tasks']} instances x {len(r['per_task'])} task(s) x {r['candidates']} candidates: "
+               f"top1_agreement {r['top1_agreement']:.2f} "
                f"(random {r['random_top1']:.2f}), kendall_tau {r['kendall_tau']:.2f}, success {r['success_rate']:.2f} "
                f"(candidates {r['candidate_success_rate']:.2f}), {r['seconds_per_candidate']:.2f} s/candidate, "
                f"batched_cost_ratio {r['batched_cost_ratio']:.2f}")  # fmt: skip

@@ -84,10 +84,14 @@ class TrainConfig:
     def recipe(self) -> dict[str, Any]:
         """The fields that decide the run's weights (model, data, optimiser, schedule, seed...): all but
         :data:`RUN_INDEPENDENT`. ``data`` holds the folders as given; the trainer replaces them by their
-        dataset identities."""
+        dataset identities. Fields added later leave the recipe while at their old behaviour
+        (:data:`DEFAULT_OMITTED`), so runs started before them keep their identity and resume."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.to_json().items()
-                if k not in RUN_INDEPENDENT}  # fmt: skip
+                if k not in RUN_INDEPENDENT and (k not in DEFAULT_OMITTED or v != DEFAULT_OMITTED[k])}  # fmt: skip
 
+
+#: recipe fields added after runs existed, with the value that means "as before": left out of the recipe then
+DEFAULT_OMITTED: dict[str, Any] = {"init_from": None, "loss_pyramid": 1}
 
 #: preset name -> overrides of :class:`TrainConfig`
 PRESETS: dict[str, dict[str, Any]] = {

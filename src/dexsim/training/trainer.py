@@ -53,10 +53,16 @@ def build_pipeline(cfg: TrainConfig) -> Any:
 
         pipe = compact_pipeline(cfg.model, seed=cfg.seed, sample_size=cfg.width, sample_frames=cfg.window)
         if cfg.init_from is not None:
-            init_from_folder(pipe.transformer, cfg.init_from)
+            report = init_from_folder(pipe.transformer, cfg.init_from)
+            print(
+                f"init from {cfg.init_from}: {len(report['copied'])} tensors copied, "
+                f"{len(report['skipped'])} fresh ({', '.join(report['skipped'][:4]) or 'none'})"
+            )
         pipe.transformer.requires_grad_(True)
         return pipe
     if cfg.preset == "lora-cogvideox-fun":
+        if cfg.init_from is not None:
+            raise ValueError("`init_from` is for the compact preset; a LoRA run starts from its base model (`model`)")
         from ..worldmodel.cogvideox_fun import add_lora, load_cogvideox_fun, tiny_cogvideox_fun_pipeline
 
         if cfg.model == "tiny":

@@ -95,12 +95,14 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Backward warp: (N, C, H, W) image, (N, 2, H, W) flow in pixels (x, y) -> (N, C, H, W) where output
     pixel p takes ``image`` at ``p + flow(p)`` (bilinear, borders repeated)."""
     h, w = image.shape[-2:]
-    ys = torch.arange(h, device=image.device, dtype=image.dtype)
-    xs = torch.arange(w, device=image.device, dtype=image.dtype)
-    gx = (xs[None, None, :] + flow[:, 0]) * (2.0 / w) + (1.0 / w - 1.0)
-    gy = (ys[None, :, None] + flow[:, 1]) * (2.0 / h) + (1.0 / h - 1.0)
+    ys = torch.arange(h, device=image.device, dtype=torch.float32)  # float32 even for half weights: exact pixels
+    xs = torch.arange(w, device=image.device, dtype=torch.float32)
+    gx = (xs[None, None, :] + flow[:, 0].float()) * (2.0 / w) + (1.0 / w - 1.0)
+    gy = (ys[None, :, None] + flow[:, 1].float()) * (2.0 / h) + (1.0 / h - 1.0)
     grid = torch.stack((gx, gy), dim=-1)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="border", align_corners=False).to(
+        image.dtype
+    )
 
 
 #: the largest compact model dexsim builds (parameters): a config beyond it is refused before allocating
