@@ -161,8 +161,11 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
         sample_frames: int = 9,
         residual_to_static: bool = True,
         output_mode: str = "residual",
+        flow_gain: float = 1.0,
     ) -> None:
         _check_config(in_channels, out_channels, fold, block_channels, mid_blocks, attention_head_dim)
+        if isinstance(flow_gain, bool) or not isinstance(flow_gain, (int, float)) or not 0 < flow_gain <= 1e3:
+            raise ValueError(f"`flow_gain` must be a number in (0, 1000], got {flow_gain!r}")
         if output_mode not in OUTPUT_MODES:
             raise ValueError(f"`output_mode` must be one of {OUTPUT_MODES}, got {output_mode!r}")
         if output_mode == "warp" and (not residual_to_static or in_channels < 2 * out_channels + 1):
@@ -190,7 +193,8 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         if output_mode == "warp":
-            # backward flow on the folded grid (pixels / fold), zero at init: the model starts as the residual one
+            # backward flow on the folded grid (in units of fold / flow_gain pixels), zero at init: the model starts as
+            # the residual one; a flow_gain > 1 lets the flow grow that much faster under Adam's per-weight steps
             self.flow_head = nn.Conv2d(c0, 2, 3, padding=1)
             nn.init.zeros_(self.flow_head.weight)
             nn.init.zeros_(self.flow_head.bias)
@@ -233,7 +237,8 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
         if self.config.output_mode == "warp":
             oc = self.config.out_channels
             known = hidden_states.reshape(b * t, c, h, w)[:, oc + 1 : 2 * oc + 1]
-            flow = F.interpolate(self.flow_head(feat) * f, size=(h, w), mode="bilinear", align_corners=False)
+            flow = self.flow_head(feat) * (f * self.config.flow_gain)
+            flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
             out = out + warp(known, flow) - known
         out = out.view(b, t, -1, h, w)
         return Transformer2DModelOutput(sample=out) if return_dict else (out,)
