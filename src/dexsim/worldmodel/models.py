@@ -26,8 +26,13 @@ __all__ = [
 COMPACT_CONFIGS: dict[str, dict[str, Any]] = {
     "compact": {"block_channels": (48, 96, 160), "mid_blocks": 2, "fold": 4},
     # v2: the same trunk; the output moves the static video's pixels (flow) plus a residual
-    "compact-warp": {"block_channels": (48, 96, 160), "mid_blocks": 2, "fold": 4, "output_mode": "warp",
-                     "flow_gain": 4.0},
+    "compact-warp": {
+        "block_channels": (48, 96, 160),
+        "mid_blocks": 2,
+        "fold": 4,
+        "output_mode": "warp",
+        "flow_gain": 4.0,
+    },
     "compact-large": {"block_channels": (64, 128, 192), "mid_blocks": 2, "fold": 4},
     "compact-small": {"block_channels": (32, 64, 128), "mid_blocks": 1, "fold": 4},
     "tiny": {"block_channels": (16, 16, 16), "mid_blocks": 1, "fold": 2, "attention_head_dim": 8},
