@@ -9,7 +9,6 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-import torch
 
 from dexsim.envs.evaluate import (
     cohen_kappa,
@@ -23,20 +22,16 @@ from dexsim.envs.evaluate import (
     wilson_interval,
 )
 from dexsim.envs.policies import LADDER, ladder_trajectory
-from dexsim.worldmodel import DiffusionWorldModel, compact_pipeline
+from dexsim.worldmodel import DiffusionWorldModel
+
+from .conftest import noisy_tiny_model
 
 SIZE = 32
 
 
 @pytest.fixture(scope="module")
 def tiny_model() -> DiffusionWorldModel:
-    """A tiny compact model whose output depends on its noise (random output layers)."""
-    pipe = compact_pipeline("tiny")
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in pipe.transformer.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-    return DiffusionWorldModel(pipe, SIZE, SIZE, window=5, context_frames=1, num_steps=1)
+    return noisy_tiny_model(SIZE, num_steps=1)
 
 
 class ZeroDelta:

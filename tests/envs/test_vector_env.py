@@ -5,25 +5,20 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 import dexsim  # noqa: F401  (registers DexWorld-v0)
 from dexsim.envs import DexWorldEnv
 from dexsim.envs.vector import DexWorldVectorEnv
-from dexsim.worldmodel import DiffusionWorldModel, compact_pipeline
+from dexsim.worldmodel import DiffusionWorldModel
+
+from .conftest import noisy_tiny_model
 
 SIZE = 32
 
 
 @pytest.fixture(scope="module")
 def noisy_model() -> DiffusionWorldModel:
-    """A tiny compact model whose output depends on its noise (random, non-zero output layers)."""
-    pipe = compact_pipeline("tiny")
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in pipe.transformer.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-    return DiffusionWorldModel(pipe, SIZE, SIZE, window=5, context_frames=1, num_steps=2)
+    return noisy_tiny_model(SIZE, num_steps=2)
 
 
 def _kwargs(model) -> dict:
