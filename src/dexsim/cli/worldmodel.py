@@ -34,6 +34,8 @@ from ._params import JSON_OUT, OutputPath
               "matching name and shape are copied, the rest stay freshly initialised.")  # fmt: skip
 @click.option("--loss-pyramid", type=click.IntRange(1, 6), default=None,
               help="Also compare 2x, 4x... downsampled frames (levels; 1 = plain MSE).")  # fmt: skip
+@click.option("--flow-loss", type=click.FloatRange(0, 10), default=None,
+              help="Weight of the flow head's L1 error (pixels) against true flow (warp models).")  # fmt: skip
 @click.option("--no-resume", is_flag=True, help="Start over; a previous run's files in OUT move to OUT/superseded/.")
 def train_cmd(preset_name: str, data: tuple[str, ...], out: Path, no_resume: bool, **overrides: object) -> None:
     """Train a world model (resumes from OUT's newest checkpoint of the same run).

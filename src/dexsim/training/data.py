@@ -41,6 +41,19 @@ class Window:
     context: torch.Tensor
     hand_mask: torch.Tensor | None = None
     text: list[str] | None = None
+    flow: torch.Tensor | None = None  # (B, T, H, W, 2) float32 backward flow to the static video, in pixels
+    flow_valid: torch.Tensor | None = None  # (B, T, H, W) bool: where ``flow`` is known
+
+
+def _resize_flow(flow: np.ndarray, valid: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest-neighbour resize of a (T, H, W, 2) flow in pixels (rescaled to the new size) and its mask."""
+    h, w = valid.shape[1:]
+    if (h, w) == (height, width):
+        return flow, valid
+    rows = np.minimum((np.arange(height) + 0.5) * h / height, h - 1).astype(int)
+    cols = np.minimum((np.arange(width) + 0.5) * w / width, w - 1).astype(int)
+    scale = np.array([width / w, height / h], np.float32)
+    return flow[:, rows][:, :, cols] * scale, valid[:, rows][:, :, cols]
 
 
 def _resize(video: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -60,12 +73,15 @@ class ClipWindows:
     Deterministic from ``seed``: epoch ``e`` visits this process's share (``rank::world``) of a
     seeded permutation; item ``i``'s window start and context length come from ``(seed, e, i)``.
     ``position`` says where the stream is and can be restored for an exact resume. Decoded clips
-    are kept in memory (``cache``), so epochs after the first read no video.
+    are kept in memory (``cache``), so epochs after the first read no video. ``flow``: windows also carry
+    the ground-truth backward flow of dexsim-generated clips (:func:`dexsim.physics.flow.clip_backward_flow`;
+    unknown everywhere on other clips).
     """
 
     def __init__(self, roots: list[str | os.PathLike[str]], window: int = 9, width: int = 128, height: int = 128,
                  context_max: int = 1, context_prob: float = 0.5, seed: int = 0, rank: int = 0, world: int = 1,
-                 cache: bool = True, grow: bool = False) -> None:  # fmt: skip
+                 cache: bool = True, grow: bool = False, flow: bool = False) -> None:  # fmt: skip
+        self.with_flow = flow
         self.roots = [Path(r) for r in roots]
         self.grow = grow
         self.items = self._scan()
@@ -108,10 +124,23 @@ class ClipWindows:
             hands = (
                 _resize(hands[..., None].repeat(3, -1).astype(np.uint8) * 255, self.width, self.height)[..., 0] > 127
             )
-        out = (*(_resize(v, self.width, self.height) for v in (c.static, c.prompt, c.interaction)), hands, c.text)
+        out = (*(_resize(v, self.width, self.height) for v in (c.static, c.prompt, c.interaction)), hands, c.text,
+               self._flow(c))  # fmt: skip
         if self._cache is not None:
             self._cache[(root, cid)] = out
         return out
+
+    def _flow(self, c: object) -> tuple[np.ndarray, np.ndarray] | None:
+        if not self.with_flow:
+            return None
+        from ..physics.flow import clip_backward_flow
+
+        cams = None if c.trajectory is None else c.trajectory.camera
+        got = clip_backward_flow(c.meta, c.physics, c.masks, cams)
+        n = c.static.shape[0]
+        if got is None:
+            return np.zeros((n, self.height, self.width, 2), np.float32), np.zeros((n, self.height, self.width), bool)
+        return _resize_flow(*got, self.width, self.height)
 
     def _order(self, epoch: int) -> np.ndarray:
         perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.items))
@@ -119,7 +148,7 @@ class ClipWindows:
 
     def next_batch(self, batch_size: int) -> Window:
         """The next ``batch_size`` windows; advances :attr:`position`."""
-        st, pr, vi, hm, ctx, tx = [], [], [], [], [], []
+        st, pr, vi, hm, ctx, tx, fl, fv = [], [], [], [], [], [], [], []
         for _ in range(batch_size):
             order = self._order(self.position.epoch)
             if self.position.index >= len(order):
@@ -130,7 +159,7 @@ class ClipWindows:
             k = int(order[self.position.index])
             rng = np.random.default_rng([self.seed, self.position.epoch, self.position.index, 7])
             self.position.index += 1
-            s, p, v, h, text = self._clip(k)
+            s, p, v, h, text, flow = self._clip(k)
             tx.append(text)
             n = s.shape[0]
             if n < self.window:
@@ -138,6 +167,9 @@ class ClipWindows:
             start = int(rng.integers(0, n - self.window + 1))
             sl = slice(start, start + self.window)
             st.append(s[sl]), pr.append(p[sl]), vi.append(v[sl]), hm.append(h[sl])
+            if flow is not None:
+                fl.append(flow[0][sl]), fv.append(flow[1][sl])
             ctx.append(int(rng.integers(1, self.context_max + 1)) if rng.random() < self.context_prob else 0)
         to = lambda xs: torch.from_numpy(np.stack(xs))  # noqa: E731
-        return Window(to(st), to(pr), to(vi), torch.tensor(ctx), to(hm), tx)
+        return Window(to(st), to(pr), to(vi), torch.tensor(ctx), to(hm), tx, to(fl) if fl else None,
+                      to(fv) if fv else None)  # fmt: skip

@@ -14,7 +14,8 @@ __all__ = ["diffusion_loss"]
 def diffusion_loss(
     pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: torch.Tensor, context: torch.Tensor,
     generator: torch.Generator | None = None, text: list[str] | None = None, denoiser: Any = None,
-    pyramid: int = 1,
+    pyramid: int = 1, flow: torch.Tensor | None = None, flow_valid: torch.Tensor | None = None,
+    flow_weight: float = 0.0,
 ) -> torch.Tensor:  # fmt: skip
     """MSE of the scheduler's prediction target on the frames to generate.
 
@@ -22,6 +23,9 @@ def diffusion_loss(
     ``denoiser``: the module to train through (a DDP wrapper of ``pipe.transformer``); ``pyramid`` > 1
     adds the MSE of the 2x, 4x... average-pooled prediction and target (one term per level, summed): an
     object a few pixels off still has an error that points towards its place (a flow head learns from it).
+    ``flow`` (B, T, H, W, 2) ground-truth backward flow in pixels, known where ``flow_valid`` (B, T, H, W):
+    with ``flow_weight`` > 0 the loss adds that weight times the L1 error (pixels) of a warp denoiser's flow
+    head, averaged over the moving pixels (ground truth over half a pixel) and over the still ones separately.
     """
     device, dtype = pipe.transformer.device, pipe.transformer.dtype
     s, p, v = (
@@ -47,8 +51,45 @@ def diffusion_loss(
     target = sched.get_velocity(x0, noise, t) if sched.config.prediction_type == "v_prediction" else noise
     if sched.config.prediction_type == "sample":
         target = x0
-    pred = pipe.predict(noisy, t, cond, text_embeds, denoiser=denoiser)
+    captured: list[torch.Tensor] = []
+    hook = None
+    if flow_weight > 0:
+        head = getattr(pipe.transformer, "flow_head", None)
+        if head is None or flow is None or flow_valid is None:
+            raise ValueError("`flow_weight` > 0 needs a denoiser with a flow head (output_mode='warp') and `flow`")
+        hook = head.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    try:
+        pred = pipe.predict(noisy, t, cond, text_embeds, denoiser=denoiser)
+    finally:
+        if hook is not None:
+            hook.remove()
     weight = pipe.latent_frame_mask(known)[:, :, None, None, None].to(pred.dtype)  # generated frames only
+    total = _pyramid_mse(pred, target, weight, pyramid)
+    if flow_weight > 0:
+        total = total + flow_weight * _flow_l1(pipe.transformer, captured[-1], flow, flow_valid, weight[:, :, 0, 0, 0])
+    return total
+
+
+def _flow_l1(
+    model: Any, raw: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, frames: torch.Tensor
+) -> torch.Tensor:
+    """L1 (pixels) of the flow head's output ``raw`` (B*F, 2, h, w on the folded grid) against ``flow``."""
+    b, t, h, w, _ = flow.shape
+    if raw.shape[0] != b * t:
+        raise ValueError(f"the flow head saw {raw.shape[0]} frames, the ground truth has {b}x{t}")
+    f = model.config.fold
+    pred = torch.nn.functional.interpolate(raw.float() * (f * model.config.flow_gain), size=(h, w), mode="bilinear",
+                                           align_corners=False)  # fmt: skip
+    gt = flow.to(pred.device, torch.float32).flatten(0, 1).permute(0, 3, 1, 2)
+    err = (pred - gt).abs().sum(1)  # (B*T, H, W)
+    ok = valid.to(pred.device).flatten(0, 1) & (frames.flatten() > 0)[:, None, None]
+    moving = ok & (gt.abs().sum(1) > 0.5)
+    still = ok & ~moving
+    return sum(((err * m).sum() / m.sum().clamp_min(1)) for m in (moving, still))
+
+
+def _pyramid_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, pyramid: int) -> torch.Tensor:
+    """MSE over the weighted frames, plus the same on ``pyramid - 1`` 2x average-pooled levels."""
     diff = (pred.float() - target.float()).flatten(0, 1)  # (B*F, C, h, w)
     total = diff.new_zeros(())
     for level in range(pyramid):

@@ -56,6 +56,7 @@ class TrainConfig:
     grow_data: bool = False  # the data folders are still being generated: each epoch re-lists them
     init_from: str | None = None  # a saved model folder (or "default"): its tensors of matching name and shape
     loss_pyramid: int = 1  # levels of the 2x-downsampled pyramid the loss also compares (1 = plain MSE)
+    flow_loss: float = 0.0  # weight of the flow head's L1 error against the clips' ground-truth flow (warp models)
 
     def __post_init__(self) -> None:
         self.out = _path("out", self.out)  # paths as str: the config is saved as JSON
@@ -66,6 +67,12 @@ class TrainConfig:
             self.init_from = _path("init_from", self.init_from)
         if not isinstance(self.loss_pyramid, int) or not 1 <= self.loss_pyramid <= 6:
             raise ValueError(f"`loss_pyramid` must be an int in [1, 6], got {self.loss_pyramid!r}")
+        if (
+            isinstance(self.flow_loss, bool)
+            or not isinstance(self.flow_loss, (int, float))
+            or not 0 <= self.flow_loss <= 10
+        ):
+            raise ValueError(f"`flow_loss` must be a number in [0, 10], got {self.flow_loss!r}")
         for name in ("steps", "batch_size", "grad_accum", "window", "width", "height", "checkpoint_every",
                      "validate_every"):  # fmt: skip
             v = getattr(self, name)
@@ -91,7 +98,7 @@ class TrainConfig:
 
 
 #: recipe fields added after runs existed, with the value that means "as before": left out of the recipe then
-DEFAULT_OMITTED: dict[str, Any] = {"init_from": None, "loss_pyramid": 1}
+DEFAULT_OMITTED: dict[str, Any] = {"init_from": None, "loss_pyramid": 1, "flow_loss": 0.0}
 
 #: preset name -> overrides of :class:`TrainConfig`
 PRESETS: dict[str, dict[str, Any]] = {

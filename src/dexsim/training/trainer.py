@@ -58,9 +58,13 @@ def build_pipeline(cfg: TrainConfig) -> Any:
                 f"init from {cfg.init_from}: {len(report['copied'])} tensors copied, "
                 f"{len(report['skipped'])} fresh ({', '.join(report['skipped'][:4]) or 'none'})"
             )
+        if cfg.flow_loss > 0 and not hasattr(pipe.transformer, "flow_head"):
+            raise ValueError(f"`flow_loss` needs a model with a flow head (e.g. compact-warp), not {cfg.model!r}")
         pipe.transformer.requires_grad_(True)
         return pipe
     if cfg.preset == "lora-cogvideox-fun":
+        if cfg.flow_loss > 0:
+            raise ValueError("`flow_loss` is for the compact preset's warp models, not a LoRA run")
         if cfg.init_from is not None:
             raise ValueError("`init_from` is for the compact preset; a LoRA run starts from its base model (`model`)")
         from ..worldmodel.cogvideox_fun import add_lora, load_cogvideox_fun, tiny_cogvideox_fun_pipeline
@@ -307,7 +311,7 @@ def train(
                               num_training_steps=cfg.steps)  # fmt: skip
     data = ClipWindows(cfg.data, window=cfg.window, width=cfg.width, height=cfg.height, context_max=cfg.context_max,
                        context_prob=cfg.context_prob, seed=cfg.seed, rank=acc.process_index,
-                       world=acc.num_processes, grow=cfg.grow_data)  # fmt: skip
+                       world=acc.num_processes, grow=cfg.grow_data, flow=cfg.flow_loss > 0)  # fmt: skip
     ema = {n: p.detach().clone().float() for n, p in _trainable(model).items()} if cfg.ema_decay > 0 else None
     step = 0
     if ckpt is not None:
@@ -338,6 +342,9 @@ def train(
                     text=w.text,
                     denoiser=model,
                     pyramid=cfg.loss_pyramid,
+                    flow=w.flow,
+                    flow_valid=w.flow_valid,
+                    flow_weight=cfg.flow_loss,
                 )
                 acc.backward(loss)
                 if acc.sync_gradients and cfg.max_grad_norm > 0:

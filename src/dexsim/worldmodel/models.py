@@ -36,6 +36,13 @@ COMPACT_CONFIGS: dict[str, dict[str, Any]] = {
     "compact-large": {"block_channels": (64, 128, 192), "mid_blocks": 2, "fold": 4},
     "compact-small": {"block_channels": (32, 64, 128), "mid_blocks": 1, "fold": 4},
     "tiny": {"block_channels": (16, 16, 16), "mid_blocks": 1, "fold": 2, "attention_head_dim": 8},
+    "tiny-warp": {
+        "block_channels": (16, 16, 16),
+        "mid_blocks": 1,
+        "fold": 2,
+        "attention_head_dim": 8,
+        "output_mode": "warp",
+    },
 }
 
 
