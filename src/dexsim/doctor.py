@@ -156,11 +156,22 @@ def check_weights() -> Check:
                  optional=True, data={"paths": paths, "exists": present})  # fmt: skip
 
 
+def check_dwm_checkpoints() -> Check:
+    from .worldmodel.dwm import checkpoints_root, find_checkpoints
+
+    found = find_checkpoints()
+    ready = [f["name"] for f in found if f["base_found"] and (f["lora_found"] or f["lora_repo"] is None)]
+    detail = f"{checkpoints_root()}: " + (", ".join(ready) if ready else "none found") + " (names: " + ", ".join(
+        f["name"] for f in found) + ")"  # fmt: skip
+    fix = "put <name>/base and <name>/lora under $DEXSIM_CHECKPOINTS (see `dexsim.worldmodel.dwm`), or pass folders"
+    return Check("dwm_checkpoints", True, detail, fix, optional=True, data={"found": found, "ready": ready})
+
+
 def run_checks() -> list[Check]:
     """Run every check in order."""
     t, c = check_torch()
     return [check_python(), t, c, check_gsplat(c.ok), check_mujoco(), check_open3d(), check_ffmpeg(),
-            check_extras(), check_weights()]  # fmt: skip
+            check_extras(), check_weights(), check_dwm_checkpoints()]  # fmt: skip
 
 
 def report(checks: list[Check]) -> dict[str, Any]:
@@ -176,6 +187,7 @@ def report(checks: list[Check]) -> dict[str, Any]:
         "open3d": by["open3d"].data.get("version") if by["open3d"].ok else None,
         "extras": by["extras"].data,
         "weights": by["weights"].data,
+        "dwm_checkpoints": by["dwm_checkpoints"].data["ready"],
         "checks": [asdict(c) for c in checks],
         "all_required_ok": all(c.ok for c in checks if not c.optional),
     }

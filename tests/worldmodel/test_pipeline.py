@@ -105,10 +105,10 @@ def test_bad_inputs_are_named(compact: DexWorldPipeline) -> None:
 
 def test_cogvideox_fun_layout_text_and_guidance(cogvideox: DexWorldPipeline) -> None:
     cfg = cogvideox.transformer.config
-    assert cfg.in_channels == 2 * cfg.out_channels + 1 and cfg.condition_channels == cfg.out_channels
+    assert cfg.in_channels == 3 * cfg.out_channels + 1 and cfg.condition_channels == cfg.out_channels
     keys = cogvideox.transformer.state_dict()
-    assert keys["patch_embed.proj.weight"].shape[1] == cfg.in_channels
-    assert keys["patch_embed.cond_proj.weight"].shape[1] == cfg.condition_channels
+    assert keys["patch_embed.proj.weight"].shape[1] == cfg.in_channels  # DWM's one widened projection
+    assert not any("cond_proj" in k for k in keys)
     static, prompt = _videos(1, 9, 16)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     a = cogvideox(static, prompt, text="push the red box", num_inference_steps=2, generator=g()).frames
@@ -140,21 +140,21 @@ def test_dwm_lora_round_trip(tmp_path) -> None:
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for n, p in pipe.transformer.named_parameters():
-            if "lora_B" in n or "cond_proj" in n:
+            if "lora_B" in n or "patch_embed.proj" in n:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.1)
     save_dwm_lora(pipe.transformer, tmp_path / "ckpt")
     from safetensors.torch import load_file
 
     lora = load_file(str(tmp_path / "ckpt" / "pytorch_lora_weights.safetensors"))
-    assert all(k.startswith("transformer.transformer_blocks.") for k in lora)
+    assert all(k.startswith("transformer_blocks.") for k in lora)  # DWM's keys: no prefix
     assert any(k.endswith("attn1.to_q.lora_A.weight") for k in lora)
-    assert set(load_file(str(tmp_path / "ckpt" / "non_lora_weights.safetensors"))) >= {
+    assert set(load_file(str(tmp_path / "ckpt" / "non_lora_weights.safetensors"))) == {
         "patch_embed.proj.weight",
-        "patch_embed.cond_proj.weight",
+        "patch_embed.proj.bias",
     }
     fresh = tiny_cogvideox_fun_pipeline(16, 16, text=False, seed=0)
     info = load_dwm_lora(fresh.transformer, tmp_path / "ckpt")
-    assert info["rank"] == 4 and "patch_embed.cond_proj.weight" in info["non_lora_keys"]
+    assert info["rank"] == 4 and info["non_lora_keys"] == ["patch_embed.proj.bias", "patch_embed.proj.weight"]
     static, prompt = _videos(1, 9, 16)
     out = lambda p: p(static, prompt, num_inference_steps=2, generator=torch.Generator().manual_seed(0)).frames  # noqa: E731
     assert np.array_equal(out(pipe), out(fresh))

@@ -110,7 +110,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "lora-cogvideox-fun": {"lr": 1e-4, "betas": (0.9, 0.95), "weight_decay": 0.01,
                            "lr_scheduler": "cosine_with_restarts", "warmup_steps": 100, "max_grad_norm": 1.0,
                            "lora_rank": 64, "lora_alpha": 64,
-                           "trainable_patterns": ["patch_embed.proj", "patch_embed.cond_proj"],
+                           "trainable_patterns": ["patch_embed.proj"],
                            "gradient_checkpointing": True, "batch_size": 1, "ema_decay": 0.0},
 }  # fmt: skip
 

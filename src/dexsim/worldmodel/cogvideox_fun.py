@@ -1,67 +1,81 @@
-"""The CogVideoX-Fun-InP layout with DWM's hand-condition channels, and the DWM LoRA loader.
+"""CogVideoX-Fun-InP with DWM's hand channels, exactly as DWM (snuvclab/dwm) trains and releases it.
 
-CogVideoX-Fun-InP's transformer takes 33 input channels (16 noisy latents | 1 mask | 16 masked
-video latents); DWM keeps that patch embedding and adds ``patch_embed.cond_proj``, a zero-initialised
-projection of 16 more channels (the hand video latents) summed with the image embedding. DWM's
-LoRA checkpoints hold ``pytorch_lora_weights.safetensors`` (rank 64 on ``to_q/to_k/to_v/to_out.0``)
-and ``non_lora_weights.safetensors`` (the trained ``patch_embed`` projections).
+Facts of DWM's released ``byungjun-kim/DWM-CogVideoX-Fun-5b-LoRA`` (on ``alibaba-pai/CogVideoX-Fun-V1.1-5b-InP``),
+read from DWM's training and inference code:
+
+- The transformer is diffusers' ``CogVideoXTransformer3DModel`` (5B: 42 blocks, 48 heads x 64 = 3072, patch 2,
+  ``patch_size_t`` None, text 4096-d T5 at 226 tokens). CogVideoX-Fun-InP's ``patch_embed.proj`` takes 33
+  channels; DWM widens that one convolution to 49 input channels, the 16 new ones (the hand latents)
+  appended after the old ones and zero-initialised, so the widened model starts as the base model.
+- Channels the transformer sees, in order: noisy latents (16) | inpainting mask (1; all frames generated:
+  ones times the VAE's ``scaling_factor``) | static-scene video latents (16; the VAE mode, scaled) | hand-video
+  latents (16). The real video's first frame is not given.
+- Checkpoint folder: ``pytorch_lora_weights.safetensors`` (peft state dict, keys
+  ``transformer_blocks.<i>.attn1.to_{q,k,v}.lora_{A,B}.weight`` and ``...to_out.0.lora_{A,B}.weight``, no prefix, no
+  alpha; rank 64; DWM's inference sets alpha = rank, so the LoRA scale is 1) and
+  ``non_lora_weights.safetensors`` (exactly ``patch_embed.proj.weight`` [3072, 49, 2, 2] and ``patch_embed.proj.bias``
+  [3072]).
+- Sampling: the base's CogVideoX DDIM (v-prediction), 50 steps, text guidance 6.0 against the empty prompt,
+  49 frames at 720x480, 8 fps.
+
+dexsim keeps the layout (``DexCogVideoXFunTransformer3DModel`` is the diffusers class with two config fields) so
+DWM's files load with zero missing and zero unexpected keys; its own LoRA runs save the same two files.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 from diffusers import CogVideoXTransformer3DModel
 from diffusers.configuration_utils import register_to_config
-from diffusers.models.embeddings import CogVideoXPatchEmbed
 from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  (diffusers looks up a loadable base class by name in this module)
 from torch import nn
 
 __all__ = [
+    "DWM_LORA_FILE",
     "DWM_LORA_TARGETS",
+    "DWM_NON_LORA_FILE",
     "DexCogVideoXFunTransformer3DModel",
     "load_cogvideox_fun",
     "load_dwm_lora",
     "save_dwm_lora",
     "tiny_cogvideox_fun_pipeline",
+    "widen_input_channels",
 ]
 
 DWM_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+DWM_LORA_FILE = "pytorch_lora_weights.safetensors"
+DWM_NON_LORA_FILE = "non_lora_weights.safetensors"
+#: the non-LoRA tensors DWM stores for CogVideoX: the widened patch projection
+DWM_NON_LORA_KEYS = ("patch_embed.proj.weight", "patch_embed.proj.bias")
 
 
-class _ConditionedPatchEmbed(CogVideoXPatchEmbed):
-    """``CogVideoXPatchEmbed`` whose ``proj`` sees the first ``in_channels`` channels and whose
-    zero-initialised ``cond_proj`` sees the ``condition_channels`` after them (DWM's layout)."""
-
-    def __init__(self, condition_channels: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.in_channels = kwargs["in_channels"]
-        if kwargs.get("patch_size_t") is not None:
-            raise ValueError("DWM's condition projection is defined for CogVideoX 1.0/1.1 (patch_size_t=None)")
-        p = kwargs["patch_size"]
-        self.cond_proj = nn.Conv2d(condition_channels, kwargs["embed_dim"], p, stride=p, bias=kwargs["bias"])
-        nn.init.zeros_(self.cond_proj.weight)
-        if self.cond_proj.bias is not None:
-            nn.init.zeros_(self.cond_proj.bias)
-
-    def forward(self, text_embeds: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
-        main, cond = image_embeds[:, :, : self.in_channels], image_embeds[:, :, self.in_channels :]
-        b, f, c, h, w = cond.shape
-        extra = self.cond_proj(cond.reshape(b * f, c, h, w)).flatten(2).transpose(1, 2).reshape(b, -1, self.embed_dim)
-        embeds = super().forward(text_embeds, main)
-        t = text_embeds.shape[1]
-        return torch.cat((embeds[:, :t], embeds[:, t:] + extra.to(embeds.dtype)), dim=1)
+def widen_input_channels(conv: nn.Conv2d | nn.Conv3d, extra: int) -> nn.Conv2d | nn.Conv3d:
+    """A copy of ``conv`` taking ``extra`` more input channels, appended after the old ones with zero weights
+    (DWM's widening: the widened layer computes exactly what the old one did while the new inputs are zero)."""
+    cls = type(conv)
+    wide = cls(conv.in_channels + extra, conv.out_channels, conv.kernel_size, stride=conv.stride,
+               padding=conv.padding, bias=conv.bias is not None, device=conv.weight.device,
+               dtype=conv.weight.dtype)  # fmt: skip
+    with torch.no_grad():
+        wide.weight.zero_()
+        wide.weight[:, : conv.in_channels] = conv.weight
+        if conv.bias is not None:
+            wide.bias.copy_(conv.bias)
+    return wide
 
 
 class DexCogVideoXFunTransformer3DModel(CogVideoXTransformer3DModel):
-    """``CogVideoXTransformer3DModel`` + DWM's ``condition_channels`` hand-latent projection.
+    """diffusers' ``CogVideoXTransformer3DModel`` in DWM's static+hand concat layout.
 
-    ``in_channels`` is the InP count (33 for CogVideoX-Fun); the forward takes
-    ``in_channels + condition_channels`` channels. State-dict keys follow DWM
-    (``patch_embed.proj.*``, ``patch_embed.cond_proj.*``).
+    ``in_channels`` counts every input channel (49 for the 5B: 16 noisy | 1 mask | 16 static | 16 hand);
+    ``condition_channels`` says how many of them (the last) are the hand latents that DWM added to the
+    InP model; ``residual_to_static`` makes the diffusion variable the residual to the static video
+    (dexsim's own runs; DWM's checkpoints: False). State-dict keys are diffusers' (= DWM's).
     """
 
     @register_to_config
@@ -69,7 +83,7 @@ class DexCogVideoXFunTransformer3DModel(CogVideoXTransformer3DModel):
         self,
         num_attention_heads: int = 30,
         attention_head_dim: int = 64,
-        in_channels: int = 33,
+        in_channels: int = 49,
         out_channels: int | None = 16,
         flip_sin_to_cos: bool = True,
         freq_shift: int = 0,
@@ -98,19 +112,11 @@ class DexCogVideoXFunTransformer3DModel(CogVideoXTransformer3DModel):
         condition_channels: int = 16,
         residual_to_static: bool = False,
     ) -> None:
+        if not 0 < condition_channels < in_channels:
+            raise ValueError(f"`condition_channels` ({condition_channels}) must lie in (0, in_channels={in_channels})")
         args = {k: v for k, v in locals().items() if k not in ("self", "__class__", "condition_channels",
                                                                 "residual_to_static")}  # fmt: skip
         super().__init__(**args)
-        self.patch_embed = _ConditionedPatchEmbed(
-            condition_channels, patch_size=patch_size, patch_size_t=patch_size_t, in_channels=in_channels,
-            embed_dim=num_attention_heads * attention_head_dim, text_embed_dim=text_embed_dim, bias=patch_bias,
-            sample_width=sample_width, sample_height=sample_height, sample_frames=sample_frames,
-            temporal_compression_ratio=temporal_compression_ratio, max_text_seq_length=max_text_seq_length,
-            spatial_interpolation_scale=spatial_interpolation_scale,
-            temporal_interpolation_scale=temporal_interpolation_scale,
-            use_positional_embeddings=not use_rotary_positional_embeddings,
-            use_learned_positional_embeddings=use_learned_positional_embeddings,
-        )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------- LoRA (peft)
@@ -123,67 +129,109 @@ def add_lora(transformer: torch.nn.Module, rank: int = 64, alpha: int | None = N
                                        target_modules=targets or DWM_LORA_TARGETS))  # fmt: skip
 
 
-def save_dwm_lora(
-    transformer: torch.nn.Module, out_dir: str | os.PathLike[str],
-    non_lora_patterns: tuple[str, ...] = ("patch_embed.proj", "patch_embed.cond_proj"),
-) -> Path:  # fmt: skip
-    """Write DWM's LoRA layout: ``pytorch_lora_weights.safetensors`` (keys ``transformer.<module>.lora_A.weight``)
-    and ``non_lora_weights.safetensors`` (the trained, non-LoRA parameters matching ``non_lora_patterns``)."""
+def save_dwm_lora(transformer: torch.nn.Module, out_dir: str | os.PathLike[str],
+                  non_lora_patterns: tuple[str, ...] = ("patch_embed.proj",)) -> Path:  # fmt: skip
+    """Write DWM's checkpoint layout: :data:`DWM_LORA_FILE` (the peft state dict, keys
+    ``transformer_blocks.<i>.attn1.to_q.lora_A.weight``...) and :data:`DWM_NON_LORA_FILE` (the trained non-LoRA
+    parameters matching ``non_lora_patterns``: DWM's widened ``patch_embed.proj``)."""
     from peft.utils import get_peft_model_state_dict
     from safetensors.torch import save_file
 
     from .._io import atomic_write
 
     out = Path(out_dir)
-    lora = {
-        f"transformer.{k}": v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(transformer).items()
-    }
+    lora = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(transformer).items()}
     extra = {k: v.detach().cpu().contiguous() for k, v in transformer.state_dict().items()
              if any(k.startswith(p) for p in non_lora_patterns) and "lora" not in k}  # fmt: skip
-    atomic_write(out / "pytorch_lora_weights.safetensors", lambda p: save_file(lora, str(p)))
-    atomic_write(out / "non_lora_weights.safetensors", lambda p: save_file(extra, str(p)))
+    atomic_write(out / DWM_LORA_FILE, lambda p: save_file(lora, str(p)))
+    atomic_write(out / DWM_NON_LORA_FILE, lambda p: save_file(extra, str(p)))
     return out
 
 
-def load_dwm_lora(transformer: torch.nn.Module, lora_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a DWM LoRA checkpoint folder into ``transformer`` (adds the adapter with the file's rank).
+_LORA_KEY = re.compile(r"^transformer_blocks\.(\d+)\.attn1\.(to_q|to_k|to_v|to_out\.0)\.lora_([AB])\.weight$")
 
-    Returns ``{"rank", "lora_keys", "non_lora_keys"}``. Raises a clear error when the folder lacks
-    ``pytorch_lora_weights.safetensors`` or its keys do not fit the model.
+
+def _lora_file_keys(path: Path, raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """DWM's LoRA keys (a ``transformer.`` prefix, diffusers' ``save_lora_weights`` style, is accepted too)."""
+    sd = {k.removeprefix("transformer."): v for k, v in raw.items()}
+    unexpected = sorted(k for k in sd if not _LORA_KEY.match(k))
+    if unexpected:
+        raise ValueError(f"{path}: {len(unexpected)} keys are not DWM CogVideoX LoRA keys "
+                         f"(transformer_blocks.<i>.attn1.<to_q|to_k|to_v|to_out.0>.lora_<A|B>.weight), "
+                         f"e.g. {unexpected[:3]}")  # fmt: skip
+    return sd
+
+
+def _check_lora_fits(path: Path, transformer: torch.nn.Module, sd: dict[str, torch.Tensor]) -> int:
+    """The file's one rank; every attention projection of ``transformer`` covered, with matching shapes."""
+    ranks = {v.shape[0] for k, v in sd.items() if k.endswith("lora_A.weight")}
+    if len(ranks) != 1:
+        raise ValueError(f"{path}: expected one LoRA rank, found {sorted(ranks)}")
+    rank = ranks.pop()
+    modules = dict(transformer.named_modules())
+    blocks = range(len(transformer.transformer_blocks))
+    expected = {f"transformer_blocks.{i}.attn1.{t}.lora_{ab}.weight" for i in blocks for t in DWM_LORA_TARGETS
+                for ab in "AB"}  # fmt: skip
+    missing, unexpected = sorted(expected - sd.keys()), sorted(sd.keys() - expected)
+    if missing or unexpected:
+        raise ValueError(f"{path}: {len(missing)} LoRA keys missing (e.g. {missing[:2]}) and {len(unexpected)} "
+                         f"unexpected (e.g. {unexpected[:2]}) for this {len(transformer.transformer_blocks)}-block "
+                         "transformer: a checkpoint of another model size?")  # fmt: skip
+    for k, v in sd.items():
+        lin = modules[k.rsplit(".lora_", 1)[0]]
+        want = (rank, lin.in_features) if ".lora_A." in k else (lin.out_features, rank)
+        if tuple(v.shape) != want:
+            raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, this model needs {want}")
+    return rank
+
+
+def _load_non_lora(path: Path, transformer: torch.nn.Module) -> list[str]:
+    """Copy DWM's widened ``patch_embed.proj`` into ``transformer`` (exactly those two tensors)."""
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: a DWM checkpoint folder holds {DWM_LORA_FILE} and "
+                                f"{DWM_NON_LORA_FILE} (the widened patch projection)")  # fmt: skip
+    extra = load_file(str(path))
+    if set(extra) != set(DWM_NON_LORA_KEYS):
+        raise ValueError(f"{path}: expected exactly {list(DWM_NON_LORA_KEYS)}, got {sorted(extra)}")
+    own = transformer.state_dict()
+    for k, v in extra.items():
+        if own[k].shape != v.shape:
+            raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, this model {tuple(own[k].shape)} (DWM's "
+                             "static+hand concat widens the 33 InP channels to 49)")  # fmt: skip
+    with torch.no_grad():
+        for k, v in extra.items():
+            own[k].copy_(v.to(own[k].dtype))
+    return sorted(extra)
+
+
+def load_dwm_lora(transformer: torch.nn.Module, lora_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a DWM CogVideoX LoRA checkpoint folder (as released, or as ``dexsim train`` saves it) into a fresh
+    ``transformer``: a peft adapter of the file's rank with alpha = rank (DWM's inference), every key checked.
+
+    Returns ``{"rank", "lora_keys", "non_lora_keys"}``; any missing, unexpected or misshapen key raises an
+    error naming it.
     """
     from peft.utils import set_peft_model_state_dict
     from safetensors.torch import load_file
 
     d = Path(lora_dir)
-    path = d / "pytorch_lora_weights.safetensors"
+    path = d / DWM_LORA_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"no {path.name} in {d}: download a DWM LoRA checkpoint (CogVideoX-Fun static+hand "
-                                "concat, see github.com/snuvclab/dwm) into that folder")  # fmt: skip
-    raw = load_file(str(path))
-    sd = {k.removeprefix("transformer."): v for k, v in raw.items()}
-    ranks = {v.shape[0] for k, v in sd.items() if "lora_A" in k}
-    if len(ranks) != 1:
-        raise ValueError(f"{path}: expected one LoRA rank, found {sorted(ranks)}")
-    rank = ranks.pop()
+        raise FileNotFoundError(f"no {path.name} in {d}: download byungjun-kim/DWM-CogVideoX-Fun-5b-LoRA (or a "
+                                "checkpoint-<step> folder of DWM's CogVideoX training) into that folder")  # fmt: skip
     if getattr(transformer, "peft_config", None):
         raise ValueError("the transformer already has a LoRA adapter; load DWM weights into a fresh model")
-    add_lora(transformer, rank=rank)
+    sd = _lora_file_keys(path, load_file(str(path)))
+    rank = _check_lora_fits(path, transformer, sd)
+    non_lora = _load_non_lora(d / DWM_NON_LORA_FILE, transformer)
+    add_lora(transformer, rank=rank, alpha=rank)
     result = set_peft_model_state_dict(transformer, sd, adapter_name="default")
     unexpected = list(getattr(result, "unexpected_keys", []) or [])
-    if unexpected:
-        raise ValueError(f"{path}: {len(unexpected)} LoRA keys do not fit this model, e.g. {unexpected[:3]}")
-    non_lora: list[str] = []
-    extra_path = d / "non_lora_weights.safetensors"
-    if extra_path.is_file():
-        own = transformer.state_dict()
-        for k, v in load_file(str(extra_path)).items():
-            if k not in own:
-                raise ValueError(f"{extra_path}: parameter {k!r} is not in this model")
-            if own[k].shape != v.shape:
-                raise ValueError(f"{extra_path}: {k!r} has shape {tuple(v.shape)}, the model {tuple(own[k].shape)}")
-            with torch.no_grad():
-                own[k].copy_(v.to(own[k].dtype))
-            non_lora.append(k)
+    missing = [k for k in getattr(result, "missing_keys", []) or [] if "lora_" in k]
+    if unexpected or missing:  # cannot happen after the checks above; kept as the last word
+        raise ValueError(f"{path}: peft left {len(missing)} LoRA weights unset and {len(unexpected)} unused")
     return {"rank": rank, "lora_keys": len(sd), "non_lora_keys": non_lora}
 
 
@@ -214,10 +262,10 @@ def tiny_text_encoder(dim: int = 8) -> tuple[Any, Any]:
 
 def tiny_cogvideox_fun_pipeline(width: int = 16, height: int = 16, seed: int = 0, text: bool = True,
                                 latent_channels: int = 4, vae_channels: int = 8, layers: int = 1) -> Any:  # fmt: skip
-    """A tiny random instance of the CogVideoX-Fun-InP layout + DWM condition channels (2 heads x 8).
+    """A tiny random instance of DWM's CogVideoX-Fun layout (2 heads x 8).
 
     VAE: ``AutoencoderKLCogVideoX`` (8x spatial, 4x temporal compression); transformer: 2 heads x 8,
-    ``in_channels = 2 * latent + 1`` (noisy | mask | masked video), ``condition_channels = latent``.
+    ``in_channels = 3 * latent + 1`` (noisy | mask | static | hand), ``condition_channels = latent``.
     """
     from diffusers import AutoencoderKLCogVideoX
 
@@ -232,46 +280,90 @@ def tiny_cogvideox_fun_pipeline(width: int = 16, height: int = 16, seed: int = 0
         sample_height=height, sample_width=width,
     )  # fmt: skip
     transformer = DexCogVideoXFunTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=8, in_channels=2 * latent_channels + 1, out_channels=latent_channels,
-        time_embed_dim=8, text_embed_dim=8, num_layers=layers, sample_width=width // 8, sample_height=height // 8,
-        sample_frames=9, max_text_seq_length=8, condition_channels=latent_channels,
+        num_attention_heads=2, attention_head_dim=8, in_channels=3 * latent_channels + 1,
+        out_channels=latent_channels, time_embed_dim=8, text_embed_dim=8, num_layers=layers,
+        sample_width=width // 8, sample_height=height // 8, sample_frames=9, max_text_seq_length=8,
+        condition_channels=latent_channels,
     )  # fmt: skip
-    with torch.no_grad():  # a random, not a zero, condition path: tests can see the hands matter
-        transformer.patch_embed.cond_proj.weight.normal_(0.0, 0.02)
     text_encoder, tokenizer = tiny_text_encoder(8) if text else (None, None)
     return DexWorldPipeline(transformer=transformer, scheduler=cogvideox_scheduler(), vae=vae,
                             text_encoder=text_encoder, tokenizer=tokenizer)  # fmt: skip
 
 
+def read_safetensors_folder(folder: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Every tensor of the ``*.safetensors`` files in ``folder`` (sharded checkpoints included); pickled
+    weights (``.bin``, ``.pt``, ``.pth``) are never read."""
+    from safetensors.torch import load_file
+
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        pickled = sorted(p.name for p in Path(folder).iterdir() if p.suffix in (".bin", ".pt", ".pth"))
+        hint = f" (only pickled weights {pickled[:2]}: dexsim loads safetensors only)" if pickled else ""
+        raise FileNotFoundError(f"no .safetensors weights in {folder}{hint}")
+    out: dict[str, torch.Tensor] = {}
+    for f in files:
+        out.update(load_file(str(f)))
+    return out
+
+
+def _init_kwargs(cls: type, config: dict[str, Any]) -> dict[str, Any]:
+    import inspect
+
+    names = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    return {k: v for k, v in config.items() if k in names}
+
+
 def load_cogvideox_fun(base_dir: str | os.PathLike[str], lora_dir: str | os.PathLike[str] | None = None,
                        dtype: torch.dtype = torch.bfloat16, condition_channels: int = 16) -> Any:  # fmt: skip
-    """The real backbone from local folders: CogVideoX-Fun-V1.1-5b-InP (diffusers layout) + a DWM LoRA.
+    """DWM's CogVideoX backbone from local folders: CogVideoX-Fun-V1.1-5b-InP (diffusers layout), its patch
+    projection widened by ``condition_channels`` zero channels, plus a DWM LoRA checkpoint folder.
 
     Nothing is downloaded: a missing folder raises an error naming what to fetch and where to put it.
     """
+    import json
+
+    from accelerate import init_empty_weights
     from diffusers import AutoencoderKLCogVideoX
     from transformers import AutoTokenizer, T5EncoderModel
 
     from .pipeline import DexWorldPipeline
 
     base = Path(base_dir)
-    for sub in ("transformer", "vae", "text_encoder", "tokenizer"):
+    for sub in ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"):
         if not (base / sub).is_dir():
             raise FileNotFoundError(
                 f"{base / sub} is missing: download alibaba-pai/CogVideoX-Fun-V1.1-5b-InP "
-                f"(diffusers layout: transformer/ vae/ text_encoder/ tokenizer/) to {base}"
+                f"(diffusers layout: transformer/ vae/ text_encoder/ tokenizer/ scheduler/) to {base}"
             )
-    transformer = DexCogVideoXFunTransformer3DModel.from_pretrained(
-        base / "transformer", condition_channels=condition_channels, low_cpu_mem_usage=False, torch_dtype=dtype
-    )
-    with torch.no_grad():
-        transformer.patch_embed.cond_proj.weight.zero_()
-        if transformer.patch_embed.cond_proj.bias is not None:
-            transformer.patch_embed.cond_proj.bias.zero_()
+    config = json.loads((base / "transformer" / "config.json").read_text())
+    state = read_safetensors_folder(base / "transformer")
+    proj = state["patch_embed.proj.weight"]
+    if proj.shape[1] != config["in_channels"]:
+        raise ValueError(f"{base}/transformer: patch_embed.proj has {proj.shape[1]} input channels, its config "
+                         f"{config['in_channels']}")  # fmt: skip
+    kwargs = _init_kwargs(DexCogVideoXFunTransformer3DModel, config)
+    kwargs |= {"in_channels": config["in_channels"] + condition_channels, "condition_channels": condition_channels}
+    with init_empty_weights():
+        transformer = DexCogVideoXFunTransformer3DModel(**kwargs)
+    state["patch_embed.proj.weight"] = torch.cat((proj, proj.new_zeros(proj.shape[0], condition_channels,
+                                                                       *proj.shape[2:])), dim=1)  # fmt: skip
+    transformer.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
     if lora_dir is not None:
         load_dwm_lora(transformer, lora_dir)
     vae = AutoencoderKLCogVideoX.from_pretrained(base / "vae", torch_dtype=dtype)
     text_encoder = T5EncoderModel.from_pretrained(base / "text_encoder", torch_dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(base / "tokenizer")
-    return DexWorldPipeline(transformer=transformer, scheduler=cogvideox_scheduler(), vae=vae,
+    return DexWorldPipeline(transformer=transformer, scheduler=_base_scheduler(base), vae=vae,
                             text_encoder=text_encoder, tokenizer=tokenizer)  # fmt: skip
+
+
+def _base_scheduler(base: Path) -> Any:
+    """The base model's own scheduler (DWM samples with it), else CogVideoX's DDIM."""
+    import json
+
+    from diffusers import CogVideoXDDIMScheduler, CogVideoXDPMScheduler
+
+    cfg_path = base / "scheduler" / "scheduler_config.json"
+    name = json.loads(cfg_path.read_text()).get("_class_name") if cfg_path.is_file() else None
+    cls = {"CogVideoXDPMScheduler": CogVideoXDPMScheduler}.get(name or "", CogVideoXDDIMScheduler)
+    return cls.from_pretrained(base / "scheduler") if cfg_path.is_file() else cogvideox_scheduler()

@@ -93,12 +93,16 @@ class DiffusionWorldModel:
     """A :class:`DexWorldPipeline` behind the :class:`WorldModel` protocol."""
 
     def __init__(self, pipeline: Any, width: int = 128, height: int = 128, window: int = 9, context_frames: int = 1,
-                 fps: float = 8.0, num_steps: int = 4, device: str | torch.device = "cpu",
-                 name: str = "diffusion") -> None:  # fmt: skip
+                 fps: float = 8.0, num_steps: int = 4, device: str | torch.device | None = "cpu",
+                 name: str = "diffusion", guidance_scale: float = 1.0) -> None:  # fmt: skip
         _check_frames_config(pipeline, width, height, window, context_frames, fps, num_steps, name)
-        self.pipeline = pipeline.to(device)
+        if not (isinstance(guidance_scale, (int, float)) and math.isfinite(guidance_scale) and guidance_scale >= 1.0):
+            raise ValueError(f"world model {name!r}: `guidance_scale` must be a number >= 1, got {guidance_scale!r}")
+        # device None: leave the modules where they are (diffusers' CPU offload places them per call)
+        self.pipeline = pipeline if device is None else pipeline.to(device)
         self.width, self.height, self.window, self.context_frames, self.fps = width, height, window, context_frames, fps
-        self.num_steps, self.device, self.name = num_steps, torch.device(device), name
+        self.num_steps, self.name, self.guidance_scale = num_steps, name, float(guidance_scale)
+        self.device = torch.device(device) if device is not None else pipeline._execution_device
 
     def generate(self, static: np.ndarray, prompt: np.ndarray, context: np.ndarray | None = None,
                  text: str | list[str] | None = None,
@@ -117,7 +121,8 @@ class DiffusionWorldModel:
             raise ValueError(f"this world model works at {self.width}x{self.height}, got {prompt.shape[3]}x"
                              f"{prompt.shape[2]} frames (resize first)")  # fmt: skip
         out = self.pipeline(static, prompt, context=context, text=text, generator=generator,
-                            num_inference_steps=num_steps or self.num_steps, output_type="uint8")  # fmt: skip
+                            num_inference_steps=num_steps or self.num_steps, guidance_scale=self.guidance_scale,
+                            output_type="uint8")  # fmt: skip
         return Generation(out.frames)
 
     @classmethod
@@ -266,7 +271,10 @@ def model_folder(name: str | os.PathLike[str]) -> Path:
         return d
     path = Path(name)
     if not path.exists():
-        raise FileNotFoundError(f"world model {str(name)!r}: not 'default', 'oracle', nor an existing folder")
+        from .dwm import DWM_MODELS
+
+        raise FileNotFoundError(f"world model {str(name)!r}: not 'default', 'oracle', a DWM name "
+                                f"({', '.join(sorted(DWM_MODELS))}), nor an existing folder")  # fmt: skip
     return path
 
 
@@ -275,6 +283,11 @@ def frame_size(name: str | os.PathLike[str]) -> tuple[int, int]:
     loading its weights."""
     import json
 
+    from .dwm import DWM_MODELS
+
+    if str(name) in DWM_MODELS:
+        m = DWM_MODELS[str(name)]
+        return m.width, m.height
     meta_path = model_folder(name) / "dexsim_world_model.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     return int(meta.get("width", 128)), int(meta.get("height", 128))
@@ -282,9 +295,15 @@ def frame_size(name: str | os.PathLike[str]) -> tuple[int, int]:
 
 def load(name: str | os.PathLike[str] = "default", device: str | torch.device = "cpu", **kwargs: Any) -> Any:
     """A world model by name: ``"default"`` (shipped, trained by dexsim), ``"oracle"`` (physics, built-in
-    scenes; ``scene=`` picks one) or a path to a saved pipeline folder (a ``dexsim train`` output)."""
+    scenes; ``scene=`` picks one), a DWM release (``"dwm-cogvideox-5b"``, ``"dwm-wan2.1-14b"``...; ``base=`` and
+    ``lora=`` folders, see :mod:`dexsim.worldmodel.dwm`) or a path to a saved pipeline folder (a ``dexsim train``
+    output)."""
     if str(name) == "oracle":
         return OracleWorldModel(**kwargs)
+    from .dwm import DWM_MODELS, load_dwm
+
+    if str(name) in DWM_MODELS:
+        return load_dwm(str(name), device=device, **kwargs)
     wm = DiffusionWorldModel.from_pretrained(model_folder(name), device=device)
     if str(name) == "default":
         wm.name = "default"

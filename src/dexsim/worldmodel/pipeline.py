@@ -7,7 +7,11 @@ denoiser sees, concatenated on channels (DWM / CogVideoX-Fun-InP):
 
     noisy latents | inpainting mask (1 = generate, 0 = known) | known video latents | hand latents
 
-where the known video is the static video with the context frames pasted in. With
+where the known video is the static video with the context frames pasted in. Three backbones share
+it: the compact pixel-space denoiser (1 mask channel, no VAE), CogVideoX-Fun (1 mask channel valued the
+VAE's ``scaling_factor``, as DWM trains it; latents scaled by it) and Wan-Fun (4 mask channels of ones,
+latents normalised by the VAE's per-channel mean and std, flow matching; the transformer takes
+(B, C, F, H, W) and, for image-to-video bases, a zero image embedding, as DWM's inference gives it). With
 ``residual_to_static`` (the compact default) the diffusion variable is ``z(video) - z(static)``,
 so the model learns only the residual dynamics and an untouched static scene passes through.
 """
@@ -32,7 +36,7 @@ __all__ = ["COMPONENT_MODULES", "Conditions", "DexWorldPipeline", "DexWorldPipel
 #: ``["dexsim.worldmodel.compact", "CompactVideoDenoiser"]``), imported by name when loading: the
 #: backbones build pipelines, so they import this module, not the other way round. A class that moves
 #: leaves an alias module at its old path, listed here, so that folders written earlier still load.
-COMPONENT_MODULES = ("dexsim.worldmodel.compact", "dexsim.worldmodel.cogvideox_fun")
+COMPONENT_MODULES = ("dexsim.worldmodel.compact", "dexsim.worldmodel.cogvideox_fun", "dexsim.worldmodel.wan_fun")
 
 
 @dataclass
@@ -102,19 +106,61 @@ class DexWorldPipeline(DiffusionPipeline):
 
     # ----------------------------------------------------------------- geometry of the latent space
     @property
+    def backbone(self) -> str:
+        """``"compact"``, ``"cogvideox"`` or ``"wan"``: which family the transformer belongs to."""
+        cfg = self.transformer.config
+        if hasattr(cfg, "text_dim") and isinstance(getattr(cfg, "patch_size", None), (list, tuple)):
+            return "wan"
+        return "cogvideox" if hasattr(cfg, "text_embed_dim") else "compact"
+
+    @property
     def temporal_compression(self) -> int:
-        return int(self.vae.config.temporal_compression_ratio) if self.vae is not None else 1
+        if self.vae is None:
+            return 1
+        cfg = self.vae.config
+        return int(getattr(cfg, "temporal_compression_ratio", None) or getattr(cfg, "scale_factor_temporal", 1))
 
     @property
     def spatial_compression(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1) if self.vae is not None else 1
+        if self.vae is None:
+            return 1
+        cfg = self.vae.config
+        return int(getattr(cfg, "scale_factor_spatial", None) or 2 ** (len(cfg.block_out_channels) - 1))
 
     @property
     def size_multiple(self) -> int:
         """Height and width must be multiples of this."""
         cfg = self.transformer.config
-        per_latent = cfg.fold * 4 if hasattr(cfg, "fold") else cfg.patch_size
-        return self.spatial_compression * per_latent
+        if hasattr(cfg, "fold"):
+            return self.spatial_compression * cfg.fold * 4
+        patch = cfg.patch_size[-1] if isinstance(cfg.patch_size, (list, tuple)) else cfg.patch_size
+        return self.spatial_compression * int(patch)
+
+    @property
+    def latent_channels(self) -> int:
+        if self.vae is None:
+            return int(self.transformer.config.out_channels)
+        cfg = self.vae.config
+        return int(getattr(cfg, "latent_channels", None) or cfg.z_dim)
+
+    @property
+    def mask_channels(self) -> int:
+        """Input channels of the inpainting mask: all but noisy | known | hand latents (1, or Wan's 4)."""
+        return int(self.transformer.config.in_channels) - 3 * self.latent_channels
+
+    @property
+    def mask_value(self) -> float:
+        """What "generate" reads as in the mask: the VAE's ``scaling_factor`` for CogVideoX-Fun (DWM), else 1."""
+        return float(self.vae.config.scaling_factor) if self.backbone == "cogvideox" and self.vae is not None else 1.0
+
+    def _latent_stats(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Wan's per-channel latent mean and std, shaped to broadcast over (B, C, F, h, w); None otherwise."""
+        cfg = self.vae.config
+        if getattr(cfg, "latents_mean", None) is None:
+            return None
+        shape = (1, -1, 1, 1, 1)
+        return (torch.tensor(cfg.latents_mean, device=z.device, dtype=z.dtype).view(shape),
+                torch.tensor(cfg.latents_std, device=z.device, dtype=z.dtype).view(shape))  # fmt: skip
 
     @property
     def residual_to_static(self) -> bool:
@@ -122,7 +168,20 @@ class DexWorldPipeline(DiffusionPipeline):
 
     @property
     def uses_text(self) -> bool:
-        return hasattr(self.transformer.config, "text_embed_dim")
+        return self.backbone != "compact"
+
+    @property
+    def text_shape(self) -> tuple[int, int]:
+        """(tokens, width) of the text embeddings the transformer reads (Wan: umT5, 512 tokens)."""
+        cfg = self.transformer.config
+        if self.backbone == "wan":
+            return 512, int(cfg.text_dim)
+        return int(cfg.max_text_seq_length), int(cfg.text_embed_dim)
+
+    @property
+    def default_negative_prompt(self) -> str:
+        """The text guidance pushes away from (DWM's inference: "" for CogVideoX, "bad detailed" for Wan)."""
+        return "bad detailed" if self.backbone == "wan" else ""
 
     def padded_frames(self, frames: int) -> int:
         """The smallest frame count >= ``frames`` that the VAE accepts (1 + k * compression)."""
@@ -135,13 +194,17 @@ class DexWorldPipeline(DiffusionPipeline):
         if self.vae is None:
             return x
         z = self.vae.encode(x.permute(0, 2, 1, 3, 4).to(self.vae.dtype)).latent_dist.mode()
-        return (z * self.vae.config.scaling_factor).permute(0, 2, 1, 3, 4)
+        stats = self._latent_stats(z)
+        z = z * self.vae.config.scaling_factor if stats is None else (z - stats[0]) / stats[1]
+        return z.permute(0, 2, 1, 3, 4)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latents (B, F, Cz, h, w) -> (B, T, 3, H, W) in [-1, 1]."""
         if self.vae is None:
             return z.clamp(-1.0, 1.0)
-        x = self.vae.decode(z.permute(0, 2, 1, 3, 4).to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+        z = z.permute(0, 2, 1, 3, 4).to(self.vae.dtype)
+        stats = self._latent_stats(z)
+        x = self.vae.decode(z / self.vae.config.scaling_factor if stats is None else z * stats[1] + stats[0]).sample
         return x.permute(0, 2, 1, 3, 4).clamp(-1.0, 1.0)
 
     def latent_frame_mask(self, known: torch.Tensor) -> torch.Tensor:
@@ -182,24 +245,40 @@ class DexWorldPipeline(DiffusionPipeline):
             z_known = self.encode(self._pad_time(known_video))
         else:
             z_known = z_static
-        mask = self.latent_frame_mask(known)[:, :, None, None, None].expand(-1, -1, 1, *z_static.shape[-2:])
+        mask = self.latent_frame_mask(known)[:, :, None, None, None] * self.mask_value
+        mask = mask.expand(-1, -1, self.mask_channels, *z_static.shape[-2:])
         cond = torch.cat((mask.to(z_static.dtype), z_known, z_prompt), dim=2)
         return Conditions(z_static=z_static, cond=cond, known=known[:, :t])
 
     def encode_text(
         self, text: list[str] | None, batch: int, device: torch.device, dtype: torch.dtype
     ) -> torch.Tensor | None:
-        """(B, L, D) text embeddings for CogVideoX-style denoisers (zeros = no text), else None."""
+        """(B, L, D) text embeddings for text-conditioned denoisers (zeros = no text), else None.
+
+        Encodings are cached per text (an episode's text is encoded once, whatever the number of candidates
+        and chunks); Wan's padding tokens are zeroed, as its pipelines do."""
         if not self.uses_text:
             return None
-        cfg = self.transformer.config
+        length, width = self.text_shape
         if text is None or self.text_encoder is None or self.tokenizer is None:
-            return torch.zeros(batch, cfg.max_text_seq_length, cfg.text_embed_dim, device=device, dtype=dtype)
+            return torch.zeros(batch, length, width, device=device, dtype=dtype)
         if len(text) not in (1, batch):
             raise ValueError(f"`text` must hold 1 or {batch} strings, got {len(text)}")
-        tok = self.tokenizer(list(text), padding="max_length", max_length=cfg.max_text_seq_length, truncation=True,
-                             return_tensors="pt")  # fmt: skip
-        emb = self.text_encoder(tok.input_ids.to(device))[0].to(dtype)
+        cache = self.__dict__.setdefault("_text_cache", {})
+        key = (tuple(text), str(device), dtype)
+        if key not in cache:
+            tok = self.tokenizer(list(text), padding="max_length", max_length=length, truncation=True,
+                                 return_tensors="pt")  # fmt: skip
+            ids = tok.input_ids.to(device)
+            if self.backbone == "wan":
+                keep = tok.attention_mask.to(device)
+                emb = self.text_encoder(ids, attention_mask=keep)[0] * keep[..., None]
+            else:
+                emb = self.text_encoder(ids)[0]
+            if len(cache) >= 64:
+                cache.clear()
+            cache[key] = emb.to(dtype)
+        emb = cache[key]
         return emb.expand(batch, -1, -1) if emb.shape[0] == 1 else emb
 
     def _rotary(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -226,6 +305,12 @@ class DexWorldPipeline(DiffusionPipeline):
         net = self.transformer if denoiser is None else denoiser
         x = torch.cat((latents, cond.cond.to(latents.dtype)), dim=2)
         t = timestep.reshape(-1).expand(latents.shape[0]).to(latents.device)
+        if self.backbone == "wan":
+            image_dim = getattr(self.transformer.config, "image_dim", None)
+            image = None if not image_dim else x.new_zeros(x.shape[0], 257, image_dim)  # DWM: a zero CLIP image
+            out = net(hidden_states=x.permute(0, 2, 1, 3, 4), timestep=t, encoder_hidden_states=text_embeds,
+                      encoder_hidden_states_image=image, return_dict=False)[0]  # fmt: skip
+            return out.permute(0, 2, 1, 3, 4)
         if self.uses_text:
             return net(hidden_states=x, encoder_hidden_states=text_embeds, timestep=t,
                        image_rotary_emb=self._rotary(latents), return_dict=False)[0]  # fmt: skip
@@ -239,6 +324,7 @@ class DexWorldPipeline(DiffusionPipeline):
         prompt: np.ndarray | torch.Tensor,
         context: np.ndarray | torch.Tensor | None = None,
         text: str | list[str] | None = None,
+        negative_prompt: str | None = None,
         num_inference_steps: int = 4,
         guidance_scale: float = 1.0,
         generator: torch.Generator | list[torch.Generator] | None = None,
@@ -256,6 +342,7 @@ class DexWorldPipeline(DiffusionPipeline):
             prompt: (B, T, H, W, 3) hand-prompt video.
             context: optional (B|1, C, H, W, 3) known first frames (C < T); they come back unchanged.
             text: one string or B strings (text-conditioned backbones; ignored otherwise).
+            negative_prompt: what text guidance pushes away from (default: :attr:`default_negative_prompt`).
             num_inference_steps: denoising steps; guidance_scale > 1 adds text classifier-free guidance.
             generator: torch generator(s) for the initial noise: fixed generator, fixed result.
         """
@@ -285,16 +372,19 @@ class DexWorldPipeline(DiffusionPipeline):
             latents = torch.randn(shape, generator=generator, device="cpu" if generator is None else None,
                                   dtype=torch.float32) if not isinstance(generator, list) else torch.cat(
                 [torch.randn((1, *shape[1:]), generator=g, dtype=torch.float32) for g in generator])  # fmt: skip
-        latents = latents.to(device=device, dtype=dtype) * self.scheduler.init_noise_sigma
+        latents = latents.to(device=device, dtype=dtype) * getattr(self.scheduler, "init_noise_sigma", 1.0)
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         extra = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
         if isinstance(generator, list):
             extra = {}
+        if do_cfg:
+            neg = self.default_negative_prompt if negative_prompt is None else negative_prompt
+            null = self.encode_text([neg], b, device, dtype) if self.text_encoder is not None else torch.zeros_like(emb)
+        scale_input = getattr(self.scheduler, "scale_model_input", lambda x, _t: x)  # flow matching has none
         for t_step in tqdm(self.scheduler.timesteps, disable=not progress, desc="denoising"):
-            x_in = self.scheduler.scale_model_input(latents, t_step)
+            x_in = scale_input(latents, t_step)
             pred = self.predict(x_in, t_step, cond, emb)
             if do_cfg:
-                null = torch.zeros_like(emb)
                 uncond = self.predict(x_in, t_step, cond, null)
                 pred = uncond + guidance_scale * (pred - uncond)
             latents = self.scheduler.step(pred, t_step, latents, **extra, return_dict=False)[0]
