@@ -12,7 +12,7 @@ import torch
 
 __all__ = ["BENCH_CONFIGS", "bench_overfit", "bench_worldmodel"]
 
-BENCH_CONFIGS = ("default", "compact", "tiny-cogvideox-fun")
+BENCH_CONFIGS = ("default", "compact", "tiny-cogvideox-fun", "tiny-wan-fun")
 
 
 def _model(config: str, width: int, height: int, device: str) -> Any:
@@ -24,6 +24,11 @@ def _model(config: str, width: int, height: int, device: str) -> Any:
     if config == "tiny-cogvideox-fun":
         return DiffusionWorldModel(tiny_cogvideox_fun_pipeline(width, height, vae_channels=16, layers=2), width, height,
                                    window=9, context_frames=1, device=device, name=config)  # fmt: skip
+    if config == "tiny-wan-fun":
+        from ..worldmodel.wan_fun import tiny_wan_fun_pipeline
+
+        return DiffusionWorldModel(tiny_wan_fun_pipeline(width, height, layers=2), width, height, window=9,
+                                   context_frames=1, device=device, name=config)  # fmt: skip
     if config in COMPACT_CONFIGS:
         return DiffusionWorldModel(compact_pipeline(config), width, height, window=9, context_frames=1, device=device,
                                    name=config)  # fmt: skip

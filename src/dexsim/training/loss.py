@@ -46,11 +46,16 @@ def diffusion_loss(
     sched = pipe.scheduler
     b = x0.shape[0]
     noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(device, dtype)
-    t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=generator).to(device)
-    noisy = sched.add_noise(x0, noise, t)
-    target = sched.get_velocity(x0, noise, t) if sched.config.prediction_type == "v_prediction" else noise
-    if sched.config.prediction_type == "sample":
-        target = x0
+    if not hasattr(sched, "add_noise"):  # flow matching (Wan): x_s = (1 - s) x0 + s noise, velocity noise - x0
+        idx = torch.randint(0, len(sched.sigmas) - 1, (b,), generator=generator)
+        sigma = sched.sigmas[idx].to(device, x0.dtype).view(b, *[1] * (x0.ndim - 1))
+        noisy, target, t = (1 - sigma) * x0 + sigma * noise, noise - x0, sched.timesteps[idx].to(device)
+    else:
+        t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=generator).to(device)
+        noisy = sched.add_noise(x0, noise, t)
+        target = sched.get_velocity(x0, noise, t) if sched.config.prediction_type == "v_prediction" else noise
+        if sched.config.prediction_type == "sample":
+            target = x0
     captured: list[torch.Tensor] = []
     hook = None
     if flow_weight > 0:
