@@ -78,7 +78,8 @@ def eval_cmd(data: str, model_name: str, clips: int | None, frames: int | None, 
 
 
 @click.command("worldmodel")
-@click.option("--config", default="default", show_default=True, help="default | compact | tiny-cogvideox-fun | tiny-wan-fun | DWM name | PATH")
+@click.option("--config", default="default", show_default=True,
+              help="default | compact | tiny-cogvideox-fun | tiny-wan-fun | DWM name | PATH")  # fmt: skip
 @click.option("--chunks", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--steps", "num_steps", type=click.IntRange(1), default=None)
 @click.option("--batch", type=click.IntRange(1), default=1, show_default=True)
