@@ -157,10 +157,14 @@ def check_weights() -> Check:
 
 
 def check_dwm_checkpoints() -> Check:
-    from .worldmodel.dwm import checkpoints_root, find_checkpoints
+    try:
+        from .worldmodel.dwm import checkpoints_root, find_checkpoints
 
-    found = find_checkpoints()
-    ready = [f["name"] for f in found if f["base_found"] and (f["lora_found"] or f["lora_repo"] is None)]
+        found = find_checkpoints()
+    except Exception as exc:  # a broken torch/diffusers is reported by the other checks; doctor still answers
+        return Check("dwm_checkpoints", False, f"could not look: {exc}", "fix the torch check first", optional=True,
+                     data={"found": [], "ready": []})  # fmt: skip
+    ready = [f["name"] for f in found if f["base_found"] and f["lora_found"]]
     detail = f"{checkpoints_root()}: " + (", ".join(ready) if ready else "none found") + " (names: " + ", ".join(
         f["name"] for f in found) + ")"  # fmt: skip
     fix = "put <name>/base and <name>/lora under $DEXSIM_CHECKPOINTS (see `dexsim.worldmodel.dwm`), or pass folders"

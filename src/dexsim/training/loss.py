@@ -46,10 +46,12 @@ def diffusion_loss(
     sched = pipe.scheduler
     b = x0.shape[0]
     noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(device, dtype)
-    if not hasattr(sched, "add_noise"):  # flow matching (Wan): x_s = (1 - s) x0 + s noise, velocity noise - x0
-        idx = torch.randint(0, len(sched.sigmas) - 1, (b,), generator=generator)
-        sigma = sched.sigmas[idx].to(device, x0.dtype).view(b, *[1] * (x0.ndim - 1))
-        noisy, target, t = (1 - sigma) * x0 + sigma * noise, noise - x0, sched.timesteps[idx].to(device)
+    if type(sched).__name__.startswith("FlowMatch"):  # Wan: x_s = (1 - s) x0 + s noise, velocity noise - x0
+        u = torch.rand(b, generator=generator)
+        shift = float(sched.config.shift)
+        s_ = (shift * u / (1 + (shift - 1) * u)).to(device)  # the scheduler's static shift of a uniform level
+        sigma = s_.to(x0.dtype).view(b, *[1] * (x0.ndim - 1))
+        noisy, target, t = (1 - sigma) * x0 + sigma * noise, noise - x0, s_ * sched.config.num_train_timesteps
     else:
         t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=generator).to(device)
         noisy = sched.add_noise(x0, noise, t)

@@ -24,6 +24,7 @@ DWM's files load with zero missing and zero unexpected keys; its own LoRA runs s
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -257,7 +258,7 @@ def tiny_text_encoder(dim: int = 8) -> tuple[Any, Any]:
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
     cfg = T5Config(vocab_size=len(vocab), d_model=dim, d_kv=4, d_ff=2 * dim, num_layers=1, num_heads=2)
-    return T5EncoderModel(cfg), tokenizer
+    return T5EncoderModel(cfg).eval(), tokenizer  # eval: no dropout in the embeddings
 
 
 def tiny_cogvideox_fun_pipeline(width: int = 16, height: int = 16, seed: int = 0, text: bool = True,
@@ -320,8 +321,6 @@ def load_cogvideox_fun(base_dir: str | os.PathLike[str], lora_dir: str | os.Path
 
     Nothing is downloaded: a missing folder raises an error naming what to fetch and where to put it.
     """
-    import json
-
     from accelerate import init_empty_weights
     from diffusers import AutoencoderKLCogVideoX
     from transformers import AutoTokenizer, T5EncoderModel
@@ -358,12 +357,10 @@ def load_cogvideox_fun(base_dir: str | os.PathLike[str], lora_dir: str | os.Path
 
 
 def _base_scheduler(base: Path) -> Any:
-    """The base model's own scheduler (DWM samples with it), else CogVideoX's DDIM."""
-    import json
-
-    from diffusers import CogVideoXDDIMScheduler, CogVideoXDPMScheduler
+    """CogVideoX's DDIM with the base model's own schedule settings (DWM samples with the base scheduler;
+    a DPM config is read as DDIM: its multistep update is not what this pipeline's loop calls)."""
+    from diffusers import CogVideoXDDIMScheduler
 
     cfg_path = base / "scheduler" / "scheduler_config.json"
-    name = json.loads(cfg_path.read_text()).get("_class_name") if cfg_path.is_file() else None
-    cls = {"CogVideoXDPMScheduler": CogVideoXDPMScheduler}.get(name or "", CogVideoXDDIMScheduler)
-    return cls.from_pretrained(base / "scheduler") if cfg_path.is_file() else cogvideox_scheduler()
+    return CogVideoXDDIMScheduler.from_config(json.loads(cfg_path.read_text())) if cfg_path.is_file() \
+        else cogvideox_scheduler()  # fmt: skip

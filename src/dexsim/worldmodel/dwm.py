@@ -26,6 +26,7 @@ class DWMModel:
     backbone: str  # "cogvideox" | "wan"
     base_repo: str
     lora_repo: str | None  # None: DWM configures it but released no weights (train your own with DWM's code)
+    vae_repo: str = "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"  # Wan: where a diffusers-layout VAE / umT5 comes from
     width: int = 720
     height: int = 480
     frames: int = 49
@@ -45,7 +46,16 @@ DWM_MODELS: dict[str, DWMModel] = {
         ),
         DWMModel("dwm-wan2.1-14b", "wan", "alibaba-pai/Wan2.1-Fun-V1.1-14B-InP", _HF + "Wan2.1-Fun-14b-LoRA"),
         DWMModel("dwm-wan2.1-1.3b", "wan", "alibaba-pai/Wan2.1-Fun-V1.1-1.3B-InP", None),
-        DWMModel("dwm-wan2.2-5b", "wan", "alibaba-pai/Wan2.2-Fun-5B-InP", None, shift=12.0),
+        # Wan2.2's VAE compresses 16x and the patch is 2: sizes are multiples of 32 (704, not 720)
+        DWMModel(
+            "dwm-wan2.2-5b",
+            "wan",
+            "alibaba-pai/Wan2.2-Fun-5B-InP",
+            None,
+            vae_repo="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
+            width=704,
+            shift=12.0,
+        ),
     )
 }
 
@@ -90,7 +100,7 @@ def load_dwm(name: str, base: str | os.PathLike[str] | None = None, lora: str | 
         raise ValueError(f"unknown DWM model {name!r}; choose one of {sorted(DWM_MODELS)}")
     m = DWM_MODELS[name]
     base_dir = _folder(base, m, "base")
-    lora_dir = _folder(lora, m, "lora") if (lora is not None or m.lora_repo is not None) else None
+    lora_dir = _folder(lora, m, "lora")  # a base without DWM's weights would ignore the hands: always required
     if m.backbone == "cogvideox":
         if distill_lora is not None:
             raise ValueError("`distill_lora` is for the Wan backbones (DWM's Wan inference accepts one)")
@@ -100,7 +110,9 @@ def load_dwm(name: str, base: str | os.PathLike[str] | None = None, lora: str | 
     else:
         from .wan_fun import load_wan_fun
 
-        pipe = load_wan_fun(base_dir, lora_dir, dtype=dtype, distill_lora=distill_lora, shift=m.shift)
+        pipe = load_wan_fun(
+            base_dir, lora_dir, dtype=dtype, distill_lora=distill_lora, shift=m.shift, vae_repo=m.vae_repo
+        )
     steps = num_steps or (4 if distill_lora is not None else m.steps)
     guidance = guidance_scale if guidance_scale is not None else (1.0 if distill_lora is not None else m.guidance)
     if vae_tiling:

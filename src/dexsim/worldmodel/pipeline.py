@@ -8,8 +8,8 @@ denoiser sees, concatenated on channels (DWM / CogVideoX-Fun-InP):
     noisy latents | inpainting mask (1 = generate, 0 = known) | known video latents | hand latents
 
 where the known video is the static video with the context frames pasted in. Three backbones share
-it: the compact pixel-space denoiser (1 mask channel, no VAE), CogVideoX-Fun (1 mask channel valued the
-VAE's ``scaling_factor``, as DWM trains it; latents scaled by it) and Wan-Fun (4 mask channels of ones,
+it: the compact pixel-space denoiser (1 mask channel, no VAE), CogVideoX-Fun (1 mask channel, constant:
+the VAE's ``scaling_factor``, as DWM trains it; latents scaled by it) and Wan-Fun (4 constant mask channels of ones,
 latents normalised by the VAE's per-channel mean and std, flow matching; the transformer takes
 (B, C, F, H, W) and, for image-to-video bases, a zero image embedding, as DWM's inference gives it). With
 ``residual_to_static`` (the compact default) the diffusion variable is ``z(video) - z(static)``,
@@ -245,7 +245,11 @@ class DexWorldPipeline(DiffusionPipeline):
             z_known = self.encode(self._pad_time(known_video))
         else:
             z_known = z_static
-        mask = self.latent_frame_mask(known)[:, :, None, None, None] * self.mask_value
+        if self.backbone == "compact":
+            mask = self.latent_frame_mask(known)[:, :, None, None, None]
+        else:  # DWM: a constant mask (VideoX-Fun's "every frame given" = the static video); context rides in `known`
+            mask = torch.full_like(known[:, :: self.temporal_compression], self.mask_value, dtype=z_static.dtype)
+            mask = mask[:, : z_static.shape[1], None, None, None]
         mask = mask.expand(-1, -1, self.mask_channels, *z_static.shape[-2:])
         cond = torch.cat((mask.to(z_static.dtype), z_known, z_prompt), dim=2)
         return Conditions(z_static=z_static, cond=cond, known=known[:, :t])
@@ -260,8 +264,9 @@ class DexWorldPipeline(DiffusionPipeline):
         if not self.uses_text:
             return None
         length, width = self.text_shape
-        if text is None or self.text_encoder is None or self.tokenizer is None:
+        if self.text_encoder is None or self.tokenizer is None:
             return torch.zeros(batch, length, width, device=device, dtype=dtype)
+        text = [""] if text is None else text  # DWM always encodes a prompt, at least the empty one
         if len(text) not in (1, batch):
             raise ValueError(f"`text` must hold 1 or {batch} strings, got {len(text)}")
         cache = self.__dict__.setdefault("_text_cache", {})
@@ -270,11 +275,12 @@ class DexWorldPipeline(DiffusionPipeline):
             tok = self.tokenizer(list(text), padding="max_length", max_length=length, truncation=True,
                                  return_tensors="pt")  # fmt: skip
             ids = tok.input_ids.to(device)
-            if self.backbone == "wan":
-                keep = tok.attention_mask.to(device)
-                emb = self.text_encoder(ids, attention_mask=keep)[0] * keep[..., None]
-            else:
-                emb = self.text_encoder(ids)[0]
+            with torch.no_grad():  # the text encoder is never trained here
+                if self.backbone == "wan":
+                    keep = tok.attention_mask.to(device)
+                    emb = self.text_encoder(ids, attention_mask=keep)[0] * keep[..., None]
+                else:
+                    emb = self.text_encoder(ids)[0]
             if len(cache) >= 64:
                 cache.clear()
             cache[key] = emb.to(dtype)

@@ -339,7 +339,8 @@ def _transformer_source(base: Path) -> tuple[Path, dict[str, Any], bool]:
 
 def load_wan_fun(base_dir: str | os.PathLike[str], lora_dir: str | os.PathLike[str] | None = None,
                  dtype: torch.dtype = torch.bfloat16, condition_channels: int | None = None,
-                 distill_lora: str | os.PathLike[str] | None = None, shift: float = 5.0) -> Any:  # fmt: skip
+                 distill_lora: str | os.PathLike[str] | None = None, shift: float = 5.0,
+                 vae_repo: str = "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers") -> Any:  # fmt: skip
     """DWM's Wan backbone from local folders: a Wan-Fun-InP base, its patch embedding widened by the hand
     channels (default: the VAE's latent channels), a DWM Wan checkpoint merged in, optionally a distillation LoRA.
 
@@ -360,7 +361,7 @@ def load_wan_fun(base_dir: str | os.PathLike[str], lora_dir: str | os.PathLike[s
             raise FileNotFoundError(
                 f"{base / sub} is missing: dexsim reads Wan's VAE, umT5 and tokenizer in diffusers layout (never the "
                 f"pickled Wan2.1_VAE.pth / models_t5_*.pth); copy vae/ text_encoder/ tokenizer/ from "
-                f"Wan-AI/Wan2.1-I2V-14B-480P-Diffusers into {base}"
+                f"{vae_repo} into {base}"
             )
     folder, kwargs, original = _transformer_source(base)
     vae = AutoencoderKLWan.from_pretrained(base / "vae", torch_dtype=torch.float32)
