@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["DWM_MODELS", "DWMModel", "checkpoints_root", "find_checkpoints", "load_dwm"]
+__all__ = ["DWM_MODELS", "DWMModel", "checkpoints_root", "dwm_pipeline", "find_checkpoints"]
 
 
 @dataclass(frozen=True)
@@ -85,17 +85,16 @@ def _folder(given: str | os.PathLike[str] | None, model: DWMModel, part: str) ->
     return path
 
 
-def load_dwm(name: str, base: str | os.PathLike[str] | None = None, lora: str | os.PathLike[str] | None = None,
+def dwm_pipeline(name: str, base: str | os.PathLike[str] | None = None, lora: str | os.PathLike[str] | None = None,
              device: str | torch.device = "cuda", dtype: torch.dtype = torch.bfloat16, num_steps: int | None = None,
              guidance_scale: float | None = None, distill_lora: str | os.PathLike[str] | None = None,
-             offload: bool = False, vae_tiling: bool = False, context_frames: int = 1) -> Any:  # fmt: skip
-    """A named DWM model as a :class:`~dexsim.worldmodel.models.DiffusionWorldModel`.
+             offload: bool = False, vae_tiling: bool = False,
+             context_frames: int = 1) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    """A named DWM model's pipeline and the ``DiffusionWorldModel`` settings it runs with (``load(name)`` joins them).
 
     ``distill_lora``: a Wan step-distillation LoRA merged on top (then 4 steps, guidance 1 unless given);
     ``offload``: diffusers' model CPU offload (smaller GPUs); ``vae_tiling``: VAE slicing and tiling.
     """
-    from .models import DiffusionWorldModel
-
     if name not in DWM_MODELS:
         raise ValueError(f"unknown DWM model {name!r}; choose one of {sorted(DWM_MODELS)}")
     m = DWM_MODELS[name]
@@ -121,5 +120,14 @@ def load_dwm(name: str, base: str | os.PathLike[str] | None = None, lora: str | 
     if offload:
         pipe.enable_model_cpu_offload(device=device)
         device = None  # the offload hooks place each module
-    return DiffusionWorldModel(pipe, m.width, m.height, window=m.frames, context_frames=context_frames, fps=m.fps,
-                               num_steps=steps, device=device, name=name, guidance_scale=guidance)  # fmt: skip
+    return pipe, {
+        "width": m.width,
+        "height": m.height,
+        "window": m.frames,
+        "context_frames": context_frames,
+        "fps": m.fps,
+        "num_steps": steps,
+        "device": device,
+        "name": name,
+        "guidance_scale": guidance,
+    }

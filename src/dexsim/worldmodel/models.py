@@ -300,10 +300,11 @@ def load(name: str | os.PathLike[str] = "default", device: str | torch.device = 
     output)."""
     if str(name) == "oracle":
         return OracleWorldModel(**kwargs)
-    from .dwm import DWM_MODELS, load_dwm
+    from .dwm import DWM_MODELS, dwm_pipeline
 
     if str(name) in DWM_MODELS:
-        return load_dwm(str(name), device=device, **kwargs)
+        pipe, settings = dwm_pipeline(str(name), device=device, **kwargs)
+        return DiffusionWorldModel(pipe, **settings)
     wm = DiffusionWorldModel.from_pretrained(model_folder(name), device=device)
     if str(name) == "default":
         wm.name = "default"
