@@ -15,7 +15,6 @@ from dexsim.worldmodel.cogvideox_fun import (
     load_cogvideox_fun,
     load_dwm_lora,
     tiny_cogvideox_fun_pipeline,
-    widen_input_channels,
 )
 from dexsim.worldmodel.wan_fun import (
     _linear_names,
@@ -23,6 +22,7 @@ from dexsim.worldmodel.wan_fun import (
     load_dwm_wan_lora,
     tiny_wan_fun_pipeline,
     to_diffusers_name,
+    to_original_name,
 )
 
 
@@ -108,11 +108,16 @@ def test_cogvideox_loader_refuses_what_is_not_dwm(tmp_path) -> None:
 
 
 def test_widening_keeps_the_function() -> None:
-    conv = torch.nn.Conv2d(5, 7, 2, stride=2)
-    wide = widen_input_channels(conv, 3)
-    x = torch.randn(2, 5, 8, 8)
-    assert wide.weight.shape == (7, 8, 2, 2)
-    assert torch.allclose(wide(torch.cat((x, torch.zeros(2, 3, 8, 8)), 1)), conv(x), atol=1e-6)
+    from dexsim.worldmodel._checkpoint import widen_input_weight
+
+    conv = torch.nn.Conv3d(5, 7, (1, 2, 2), stride=(1, 2, 2))
+    wide = torch.nn.Conv3d(8, 7, (1, 2, 2), stride=(1, 2, 2))
+    with torch.no_grad():
+        wide.weight.copy_(widen_input_weight(conv.weight, 3))
+        wide.bias.copy_(conv.bias)
+    x = torch.randn(2, 5, 3, 8, 8)
+    assert torch.allclose(wide(torch.cat((x, torch.zeros(2, 3, 3, 8, 8)), 1)), conv(x), atol=1e-6)
+    assert wide.weight[:, 5:].abs().max() == 0 and torch.equal(wide.weight[:, :5], conv.weight)
 
 
 def test_cogvideox_base_folder_is_widened_with_zeros(tmp_path) -> None:
@@ -170,6 +175,9 @@ def test_wan_lora_names_are_videox_fun_names() -> None:
     assert to_diffusers_name("blocks.3.norm3.weight") == "blocks.3.norm2.weight"
     assert to_diffusers_name("blocks.3.cross_attn.norm_k_img.weight") == "blocks.3.attn2.norm_added_k.weight"
     assert to_diffusers_name("head.modulation") == "scale_shift_table"
+    for name in pipe.transformer.state_dict():  # the two namings map one-to-one on every parameter
+        assert to_diffusers_name(to_original_name(name)) == name
+    assert to_original_name("blocks.0.attn1.to_out.0.weight") == "blocks.0.self_attn.o.weight"
 
 
 def test_wan_release_merges_with_alpha_over_rank(tmp_path) -> None:
@@ -265,3 +273,44 @@ def test_wan_flow_matching_loss_trains() -> None:
         opt.step()
         losses.append(loss.item())
     assert np.isfinite(losses).all() and losses[-1] < 0.8 * losses[0]
+
+
+@pytest.mark.parametrize("layout", ["diffusers", "original"])
+def test_wan_base_folder_loads_widened(layout: str, tmp_path) -> None:
+    """A Wan-Fun-InP base (36-channel layout at tiny size: 4 noisy | 4 mask | 4 static) in diffusers' or
+    VideoX-Fun's original layout loads widened by zeros, then takes a DWM checkpoint of the widened size."""
+    from diffusers import WanTransformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    from dexsim.worldmodel.cogvideox_fun import tiny_text_encoder
+    from dexsim.worldmodel.wan_fun import load_wan_fun
+
+    ref = tiny_wan_fun_pipeline(16, 16, text=False, image_dim=None)
+    cfg = {k: v for k, v in ref.transformer.config.items() if not k.startswith("_")}
+    cfg.pop("condition_channels"), cfg.pop("residual_to_static")
+    torch.manual_seed(1)
+    base_t = WanTransformer3DModel(**(cfg | {"in_channels": 12}))
+    base = tmp_path / "base"
+    if layout == "diffusers":
+        base_t.save_pretrained(base / "transformer")
+    else:
+        base.mkdir()
+        save_file({to_original_name(k): v.contiguous() for k, v in base_t.state_dict().items()},
+                  str(base / "diffusion_pytorch_model.safetensors"))  # fmt: skip
+        (base / "config.json").write_text(json.dumps({"model_type": "t2v", "dim": 16, "in_dim": 12, "out_dim": 4,
+                                                      "num_heads": 2, "ffn_dim": 32, "num_layers": 1, "text_dim": 8,
+                                                      "freq_dim": 8, "eps": 1e-6}))  # fmt: skip
+    ref.vae.save_pretrained(base / "vae")
+    _, tokenizer = tiny_text_encoder(8)
+    tokenizer.save_pretrained(base / "tokenizer")
+    UMT5EncoderModel(UMT5Config(vocab_size=64, d_model=8, d_kv=4, d_ff=16, num_layers=1, num_heads=2)).save_pretrained(
+        base / "text_encoder")  # fmt: skip
+    pipe = load_wan_fun(base, dtype=torch.float32)
+    own, src = pipe.transformer.state_dict(), base_t.state_dict()
+    assert own["patch_embedding.weight"].shape[1] == 16 and own["patch_embedding.weight"][:, 12:].abs().max() == 0
+    assert all(torch.equal(own[k], v) for k, v in src.items() if k != "patch_embedding.weight")
+    _released_wan_ckpt(pipe.transformer, tmp_path / "lora")
+    with_lora = load_wan_fun(base, tmp_path / "lora", dtype=torch.bfloat16).transformer
+    assert with_lora.condition_embedder.time_embedder.linear_1.weight.dtype == torch.float32  # kept in fp32
+    assert with_lora.blocks[0].attn1.to_q.weight.dtype == torch.bfloat16
+    assert _run(pipe, "push the red box").shape == (1, 9, 16, 16, 3)

@@ -13,31 +13,32 @@ hand pixels have no rest counterpart and are marked invalid.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..geometry.rotations import quat_to_matrix
 from .build import drawer_boxes
 from .spec import SceneSpec
 
-__all__ = ["backward_flow"]
+__all__ = ["backward_flow", "clip_backward_flow", "object_motions"]
 
 
-def _rigid_motions(object_poses: np.ndarray, drawer: np.ndarray | None, n_drawer: int) -> tuple[np.ndarray, ...]:
-    """Rotations (T, K, 3, 3) and translations (T, K, 3) of each object from rest (frame 0) to frame t,
-    the drawer (if any) last: a slide along -y by its opening since rest."""
-    import torch
-
-    p = np.asarray(object_poses, np.float64)
-    t_count, k = p.shape[:2]
-    rot = np.tile(np.eye(3), (t_count, k + n_drawer, 1, 1))
-    trans = np.zeros((t_count, k + n_drawer, 3))
-    if k:
-        r = quat_to_matrix(torch.from_numpy(p[..., 3:])).numpy()
-        rm = r @ np.swapaxes(r[:1], -1, -2)
-        rot[:, :k] = rm
-        trans[:, :k] = p[..., :3] - (rm @ p[:1, :, :3, None])[..., 0]
-    if n_drawer:
-        trans[:, k, 1] = -(np.asarray(drawer, np.float64) - float(drawer[0]))
-    return rot, trans
+def object_motions(object_poses: np.ndarray, drawer: np.ndarray | None, n_objects: int,
+                   has_drawer: bool) -> torch.Tensor:  # fmt: skip
+    """Per-frame rigid motions (T, K, 4, 4) float64 of the splat's movable parts from their built placement:
+    the rigid objects from their frame-0 pose, the drawer (last; the splat holds it closed) by its absolute
+    opening along -y. ``object_poses`` (T, K, 7) ``[x, y, z, qw, qx, qy, qz]``, ``drawer`` (T,) metres."""
+    p = torch.from_numpy(np.asarray(object_poses, np.float64))
+    n = p.shape[0]
+    out = torch.eye(4, dtype=torch.float64).repeat(n, n_objects + int(has_drawer), 1, 1)
+    if n_objects:
+        R = quat_to_matrix(p[..., 3:])
+        R0, t0 = R[0], p[0, :, :3]
+        Rm = R @ R0.transpose(-1, -2)
+        out[:, :n_objects, :3, :3] = Rm
+        out[:, :n_objects, :3, 3] = p[..., :3] - (Rm @ t0[..., None])[..., 0]
+    if has_drawer:
+        out[:, -1, 1, 3] = -torch.from_numpy(np.asarray(drawer, np.float64))
+    return out
 
 
 def _centres(spec: SceneSpec, object_poses: np.ndarray, drawer: np.ndarray | None) -> np.ndarray:
@@ -76,10 +77,10 @@ def backward_flow(spec: SceneSpec, object_poses: np.ndarray, drawer: np.ndarray 
         raise ValueError(f"`object_poses` must be ({t_count}, {n_obj}, 7), got {np.asarray(object_poses).shape}")
     if np.asarray(cameras).shape != (t_count, 7):
         raise ValueError(f"`cameras` must be ({t_count}, 7), got {np.asarray(cameras).shape}")
-    rot, trans = _rigid_motions(object_poses, drawer, n_drawer)
+    motions = object_motions(object_poses, drawer, n_obj, bool(n_drawer)).numpy()
+    rel = motions @ np.linalg.inv(motions[:1])  # from the rest frame (the drawer may start open) to frame t
+    rot, trans = rel[..., :3, :3], rel[..., :3, 3]
     centres = _centres(spec, object_poses, drawer)
-    import torch
-
     from ..geometry.se3 import pose7_to_matrix
 
     c2w = pose7_to_matrix(torch.from_numpy(np.asarray(cameras, np.float64))).numpy()  # (T, 4, 4)
@@ -116,8 +117,6 @@ def clip_backward_flow(meta: dict | None, physics: dict | None, masks: np.ndarra
     arrays, ``masks`` and the trajectory's camera path); None for clips without these (DWM's own data)."""
     if meta is None or physics is None or masks is None or cameras is None or "scene_seed" not in meta:
         return None
-    import torch
-
     from ..geometry.camera import PinholeIntrinsics
     from .spec import randomized_scene
 

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..geometry.rotations import quat_to_matrix
 from ..hands.prompts import PROMPT_KINDS, PromptKind
 from ..hands.trajectory import HandTrajectory
 from ..scene.gaussians import GaussianScene, rgb_to_sh0
 from ..scene.render import render
 from ..world import HandStates, World
 from .build import world_for_spec
+from .flow import object_motions
 from .sim import SimResult, Simulator
 from .spec import SceneSpec
 
@@ -63,18 +63,7 @@ def _slice_result(res: SimResult, start: int) -> SimResult:
 
 def _motions(res: SimResult, n_objects: int, has_drawer: bool) -> torch.Tensor:
     """Per-frame rigid motions (T, K, 4, 4) from the rest placement (frame 0) to frame t."""
-    n = res.object_poses.shape[0]
-    out = torch.eye(4, dtype=torch.float64).repeat(n, n_objects + int(has_drawer), 1, 1)
-    if n_objects:
-        p = torch.from_numpy(res.object_poses)
-        R = quat_to_matrix(p[..., 3:])
-        R0, t0 = R[0], p[0, :, :3]
-        Rm = R @ R0.transpose(-1, -2)
-        out[:, :n_objects, :3, :3] = Rm
-        out[:, :n_objects, :3, 3] = p[..., :3] - (Rm @ t0[..., None])[..., 0]
-    if has_drawer:  # the splat holds the drawer closed: its motion is the absolute opening
-        out[:, -1, 1, 3] = -torch.from_numpy(res.drawer)
-    return out
+    return object_motions(res.object_poses, res.drawer, n_objects, has_drawer)
 
 
 class Oracle:

@@ -1,5 +1,6 @@
 """World models: the ``WorldModel`` protocol, ``DexWorldPipeline`` (diffusers), backbones (the compact
-CPU default, the CogVideoX-Fun-InP layout with DWM's condition channels), LoRA, the physics oracle."""
+CPU default; DWM's CogVideoX-Fun and Wan-Fun layouts, loaded from DWM's released checkpoints by name), LoRA,
+the physics oracle."""
 
 from .models import COMPACT_CONFIGS, DiffusionWorldModel, OracleWorldModel, compact_pipeline, load
 from .protocol import Generation, Rollout, WorldModel

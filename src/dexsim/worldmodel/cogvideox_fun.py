@@ -34,7 +34,8 @@ import torch
 from diffusers import CogVideoXTransformer3DModel
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  (diffusers looks up a loadable base class by name in this module)
-from torch import nn
+
+from ._checkpoint import init_kwargs, load_exact_tensors, read_safetensors_folder, widen_input_weight
 
 __all__ = [
     "DWM_LORA_FILE",
@@ -45,7 +46,6 @@ __all__ = [
     "load_dwm_lora",
     "save_dwm_lora",
     "tiny_cogvideox_fun_pipeline",
-    "widen_input_channels",
 ]
 
 DWM_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -53,21 +53,6 @@ DWM_LORA_FILE = "pytorch_lora_weights.safetensors"
 DWM_NON_LORA_FILE = "non_lora_weights.safetensors"
 #: the non-LoRA tensors DWM stores for CogVideoX: the widened patch projection
 DWM_NON_LORA_KEYS = ("patch_embed.proj.weight", "patch_embed.proj.bias")
-
-
-def widen_input_channels(conv: nn.Conv2d | nn.Conv3d, extra: int) -> nn.Conv2d | nn.Conv3d:
-    """A copy of ``conv`` taking ``extra`` more input channels, appended after the old ones with zero weights
-    (DWM's widening: the widened layer computes exactly what the old one did while the new inputs are zero)."""
-    cls = type(conv)
-    wide = cls(conv.in_channels + extra, conv.out_channels, conv.kernel_size, stride=conv.stride,
-               padding=conv.padding, bias=conv.bias is not None, device=conv.weight.device,
-               dtype=conv.weight.dtype)  # fmt: skip
-    with torch.no_grad():
-        wide.weight.zero_()
-        wide.weight[:, : conv.in_channels] = conv.weight
-        if conv.bias is not None:
-            wide.bias.copy_(conv.bias)
-    return wide
 
 
 class DexCogVideoXFunTransformer3DModel(CogVideoXTransformer3DModel):
@@ -188,23 +173,9 @@ def _check_lora_fits(path: Path, transformer: torch.nn.Module, sd: dict[str, tor
 
 def _load_non_lora(path: Path, transformer: torch.nn.Module) -> list[str]:
     """Copy DWM's widened ``patch_embed.proj`` into ``transformer`` (exactly those two tensors)."""
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: a DWM checkpoint folder holds {DWM_LORA_FILE} and "
-                                f"{DWM_NON_LORA_FILE} (the widened patch projection)")  # fmt: skip
-    extra = load_file(str(path))
-    if set(extra) != set(DWM_NON_LORA_KEYS):
-        raise ValueError(f"{path}: expected exactly {list(DWM_NON_LORA_KEYS)}, got {sorted(extra)}")
-    own = transformer.state_dict()
-    for k, v in extra.items():
-        if own[k].shape != v.shape:
-            raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, this model {tuple(own[k].shape)} (DWM's "
-                             "static+hand concat widens the 33 InP channels to 49)")  # fmt: skip
-    with torch.no_grad():
-        for k, v in extra.items():
-            own[k].copy_(v.to(own[k].dtype))
-    return sorted(extra)
+    missing = f"a DWM checkpoint folder holds {DWM_LORA_FILE} and {DWM_NON_LORA_FILE} (the widened patch projection)"
+    return load_exact_tensors(path, transformer, DWM_NON_LORA_KEYS, missing,
+                              "DWM's static+hand concat widens the 33 InP channels to 49")  # fmt: skip
 
 
 def load_dwm_lora(transformer: torch.nn.Module, lora_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -291,29 +262,6 @@ def tiny_cogvideox_fun_pipeline(width: int = 16, height: int = 16, seed: int = 0
                             text_encoder=text_encoder, tokenizer=tokenizer)  # fmt: skip
 
 
-def read_safetensors_folder(folder: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Every tensor of the ``*.safetensors`` files in ``folder`` (sharded checkpoints included); pickled
-    weights (``.bin``, ``.pt``, ``.pth``) are never read."""
-    from safetensors.torch import load_file
-
-    files = sorted(Path(folder).glob("*.safetensors"))
-    if not files:
-        pickled = sorted(p.name for p in Path(folder).iterdir() if p.suffix in (".bin", ".pt", ".pth"))
-        hint = f" (only pickled weights {pickled[:2]}: dexsim loads safetensors only)" if pickled else ""
-        raise FileNotFoundError(f"no .safetensors weights in {folder}{hint}")
-    out: dict[str, torch.Tensor] = {}
-    for f in files:
-        out.update(load_file(str(f)))
-    return out
-
-
-def _init_kwargs(cls: type, config: dict[str, Any]) -> dict[str, Any]:
-    import inspect
-
-    names = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    return {k: v for k, v in config.items() if k in names}
-
-
 def load_cogvideox_fun(base_dir: str | os.PathLike[str], lora_dir: str | os.PathLike[str] | None = None,
                        dtype: torch.dtype = torch.bfloat16, condition_channels: int = 16) -> Any:  # fmt: skip
     """DWM's CogVideoX backbone from local folders: CogVideoX-Fun-V1.1-5b-InP (diffusers layout), its patch
@@ -340,12 +288,11 @@ def load_cogvideox_fun(base_dir: str | os.PathLike[str], lora_dir: str | os.Path
     if proj.shape[1] != config["in_channels"]:
         raise ValueError(f"{base}/transformer: patch_embed.proj has {proj.shape[1]} input channels, its config "
                          f"{config['in_channels']}")  # fmt: skip
-    kwargs = _init_kwargs(DexCogVideoXFunTransformer3DModel, config)
+    kwargs = init_kwargs(DexCogVideoXFunTransformer3DModel, config)
     kwargs |= {"in_channels": config["in_channels"] + condition_channels, "condition_channels": condition_channels}
     with init_empty_weights():
         transformer = DexCogVideoXFunTransformer3DModel(**kwargs)
-    state["patch_embed.proj.weight"] = torch.cat((proj, proj.new_zeros(proj.shape[0], condition_channels,
-                                                                       *proj.shape[2:])), dim=1)  # fmt: skip
+    state["patch_embed.proj.weight"] = widen_input_weight(proj, condition_channels)
     transformer.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
     if lora_dir is not None:
         load_dwm_lora(transformer, lora_dir)

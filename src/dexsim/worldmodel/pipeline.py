@@ -50,7 +50,7 @@ class DexWorldPipelineOutput(BaseOutput):
 @dataclass
 class Conditions:
     """Encoded conditions of one batch: ``z_static`` (B, F, Cz, h, w) for the residual,
-    ``cond`` (B, F, 1 + 2 * Cz, h, w) = mask | known | hand, ``known`` (B, T) bool per frame."""
+    ``cond`` (B, F, M + 2 * Cz, h, w) = mask (M = 1, Wan 4) | known | hand, ``known`` (B, T) bool per frame."""
 
     z_static: torch.Tensor
     cond: torch.Tensor
@@ -82,9 +82,10 @@ class DexWorldPipeline(DiffusionPipeline):
     """Static video + hand-prompt video (+ context frames, + text) -> interaction video.
 
     Modules: ``transformer`` (a :class:`~dexsim.worldmodel.compact.CompactVideoDenoiser` or a
-    CogVideoX transformer with DWM's condition channels), ``scheduler`` (any diffusers scheduler
+    CogVideoX or Wan transformer in DWM's hand-concat layout), ``scheduler`` (any diffusers scheduler
     with ``set_timesteps`` / ``step``; few-step DDIM by default), optional ``vae``
-    (``AutoencoderKLCogVideoX``; none = pixel space), optional ``text_encoder`` + ``tokenizer`` (T5).
+    (``AutoencoderKLCogVideoX`` or ``AutoencoderKLWan``; none = pixel space), optional ``text_encoder`` +
+    ``tokenizer`` (T5 / umT5).
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"

@@ -37,6 +37,8 @@ from diffusers import WanTransformer3DModel
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  (diffusers looks up a loadable base class by name in this module)
 
+from ._checkpoint import init_kwargs, keep_fp32_modules, load_exact_tensors, read_safetensors_folder, widen_input_weight
+
 __all__ = [
     "DWM_WAN_LORA_FILE",
     "WAN_RENAMES",
@@ -45,48 +47,64 @@ __all__ = [
     "load_dwm_wan_lora",
     "load_wan_fun",
     "tiny_wan_fun_pipeline",
+    "to_diffusers_name",
+    "to_original_name",
     "wan_flow_scheduler",
 ]
 
 DWM_WAN_LORA_FILE = "lora_diffusion_pytorch_model.safetensors"
 DWM_NON_LORA_FILE = "non_lora_weights.safetensors"
 
-#: original Wan / VideoX-Fun module path -> diffusers ``WanTransformer3DModel`` path (regex, replacement), in order
-WAN_RENAMES: tuple[tuple[str, str], ...] = (
-    (r"^text_embedding\.0", "condition_embedder.text_embedder.linear_1"),
-    (r"^text_embedding\.2", "condition_embedder.text_embedder.linear_2"),
-    (r"^time_embedding\.0", "condition_embedder.time_embedder.linear_1"),
-    (r"^time_embedding\.2", "condition_embedder.time_embedder.linear_2"),
-    (r"^time_projection\.1", "condition_embedder.time_proj"),
-    (r"^img_emb\.proj\.0", "condition_embedder.image_embedder.norm1"),
-    (r"^img_emb\.proj\.1", "condition_embedder.image_embedder.ff.net.0.proj"),
-    (r"^img_emb\.proj\.3", "condition_embedder.image_embedder.ff.net.2"),
-    (r"^img_emb\.proj\.4", "condition_embedder.image_embedder.norm2"),
-    (r"^head\.head", "proj_out"),
-    (r"^head\.modulation", "scale_shift_table"),
-    (r"^(blocks\.\d+)\.self_attn\.([qkv])\b", r"\1.attn1.to_\2"),
-    (r"^(blocks\.\d+)\.self_attn\.o\b", r"\1.attn1.to_out.0"),
-    (r"^(blocks\.\d+)\.self_attn\.norm_([qk])\b", r"\1.attn1.norm_\2"),
-    (r"^(blocks\.\d+)\.cross_attn\.([qkv])\b", r"\1.attn2.to_\2"),
-    (r"^(blocks\.\d+)\.cross_attn\.o\b", r"\1.attn2.to_out.0"),
-    (r"^(blocks\.\d+)\.cross_attn\.norm_([qk])\b", r"\1.attn2.norm_\2"),
-    (r"^(blocks\.\d+)\.cross_attn\.k_img\b", r"\1.attn2.add_k_proj"),
-    (r"^(blocks\.\d+)\.cross_attn\.v_img\b", r"\1.attn2.add_v_proj"),
-    (r"^(blocks\.\d+)\.cross_attn\.norm_k_img\b", r"\1.attn2.norm_added_k"),
-    (r"^(blocks\.\d+)\.ffn\.0\b", r"\1.ffn.net.0.proj"),
-    (r"^(blocks\.\d+)\.ffn\.2\b", r"\1.ffn.net.2"),
-    (r"^(blocks\.\d+)\.norm3\b", r"\1.norm2"),  # the cross-attention pre-norm (the only affine one)
-    (r"^(blocks\.\d+)\.modulation\b", r"\1.scale_shift_table"),
+#: original Wan / VideoX-Fun module path -> diffusers ``WanTransformer3DModel`` path, outside the blocks
+_TOP_RENAMES: tuple[tuple[str, str], ...] = (
+    ("text_embedding.0", "condition_embedder.text_embedder.linear_1"),
+    ("text_embedding.2", "condition_embedder.text_embedder.linear_2"),
+    ("time_embedding.0", "condition_embedder.time_embedder.linear_1"),
+    ("time_embedding.2", "condition_embedder.time_embedder.linear_2"),
+    ("time_projection.1", "condition_embedder.time_proj"),
+    ("img_emb.proj.0", "condition_embedder.image_embedder.norm1"),
+    ("img_emb.proj.1", "condition_embedder.image_embedder.ff.net.0.proj"),
+    ("img_emb.proj.3", "condition_embedder.image_embedder.ff.net.2"),
+    ("img_emb.proj.4", "condition_embedder.image_embedder.norm2"),
+    ("head.head", "proj_out"),
+    ("head.modulation", "scale_shift_table"),
 )
+#: the same inside ``blocks.<i>.``
+_BLOCK_RENAMES: tuple[tuple[str, str], ...] = (
+    *((f"self_attn.{a}", f"attn1.{b}") for a, b in (("q", "to_q"), ("k", "to_k"), ("v", "to_v"), ("o", "to_out.0"),
+                                                     ("norm_q", "norm_q"), ("norm_k", "norm_k"))),
+    *((f"cross_attn.{a}", f"attn2.{b}") for a, b in (("q", "to_q"), ("k", "to_k"), ("v", "to_v"), ("o", "to_out.0"),
+                                                      ("norm_q", "norm_q"), ("norm_k", "norm_k"),
+                                                      ("k_img", "add_k_proj"), ("v_img", "add_v_proj"),
+                                                      ("norm_k_img", "norm_added_k"))),
+    ("ffn.0", "ffn.net.0.proj"),
+    ("ffn.2", "ffn.net.2"),
+    ("norm3", "norm2"),  # the cross-attention pre-norm (the only affine one): the names swap places
+    ("modulation", "scale_shift_table"),
+)  # fmt: skip
+#: every (original, diffusers) pair, the block ones prefixed ``blocks.<i>.``
+WAN_RENAMES: tuple[tuple[str, str], ...] = _TOP_RENAMES + tuple((f"blocks.<i>.{a}", f"blocks.<i>.{b}")
+                                                                for a, b in _BLOCK_RENAMES)  # fmt: skip
+
+
+def _rename(name: str, to_diffusers: bool) -> str:
+    m = re.match(r"(blocks\.\d+\.)(.*)", name)
+    prefix, rest = m.groups() if m else ("", name)
+    for pair in _BLOCK_RENAMES if m else _TOP_RENAMES:
+        old, new = pair if to_diffusers else pair[::-1]
+        if rest == old or rest.startswith(old + "."):
+            return prefix + new + rest[len(old) :]
+    return name
 
 
 def to_diffusers_name(name: str) -> str:
     """An original Wan / VideoX-Fun parameter or module path in diffusers' naming (unknown paths unchanged)."""
-    for pattern, repl in WAN_RENAMES:
-        new, n = re.subn(pattern, repl, name)
-        if n:
-            return new
-    return name
+    return _rename(name, to_diffusers=True)
+
+
+def to_original_name(name: str) -> str:
+    """The inverse of :func:`to_diffusers_name`."""
+    return _rename(name, to_diffusers=False)
 
 
 class DexWanTransformer3DModel(WanTransformer3DModel):
@@ -133,35 +151,7 @@ def wan_flow_scheduler(shift: float = 5.0) -> Any:
 def _linear_names(transformer: torch.nn.Module) -> dict[str, str]:
     """diffusers Linear module path -> its original Wan path with ``.`` as ``_`` (the LoRA key stem)."""
     linears = [name for name, mod in transformer.named_modules() if isinstance(mod, torch.nn.Linear)]
-    return {_to_original_name(name).replace(".", "_"): name for name in linears}
-
-
-_REVERSE = (
-    (r"^condition_embedder\.text_embedder\.linear_1", "text_embedding.0"),
-    (r"^condition_embedder\.text_embedder\.linear_2", "text_embedding.2"),
-    (r"^condition_embedder\.time_embedder\.linear_1", "time_embedding.0"),
-    (r"^condition_embedder\.time_embedder\.linear_2", "time_embedding.2"),
-    (r"^condition_embedder\.time_proj", "time_projection.1"),
-    (r"^condition_embedder\.image_embedder\.ff\.net\.0\.proj", "img_emb.proj.1"),
-    (r"^condition_embedder\.image_embedder\.ff\.net\.2", "img_emb.proj.3"),
-    (r"^proj_out", "head.head"),
-    (r"^(blocks\.\d+)\.attn1\.to_([qkv])$", r"\1.self_attn.\2"),
-    (r"^(blocks\.\d+)\.attn1\.to_out\.0$", r"\1.self_attn.o"),
-    (r"^(blocks\.\d+)\.attn2\.to_([qkv])$", r"\1.cross_attn.\2"),
-    (r"^(blocks\.\d+)\.attn2\.to_out\.0$", r"\1.cross_attn.o"),
-    (r"^(blocks\.\d+)\.attn2\.add_k_proj$", r"\1.cross_attn.k_img"),
-    (r"^(blocks\.\d+)\.attn2\.add_v_proj$", r"\1.cross_attn.v_img"),
-    (r"^(blocks\.\d+)\.ffn\.net\.0\.proj$", r"\1.ffn.0"),
-    (r"^(blocks\.\d+)\.ffn\.net\.2$", r"\1.ffn.2"),
-)
-
-
-def _to_original_name(name: str) -> str:
-    for pattern, repl in _REVERSE:
-        new, n = re.subn(pattern, repl, name)
-        if n:
-            return new
-    return name
+    return {to_original_name(name).replace(".", "_"): name for name in linears}
 
 
 def _merge(linear: torch.nn.Linear, down: torch.Tensor, up: torch.Tensor, scale: float) -> None:
@@ -221,24 +211,10 @@ def load_dwm_wan_lora(transformer: torch.nn.Module, lora_dir: str | os.PathLike[
 
 
 def _load_patch_embedding(path: Path, transformer: torch.nn.Module) -> list[str]:
-    from safetensors.torch import load_file
-
-    keys = ("patch_embedding.weight", "patch_embedding.bias")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: a DWM Wan checkpoint folder holds {DWM_WAN_LORA_FILE} and "
-                                f"{DWM_NON_LORA_FILE} (the widened patch embedding)")  # fmt: skip
-    extra = load_file(str(path))
-    if set(extra) != set(keys):
-        raise ValueError(f"{path}: expected exactly {list(keys)}, got {sorted(extra)}")
-    own = transformer.state_dict()
-    for k, v in extra.items():
-        if own[k].shape != v.shape:
-            raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, this model {tuple(own[k].shape)} (DWM's hand "
-                             "concat widens Wan2.1-Fun-InP's 36 input channels to 52)")  # fmt: skip
-    with torch.no_grad():
-        for k, v in extra.items():
-            own[k].copy_(v.to(own[k].dtype))
-    return sorted(extra)
+    return load_exact_tensors(path, transformer, ("patch_embedding.weight", "patch_embedding.bias"),
+                              f"a DWM Wan checkpoint folder holds {DWM_WAN_LORA_FILE} and {DWM_NON_LORA_FILE} (the "
+                              "widened patch embedding)", "DWM's hand concat widens Wan2.1-Fun-InP's 36 input "
+                              "channels to 52")  # fmt: skip
 
 
 _DISTILL_KEY = re.compile(
@@ -324,11 +300,9 @@ def _original_config(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def _transformer_source(base: Path) -> tuple[Path, dict[str, Any], bool]:
     """(folder, diffusers constructor arguments, whether the weights use original Wan names)."""
-    from .cogvideox_fun import _init_kwargs
-
     if (base / "transformer" / "config.json").is_file():
         cfg = json.loads((base / "transformer" / "config.json").read_text())
-        return base / "transformer", _init_kwargs(DexWanTransformer3DModel, cfg), False
+        return base / "transformer", init_kwargs(DexWanTransformer3DModel, cfg), False
     if (base / "config.json").is_file():
         cfg = json.loads((base / "config.json").read_text())
         if "dim" in cfg and "in_dim" in cfg:
@@ -352,7 +326,6 @@ def load_wan_fun(base_dir: str | os.PathLike[str], lora_dir: str | os.PathLike[s
     from diffusers import AutoencoderKLWan
     from transformers import AutoTokenizer, UMT5EncoderModel
 
-    from .cogvideox_fun import read_safetensors_folder
     from .pipeline import DexWorldPipeline
 
     base = Path(base_dir)
@@ -373,8 +346,9 @@ def load_wan_fun(base_dir: str | os.PathLike[str], lora_dir: str | os.PathLike[s
     kwargs |= {"in_channels": int(proj.shape[1]) + extra, "condition_channels": extra}
     with init_empty_weights():
         transformer = DexWanTransformer3DModel(**kwargs)
-    state["patch_embedding.weight"] = torch.cat((proj, proj.new_zeros(proj.shape[0], extra, *proj.shape[2:])), 1)
+    state["patch_embedding.weight"] = widen_input_weight(proj, extra)
     transformer.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
+    keep_fp32_modules(transformer)
     if lora_dir is not None:
         load_dwm_wan_lora(transformer, lora_dir)
     if distill_lora is not None:
