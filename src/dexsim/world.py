@@ -16,6 +16,7 @@ the MuJoCo model); a captured ``.ply`` by :meth:`World.from_ply`.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -266,13 +267,19 @@ class World:
         assert masks is not None
         return out, masks, joints.numpy()
 
-    def render_conditions(self, cameras: np.ndarray, hands: HandStates,
-                          kinds: tuple[str, ...] = ("mesh",)) -> Conditions:  # fmt: skip
+    def render_conditions(self, cameras: np.ndarray, hands: HandStates, kinds: tuple[str, ...] = ("mesh",),
+                          timings: dict[str, float] | None = None) -> Conditions:  # fmt: skip
         """Everything a world model is conditioned on along ``cameras`` (T, 7) camera-to-world ``[t, q]``
-        with ``hands`` (T frames): the static video of the scene at rest and the prompts of ``kinds``."""
+        with ``hands`` (T frames): the static video of the scene at rest and the prompts of ``kinds``.
+        ``timings``, when given, gets the seconds of ``static`` (splat and occluder depth) and ``prompt``."""
+        t0 = time.perf_counter()
         static = self.render_scene(cameras)
         occluder = self.occluder_depth(cameras, static)
+        t1 = time.perf_counter()
         prompts, masks, joints = self.render_hands(cameras, hands, tuple(kinds), occluder)
+        if timings is not None:
+            timings["static"] = t1 - t0
+            timings["prompt"] = time.perf_counter() - t1
         return Conditions(static.rgb_uint8().numpy(), static.depth.numpy(), static.alpha.numpy(), occluder, prompts,
                           masks, joints)  # fmt: skip
 

@@ -172,3 +172,17 @@ def test_record_video_holds_the_rendered_frames(tiny_model, tmp_path) -> None:
         err = np.abs(video[t].astype(int) - shown_arr).mean(axis=(1, 2, 3))  # H.264 is lossy (noisy frames: ~6)
         others = np.delete(err, t)
         assert err[t] < 10.0 and err[t] < 0.75 * others.min(), (t, err)  # nearest its own frame, by far
+
+
+def test_step_timings_by_stage(tiny_model) -> None:
+    import time
+
+    env = _env(tiny_model, task="push-red-box")
+    env.reset(seed=0)
+    t0 = time.perf_counter()
+    env.step(env.action_space.sample())
+    wall = time.perf_counter() - t0
+    t = env.last_timings
+    assert set(t) == {"controller", "static", "prompt", "world_model", "scorer"}
+    assert all(v >= 0 for v in t.values()) and t["world_model"] > 0 and t["static"] > 0
+    assert sum(t.values()) <= wall  # disjoint stages of this one step

@@ -6,7 +6,10 @@ import statistics
 import time
 from typing import Any
 
-__all__ = ["bench_step"]
+__all__ = ["BREAKDOWN", "bench_step"]
+
+#: the stages of one ``env.step`` that ``breakdown_s`` reports (median seconds per step)
+BREAKDOWN = ("controller", "static", "prompt", "world_model", "scorer")
 
 
 def bench_step(world_model: str = "default", steps: int = 5, sizes: list[int] | None = None,
@@ -22,12 +25,13 @@ def bench_step(world_model: str = "default", steps: int = 5, sizes: list[int] | 
     env.reset(seed=seed)
     env.action_space.seed(seed)
     env.step(env.action_space.sample())  # warm-up
-    lat = []
+    lat, stages = [], []
     for _ in range(steps):
         a = env.action_space.sample()
         t0 = time.perf_counter()
         env.step(a)
         lat.append(time.perf_counter() - t0)
+        stages.append(env.last_timings)
     chunk = env.chunk
     vector = {}
     for n in sizes or [1, 4, 8]:
@@ -54,4 +58,5 @@ def bench_step(world_model: str = "default", steps: int = 5, sizes: list[int] | 
         vector[str(n)] = {"vector_fps": frames / t_vec, "sequential_fps": frames / t_seq, "speedup": t_seq / t_vec}
     return {"world_model": world_model, "width": wm.width, "height": wm.height, "chunk": chunk, "steps": steps,
             "step_s_median": statistics.median(lat), "step_s_all": lat, "vector": vector,
+            "breakdown_s": {k: statistics.median(s[k] for s in stages) for k in BREAKDOWN},
             "note": "vector env: one world-model call per step for all envs; sequential: one call per env"}  # fmt: skip

@@ -128,6 +128,7 @@ def bench_step_cmd(model_name: str, steps: int, envs: str, json_path: Path | Non
 
     r = bench_step(model_name, steps=steps, sizes=[int(x) for x in envs.split(",")])
     click.echo(f"env.step median {r['step_s_median']:.3f} s ({r['chunk']} frames at {r['width']}x{r['height']})")
+    click.echo("  by stage (median s): " + ", ".join(f"{k} {v:.3f}" for k, v in r["breakdown_s"].items()))
     for n, v in r["vector"].items():
         click.echo(f"  {n} envs: vector {v['vector_fps']:.1f} frames/s, sequential {v['sequential_fps']:.1f} frames/s, "
                    f"speed-up {v['speedup']:.2f}x")  # fmt: skip

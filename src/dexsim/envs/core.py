@@ -52,7 +52,7 @@ class _Request:
     prompt: np.ndarray
     joints: np.ndarray
     context: np.ndarray | None
-    render_s: float
+    timings: dict[str, float]  # seconds: controller, static, prompt
 
 
 class DexWorldCore:
@@ -210,8 +210,12 @@ class DexWorldCore:
         """Step the envs in ``actions`` (index -> one env's action) with one world-model call per
         window shape; returns index -> (obs, reward, terminated, truncated, info)."""
         self.check_started(list(actions))
-        planned = {i: self.controller.step(self.slots[i].state, a) for i, a in actions.items()}  # validates all first
-        requests = [self._request(i, *planned[i]) for i in actions]
+        planned, controller_s = {}, {}
+        for i, a in actions.items():  # validates all first
+            t0 = time.perf_counter()
+            planned[i] = self.controller.step(self.slots[i].state, a)
+            controller_s[i] = time.perf_counter() - t0
+        requests = [self._request(i, *planned[i], controller_s[i]) for i in actions]
         out: dict[int, tuple[dict, float, bool, bool, dict]] = {}
         for group in self._groups(requests):
             t0 = time.perf_counter()
@@ -221,17 +225,17 @@ class DexWorldCore:
                 out[req.index] = self._finish(req, generation, j, wm_s)
         return out
 
-    def _request(self, i: int, chunk: Chunk, next_state: HandState) -> _Request:
-        t0 = time.perf_counter()
+    def _request(self, i: int, chunk: Chunk, next_state: HandState, controller_s: float) -> _Request:
+        timings = {"controller": controller_s}
         cond = self.world.render_conditions(chunk.cameras, HandStates(chunk.params, chunk.visible),
-                                            kinds=(self.prompt_kind,))  # fmt: skip
+                                            kinds=(self.prompt_kind,), timings=timings)  # fmt: skip
         static, prompt, context = cond.static, cond.prompt(self.prompt_kind), None
         slot, c = self.slots[i], self.world_model.context_frames
         if slot.context is not None and c > 0:
             static = np.concatenate((slot.context["static"][-c:], static))
             prompt = np.concatenate((slot.context["prompt"][-c:], prompt))
             context = slot.context["frames"][-c:]
-        return _Request(i, chunk, next_state, static, prompt, cond.joints, context, time.perf_counter() - t0)
+        return _Request(i, chunk, next_state, static, prompt, cond.joints, context, timings)
 
     @staticmethod
     def _groups(requests: list[_Request]) -> list[list[_Request]]:
@@ -260,9 +264,8 @@ class DexWorldCore:
         static, prompt = req.static[-self.chunk :], req.prompt[-self.chunk :]
         slot.context = {"frames": new, "static": static, "prompt": prompt}
         slot.last = {"frames": new, "static": static, "hand_prompt": prompt}
-        #: wall times of the last step (kept out of ``info``, which must be deterministic)
-        slot.timings = {"render_s": req.render_s, "world_model_s": wm_s}
         reward, success, info = 0.0, False, {}
+        t0 = time.perf_counter()
         if self.task is not None:
             from ..scoring import hand_masks_from_prompts
 
@@ -275,6 +278,9 @@ class DexWorldCore:
                 info["measure"] = measure
                 success = measure >= self.task.min_move
         info["success"] = success
+        #: wall seconds of the last step by stage (kept out of ``info``, which must be deterministic); ``scorer``
+        #: holds the reward and the success reading, ``world_model`` this env's share of the batched call
+        slot.timings = {**req.timings, "world_model": wm_s, "scorer": time.perf_counter() - t0}
         return self.observation(req.index), reward, success, False, info
 
     @property
