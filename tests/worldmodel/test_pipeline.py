@@ -196,3 +196,19 @@ def test_long_rollout_is_chunked_and_memory_is_flat(compact: DexWorldPipeline) -
     assert max(sizes[50:]) - min(sizes[10:]) < 2_000_000  # bytes: flat, not growing with the episode
     full = rollout(wm, static[:, :9], prompt[:, :9], generator=torch.Generator().manual_seed(0))
     assert full.shape == (1, 9, 16, 16, 3)
+
+
+def test_precision_bf16_is_close_to_fp32(compact: DexWorldPipeline) -> None:
+    from dexsim.worldmodel.models import PRECISIONS
+
+    static, prompt = _videos(1, 9, 16)
+    out = {}
+    for p in ("fp32", "bf16"):
+        wm = DiffusionWorldModel(compact, 16, 16, window=9, context_frames=1, num_steps=2, precision=p)
+        assert wm.precision == p
+        out[p] = wm.generate(static, prompt, generator=torch.Generator().manual_seed(0)).frames.astype(float)
+    mse = np.mean((out["fp32"] - out["bf16"]) ** 2)
+    assert 0 < mse and 10 * np.log10(255**2 / mse) > 35  # different arithmetic, the same video
+    assert DiffusionWorldModel(compact, 16, 16, precision="auto").precision in PRECISIONS[1:]
+    with pytest.raises(ValueError, match="precision"):
+        DiffusionWorldModel(compact, 16, 16, precision="fp8")

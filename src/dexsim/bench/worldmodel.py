@@ -15,32 +15,66 @@ __all__ = ["BENCH_CONFIGS", "bench_overfit", "bench_worldmodel"]
 BENCH_CONFIGS = ("default", "compact", "tiny-cogvideox-fun", "tiny-wan-fun")
 
 
-def _model(config: str, width: int, height: int, device: str) -> Any:
+def _model(config: str, width: int, height: int, device: str, precision: str = "auto") -> Any:
     from ..worldmodel.cogvideox_fun import tiny_cogvideox_fun_pipeline
     from ..worldmodel.models import COMPACT_CONFIGS, DiffusionWorldModel, compact_pipeline, load
 
     if config == "default":
-        return load("default", device=device)
+        return load("default", device=device, precision=precision)
     if config == "tiny-cogvideox-fun":
-        return DiffusionWorldModel(tiny_cogvideox_fun_pipeline(width, height, vae_channels=16, layers=2), width, height,
-                                   window=9, context_frames=1, device=device, name=config)  # fmt: skip
+        pipe = tiny_cogvideox_fun_pipeline(width, height, vae_channels=16, layers=2)
+        return DiffusionWorldModel(pipe, width, height, window=9, context_frames=1, device=device, name=config,
+                                   precision=precision)  # fmt: skip
     if config == "tiny-wan-fun":
         from ..worldmodel.wan_fun import tiny_wan_fun_pipeline
 
         return DiffusionWorldModel(tiny_wan_fun_pipeline(width, height, layers=2), width, height, window=9,
-                                   context_frames=1, device=device, name=config)  # fmt: skip
+                                   context_frames=1, device=device, name=config, precision=precision)  # fmt: skip
     if config in COMPACT_CONFIGS:
         return DiffusionWorldModel(compact_pipeline(config), width, height, window=9, context_frames=1, device=device,
-                                   name=config)  # fmt: skip
-    return load(config, device=device)
+                                   name=config, precision=precision)  # fmt: skip
+    return load(config, device=device, precision=precision)
+
+
+def _quality_vs_fp32(config: str, model: Any, data: str, clips: int, device: str, num_steps: int) -> dict[str, Any]:
+    """PSNR (dB) of ``model``'s first window of each of the first ``clips`` clips of ``data`` against the same
+    model in float32 (same noise): what a faster precision costs."""
+    from ..data.dataset import clip_ids, read_clip
+    from ..metrics import psnr
+
+    ref = _model(config, model.width, model.height, device, precision="fp32")
+    ids = clip_ids(data)[:clips]
+    if not ids:
+        raise FileNotFoundError(f"no clips in {data}")
+    t, c = model.window, model.context_frames
+    values = []
+    for cid in ids:
+        clip = read_clip(data, cid)
+        if clip.static.shape[1:3] != (model.height, model.width) or clip.static.shape[0] < t:
+            raise ValueError(f"{data}/{cid}: needs {t} frames at {model.width}x{model.height}, got "
+                             f"{clip.static.shape[0]} at {clip.static.shape[2]}x{clip.static.shape[1]}")  # fmt: skip
+        args = (clip.static[None, :t], clip.prompt[None, :t])
+        ctx = clip.interaction[None, :c] if c else None
+        a, b = (m.generate(*args, context=ctx, num_steps=num_steps, generator=torch.Generator().manual_seed(0)).frames
+                for m in (model, ref))  # fmt: skip
+        values.append(psnr(a[0, c:], b[0, c:]))
+    return {
+        "data": str(data),
+        "clips": len(values),
+        "psnr_vs_fp32_median": statistics.median(values),
+        "psnr_vs_fp32_min": min(values),
+    }
 
 
 def bench_worldmodel(
     config: str = "default", chunks: int = 5, num_steps: int | None = None, batch: int = 1, width: int = 128,
-    height: int = 128, device: str = "cpu", seed: int = 0,
+    height: int = 128, device: str = "cpu", seed: int = 0, precision: str = "auto", quality_data: str | None = None,
+    quality_clips: int = 8,
 ) -> dict[str, Any]:  # fmt: skip
-    """Time ``chunks`` continuation windows (context + new frames) on random inputs; medians."""
-    model = _model(config, width, height, device)
+    """Time ``chunks`` continuation windows (context + new frames) on random inputs; medians. With
+    ``quality_data`` (a dataset folder) and a precision other than float32, also the PSNR of the outputs
+    against float32 ones on its first ``quality_clips`` clips."""
+    model = _model(config, width, height, device, precision)
     w, h, t = model.width, model.height, model.window
     rng = np.random.default_rng(seed)
     static = rng.integers(0, 255, (1, t, h, w, 3), dtype=np.uint8)
@@ -62,7 +96,11 @@ def bench_worldmodel(
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda")
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # fmt: skip
     params = sum(p.numel() for p in model.pipeline.transformer.parameters())
-    return {"config": config, "device": device, "torch_threads": torch.get_num_threads(), "num_steps": steps,
+    quality = None
+    if quality_data is not None and model.precision != "fp32":
+        quality = _quality_vs_fp32(config, model, quality_data, quality_clips, device, steps)
+    return {"config": config, "precision": model.precision, "quality": quality, "device": device,
+            "torch_threads": torch.get_num_threads(), "num_steps": steps,
             "width": w, "height": h, "frames": t, "new_frames_per_chunk": new_frames, "batch": batch,
             "seconds_per_chunk": sec, "frames_per_s": batch * new_frames / sec, "seconds_all": times,
             "peak_memory_mb": peak, "denoiser_parameters": params}  # fmt: skip

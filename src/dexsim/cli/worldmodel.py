@@ -86,18 +86,30 @@ def eval_cmd(data: str, model_name: str, clips: int | None, frames: int | None, 
 @click.option("--width", type=click.IntRange(16), default=128, show_default=True)
 @click.option("--height", type=click.IntRange(16), default=128, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="auto: bf16 autocast on CPUs with native bfloat16, else fp32.")  # fmt: skip
+@click.option("--quality-data", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A dataset folder: also the PSNR of the outputs against float32 ones on its clips.")  # fmt: skip
+@click.option("--quality-clips", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 def bench_worldmodel_cmd(config: str, chunks: int, num_steps: int | None, batch: int, width: int, height: int,
-                         device: str, json_path: Path | None) -> None:  # fmt: skip
+                         device: str, precision: str, quality_data: str | None, quality_clips: int,
+                         json_path: Path | None) -> None:  # fmt: skip
     """Seconds per chunk and frames per second of a world model (median over chunks)."""
     from .._io import write_json
     from ..bench.worldmodel import bench_worldmodel
 
     r = bench_worldmodel(config, chunks=chunks, num_steps=num_steps, batch=batch, width=width, height=height,
-                         device=device)  # fmt: skip
+                         device=device, precision=precision, quality_data=quality_data,
+                         quality_clips=quality_clips)  # fmt: skip
     click.echo(f"{r['config']}: {r['seconds_per_chunk']:.3f} s per {r['frames']}-frame window "
                f"({r['new_frames_per_chunk']} new), {r['frames_per_s']:.1f} frames/s, {r['num_steps']} steps, "
-               f"{r['width']}x{r['height']}, peak {r['peak_memory_mb']:.0f} MB, {r['device']}")  # fmt: skip
+               f"{r['width']}x{r['height']}, {r['precision']}, peak {r['peak_memory_mb']:.0f} MB, "
+               f"{r['device']}")  # fmt: skip
+    if r["quality"]:
+        q = r["quality"]
+        click.echo(f"  against float32 on {q['clips']} clips: PSNR {q['psnr_vs_fp32_median']:.1f} dB median, "
+                   f"{q['psnr_vs_fp32_min']:.1f} dB lowest")  # fmt: skip
     if json_path:
         write_json(json_path, r)
         click.echo(f"wrote {json_path}")

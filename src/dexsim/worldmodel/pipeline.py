@@ -276,7 +276,8 @@ class DexWorldPipeline(DiffusionPipeline):
             tok = self.tokenizer(list(text), padding="max_length", max_length=length, truncation=True,
                                  return_tensors="pt")  # fmt: skip
             ids = tok.input_ids.to(device)
-            with torch.no_grad():  # the text encoder is never trained here
+            # never trained here; outside any autocast, so a cached encoding does not depend on the caller's precision
+            with torch.no_grad(), torch.autocast(torch.device(device).type, enabled=False):
                 if self.backbone == "wan":
                     keep = tok.attention_mask.to(device)
                     emb = self.text_encoder(ids, attention_mask=keep)[0] * keep[..., None]
