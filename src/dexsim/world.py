@@ -120,15 +120,17 @@ def _expand(out: RenderOutput, back: np.ndarray) -> RenderOutput:
     if len(back) == len(out.rgb) and np.array_equal(back, np.arange(len(back))):
         return out
     idx = torch.from_numpy(back)
-    return RenderOutput(out.rgb[idx], out.depth[idx], out.alpha[idx], out.backend)
+    masked = None if out.masked_depth is None else out.masked_depth[idx]
+    return RenderOutput(out.rgb[idx], out.depth[idx], out.alpha[idx], out.backend, masked)
 
 
 @dataclass
 class World:
     """A scene and a camera model: see the module docstring.
 
-    ``scene``: the splat (movable parts at the pose they were built in); ``occluder``: the part that
-    hides the hands (default: the whole scene); ``rest_motions`` (K, 4, 4): per-object rigid motion
+    ``scene``: the splat (movable parts at the pose they were built in); ``occluder_mask``: (N,) bool, the
+    Gaussians of the part that hides the hands (None: the whole scene; its depth is composited in the same
+    pass as the static video); ``rest_motions`` (K, 4, 4): per-object rigid motion
     from the built pose to the rest pose (None: everything rests as built); ``workspace``: (lo, hi)
     corners of the box the wrists may move in; ``table``: (x, y, z) centre of the working surface;
     ``start_camera``: (7,) camera-to-world ``[t, q]`` to start from (None: look at the table from
@@ -137,7 +139,7 @@ class World:
 
     scene: GaussianScene
     name: str = "scene"
-    occluder: GaussianScene | None = None
+    occluder_mask: torch.Tensor | None = None
     rest_motions: torch.Tensor | None = None
     workspace: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: (np.full(3, -1.0), np.full(3, 1.0)))
     table: tuple[float, float, float] = (0.0, 0.35, 0.75)
@@ -195,30 +197,28 @@ class World:
             raise ValueError("`cameras` has non-finite values")
         return pose7_to_viewmat(torch.from_numpy(cams))
 
-    def render_scene(self, cameras: np.ndarray, motions: torch.Tensor | None = None) -> RenderOutput:
+    def render_scene(self, cameras: np.ndarray, motions: torch.Tensor | None = None,
+                     with_occluder: bool = False) -> RenderOutput:  # fmt: skip
         """The splat along ``cameras`` (T, 7) with per-frame object ``motions`` (T, K, 4, 4) from the
-        built pose (None: at rest)."""
+        built pose (None: at rest); ``with_occluder`` (at rest): also the occluder's depth (``masked_depth``)."""
         vms = self.viewmats(cameras).float()
         if motions is None:
             # the scene at rest: a camera held still is rendered once (bit-identical frames)
             keep, back = _unique_frames(vms)
             poses = None if self.rest_motions is None else self.rest_motions.expand(len(keep), -1, -1, -1)
+            mask = self.occluder_mask if with_occluder else None
             out = render(self.scene, vms[keep], self.K.float(), self.width, self.height, background=BACKGROUND,
-                         object_poses=poses)  # fmt: skip
+                         object_poses=poses, depth_mask=mask)  # fmt: skip
             return _expand(out, back)
         return render(self.scene, vms, self.K.float(), self.width, self.height, background=BACKGROUND,
                       object_poses=motions.float())  # fmt: skip
 
     def occluder_depth(self, cameras: np.ndarray, static: RenderOutput | None = None) -> np.ndarray:
-        """(T, H, W) float32 depth of the part that hides the hands (``static`` reused when that is the
-        whole scene)."""
-        if self.occluder is None:
-            if static is None:
-                static = self.render_scene(cameras)
-            return static.depth.numpy()
-        vms = self.viewmats(cameras).float()
-        keep, back = _unique_frames(vms)
-        return render(self.occluder, vms[keep], self.K.float(), self.width, self.height).depth.numpy()[back]
+        """(T, H, W) float32 depth of the part that hides the hands; ``static``, a ``render_scene(cameras,
+        with_occluder=True)`` of the same cameras, is reused (it holds that depth)."""
+        if static is None or (self.occluder_mask is not None and static.masked_depth is None):
+            static = self.render_scene(cameras, with_occluder=True)
+        return (static.depth if self.occluder_mask is None else static.masked_depth).numpy()
 
     def pose_hands(self, hands: HandStates) -> tuple[torch.Tensor, torch.Tensor]:
         """Posed meshes (T, 2, V, 3) (zeros where a hand is hidden) and joints (T, 2, 21, 3), float64."""
@@ -273,7 +273,7 @@ class World:
         with ``hands`` (T frames): the static video of the scene at rest and the prompts of ``kinds``.
         ``timings``, when given, gets the seconds of ``static`` (splat and occluder depth) and ``prompt``."""
         t0 = time.perf_counter()
-        static = self.render_scene(cameras)
+        static = self.render_scene(cameras, with_occluder=True)
         occluder = self.occluder_depth(cameras, static)
         t1 = time.perf_counter()
         prompts, masks, joints = self.render_hands(cameras, hands, tuple(kinds), occluder)

@@ -151,3 +151,19 @@ def test_render_errors_name_the_value() -> None:
         render(scene, torch.full((4, 4), float("nan")), K, 16, 16)
     with pytest.raises(ValueError, match="must agree"):
         render(scene, torch.stack([vm, vm]), torch.stack([K, K, K]), 16, 16)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "torch"])
+def test_masked_depth_is_the_subset_rendered_alone(backend: str) -> None:
+    """``depth_mask``: the subset's depth from the same pass equals rendering the subset by itself."""
+    scene = random_scene(400, 3)
+    mask = torch.rand(scene.num_gaussians, generator=torch.Generator().manual_seed(0)) < 0.6
+    vm, K = camera((0.5, -1.2, 0.9), size=32)
+    out = render(scene, vm, K, 32, 32, backend=backend, depth_mask=mask)
+    alone = render(scene.subset(mask), vm, K, 32, 32, backend=backend)
+    whole = render(scene, vm, K, 32, 32, backend=backend)
+    assert out.masked_depth is not None and torch.allclose(out.masked_depth, alone.depth, atol=1e-5)
+    assert torch.equal(out.rgb, whole.rgb) and torch.equal(out.depth, whole.depth)
+    assert not torch.allclose(out.masked_depth, whole.depth, atol=1e-3)  # the subset sees behind the rest
+    with pytest.raises(ValueError, match="depth_mask"):
+        render(scene, vm, K, 32, 32, backend=backend, depth_mask=mask[:-1])

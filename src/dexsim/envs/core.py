@@ -346,7 +346,7 @@ class DexWorldCore:
         slot = self.slots[i]
         plans = [self._play(slot.state, cand) for cand in actions]
         cameras = plans[0].cameras
-        static = self.world.render_scene(cameras)
+        static = self.world.render_scene(cameras, with_occluder=True)
         occluder = self.world.occluder_depth(cameras, static)
         prompts, hands = [], []
         for plan in plans:

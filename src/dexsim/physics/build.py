@@ -245,7 +245,7 @@ def world_for_spec(spec: SceneSpec, seed: int = 0, density_scale: float | None =
     if spec.drawer is not None:  # the splat holds the drawer closed
         rest[-1, 1, 3] = -spec.drawer.initial_open
     cx, cy = spec.table_center
-    return World(splat, spec.name, splat.subset(splat.object_ids == 0), rest if k else None, spec_workspace(spec),
+    return World(splat, spec.name, splat.object_ids == 0, rest if k else None, spec_workspace(spec),
                  (cx, cy, spec.table_height), None, spec, width, height, fov_y)  # fmt: skip
 
 

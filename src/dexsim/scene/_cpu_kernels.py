@@ -292,8 +292,13 @@ def gather_sorted(order, xy, radii, conic, opac, depth, color):
 
 
 @nb.njit(parallel=True, cache=True, fastmath=True)
-def composite(offsets, lists, xy, radii, conic, opac, depth, color, width, height, out_rgb, out_depth, out_alpha):
+def composite(offsets, lists, xy, radii, conic, opac, depth, color, width, height, out_rgb, out_depth, out_alpha,
+              in2, out_depth2, out_alpha2):  # fmt: skip
     """Front-to-back compositing (arrays indexed by the sorted position ``j``).
+
+    A second depth track (``in2`` nonzero for the Gaussians it holds; an empty ``in2`` turns it off) composites
+    the depth of that subset alone into ``out_depth2`` / ``out_alpha2`` in the same pass: exactly what rendering
+    the subset by itself gives (same projections, same order), without projecting, sorting and binning twice.
 
     The inner loop is float32 throughout (typed constants keep numba from promoting to float64,
     which costs ~30% here). Per tile, Gaussians are visited in depth order and each one updates only the pixels of its
@@ -313,8 +318,16 @@ def composite(offsets, lists, xy, radii, conic, opac, depth, color, width, heigh
         acc = np.zeros((TILE, TILE, 4), np.float32)
         done = np.zeros((TILE, TILE), np.bool_)
         n_done = 0
+        use2 = in2.shape[0] > 0
+        trans2 = np.ones((TILE, TILE), np.float32)
+        acc2 = np.zeros((TILE, TILE), np.float32)
+        done2 = np.zeros((TILE, TILE), np.bool_)
+        n_done2 = n_pix if not use2 else 0
         for k in range(offsets[t], offsets[t + 1]):
             j = lists[k]
+            mine2 = use2 and in2[j] != 0
+            if n_done == n_pix and not mine2:
+                continue
             mx = xy[j, 0]
             my = xy[j, 1]
             x0 = max(tx0, int(math.ceil(mx - radii[j, 0] - 0.5)))
@@ -345,7 +358,8 @@ def composite(offsets, lists, xy, radii, conic, opac, depth, color, width, heigh
                 px1 = min(x1, int(math.floor(mx - lo - 0.5)))
                 for px in range(px0, px1 + 1):
                     lx = px - tx0
-                    if done[ly, lx]:
+                    need2 = mine2 and not done2[ly, lx]
+                    if done[ly, lx] and not need2:
                         continue
                     dx = mx - (np.float32(px) + _HALF)
                     sigma = _HALF * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
@@ -353,6 +367,17 @@ def composite(offsets, lists, xy, radii, conic, opac, depth, color, width, heigh
                         continue
                     alpha = min(_MAX_ALPHA32, o * math.exp(-sigma))
                     if alpha < _ALPHA_T32:
+                        continue
+                    if need2:
+                        tr2 = trans2[ly, lx]
+                        next2 = tr2 * (_ONE - alpha)
+                        if next2 <= _MIN_T32:
+                            done2[ly, lx] = True
+                            n_done2 += 1
+                        else:
+                            acc2[ly, lx] += alpha * tr2 * depth[j]
+                            trans2[ly, lx] = next2
+                    if done[ly, lx]:
                         continue
                     tr = trans[ly, lx]
                     next_t = tr * (_ONE - alpha)
@@ -366,12 +391,15 @@ def composite(offsets, lists, xy, radii, conic, opac, depth, color, width, heigh
                     acc[ly, lx, 2] += w * color[j, 2]
                     acc[ly, lx, 3] += w * depth[j]
                     trans[ly, lx] = next_t
-            if n_done == n_pix:
+            if n_done == n_pix and n_done2 == n_pix:
                 break
         for py in range(ty0, ty1 + 1):
             for px in range(tx0, tx1 + 1):
                 ly = py - ty0
                 lx = px - tx0
+                if use2:
+                    out_depth2[py, px] = acc2[ly, lx]
+                    out_alpha2[py, px] = 1.0 - trans2[ly, lx]
                 out_rgb[py, px, 0] = acc[ly, lx, 0]
                 out_rgb[py, px, 1] = acc[ly, lx, 1]
                 out_rgb[py, px, 2] = acc[ly, lx, 2]

@@ -43,12 +43,14 @@ class RenderOutput:
         depth: (C, H, W) float32 expected z-depth, 0 where nothing was hit.
         alpha: (C, H, W) float32 accumulated opacity in [0, 1].
         backend: the backend that rendered ("cpu" or "gsplat").
+        masked_depth: (C, H, W) float32 depth of the ``depth_mask`` Gaussians alone (when one was given).
     """
 
     rgb: torch.Tensor
     depth: torch.Tensor
     alpha: torch.Tensor
     backend: str
+    masked_depth: torch.Tensor | None = None
 
     def rgb_uint8(self) -> torch.Tensor:
         """(C, H, W, 3) uint8 colours (the dexsim video convention)."""
@@ -255,6 +257,7 @@ def render(
     far_plane: float = 1e10,
     eps2d: float = 0.3,
     timings: dict[str, float] | None = None,
+    depth_mask: torch.Tensor | None = None,
 ) -> RenderOutput:
     """Render ``scene`` from C cameras.
 
@@ -270,6 +273,8 @@ def render(
         background: RGB (3,) composited behind the Gaussians (default black).
         antialiased: Mip-Splatting-style opacity compensation of the 2D blur.
         timings: a dict that the "cpu" backend fills with seconds per stage (for benchmarks).
+        depth_mask: (N,) bool: also the depth of these Gaussians alone (``masked_depth``; e.g. the fixed part of a
+            scene that hides the hands), in the same pass on the "cpu" backend, a second render on the others.
     Returns:
         :class:`RenderOutput` with (C, H, W, ...) tensors.
     """
@@ -287,6 +292,17 @@ def render(
                              f"(>= {scene.num_objects}, 4, 4), got {tuple(object_poses.shape)}")  # fmt: skip
     bg = None if background is None else tensor_arg("background", background, (3,), dtype=torch.float32, device=dev)
     chosen = _resolve_backend(backend, dev)
+    if depth_mask is not None:
+        depth_mask = torch.as_tensor(depth_mask, device=dev)
+        if depth_mask.dtype != torch.bool or tuple(depth_mask.shape) != (scene.num_gaussians,):
+            raise ValueError(f"`depth_mask` must be a ({scene.num_gaussians},) bool tensor, got "
+                             f"{tuple(depth_mask.shape)} {depth_mask.dtype}")  # fmt: skip
+        if chosen != "cpu":  # one more render of the subset
+            out = render(scene, viewmats, Ks, width, height, backend=chosen, object_poses=poses, background=bg,
+                         antialiased=antialiased, near_plane=near_plane, far_plane=far_plane, eps2d=eps2d)  # fmt: skip
+            sub = render(scene.subset(depth_mask), viewmats, Ks, width, height, backend=chosen, object_poses=poses,
+                         antialiased=antialiased, near_plane=near_plane, far_plane=far_plane, eps2d=eps2d)  # fmt: skip
+            return RenderOutput(out.rgb, out.depth, out.alpha, out.backend, sub.depth)
     if chosen == "gsplat":
         from .render_gsplat import render_gsplat
 
@@ -298,9 +314,9 @@ def render(
             raise ValueError(f"backend 'cpu' renders CPU tensors; the scene is on {dev}: use 'torch' or 'gsplat'")
         from .render_cpu import render_cpu
 
-        rgb, depth, alpha = render_cpu(scene, viewmats, Ks, width, height, poses, bg, antialiased,
-                                       near_plane, far_plane, eps2d, timings)  # fmt: skip
-        return RenderOutput(rgb, depth, alpha, "cpu")
+        rgb, depth, alpha, masked = render_cpu(scene, viewmats, Ks, width, height, poses, bg, antialiased,
+                                               near_plane, far_plane, eps2d, timings, depth_mask)  # fmt: skip
+        return RenderOutput(rgb, depth, alpha, "cpu", masked)
     rgbs, depths, alphas = [], [], []
     shared = None if poses is not None else _world_gaussians(scene, None)
     for i in range(n_cam):

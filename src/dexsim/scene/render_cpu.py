@@ -57,8 +57,10 @@ def render_cpu(
     far_plane: float,
     eps2d: float,
     timings: dict[str, float] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Render C cameras; returns rgb (C, H, W, 3), depth (C, H, W), alpha (C, H, W) float32.
+    depth_mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Render C cameras; returns rgb (C, H, W, 3), depth (C, H, W), alpha (C, H, W) float32, and with a
+    ``depth_mask`` (N,) bool the depth (C, H, W) of those Gaussians alone, composited in the same pass.
 
     ``timings``, when given, accumulates seconds per stage (project, sort, colors, bin, composite)
     and counts (visible Gaussians, tile entries).
@@ -73,6 +75,9 @@ def render_cpu(
     rgb = np.zeros((n_cam, height, width, 3), np.float32)
     depth = np.zeros((n_cam, height, width), np.float32)
     alpha = np.zeros((n_cam, height, width), np.float32)
+    mask = None if depth_mask is None else depth_mask.detach().cpu().numpy().astype(np.uint8)
+    depth2 = np.zeros((n_cam, height, width) if mask is not None else (n_cam, 0, 0), np.float32)
+    alpha2 = np.zeros_like(depth2)
     xy = np.zeros((n, 2), np.float32)
     conic = np.zeros((n, 3), np.float32)
     opac = np.zeros(n, np.float32)
@@ -102,12 +107,16 @@ def render_cpu(
         clock.lap("colors")
         offsets, lists = kern.bin_tiles(np.arange(len(order)), s_xy, s_radii, width, height)
         clock.lap("bin")
+        in2 = mask[order] if mask is not None else np.zeros(0, np.uint8)
         kern.composite(offsets, lists, s_xy, s_radii, s_conic, s_opac, s_z, s_col, width, height,
-                       rgb[c], depth[c], alpha[c])  # fmt: skip
+                       rgb[c], depth[c], alpha[c], in2, depth2[c], alpha2[c])  # fmt: skip
         clock.lap("composite")
         clock.count("visible_gaussians", len(order))
         clock.count("tile_entries", len(lists))
     if background is not None:
         rgb += (1.0 - alpha)[..., None] * background.detach().cpu().numpy().astype(np.float32)
     depth = np.where(alpha > 1e-10, depth / np.maximum(alpha, 1e-10), 0.0).astype(np.float32)
-    return torch.from_numpy(rgb), torch.from_numpy(depth), torch.from_numpy(alpha)
+    masked = None
+    if mask is not None:
+        masked = torch.from_numpy(np.where(alpha2 > 1e-10, depth2 / np.maximum(alpha2, 1e-10), 0.0).astype(np.float32))
+    return torch.from_numpy(rgb), torch.from_numpy(depth), torch.from_numpy(alpha), masked
