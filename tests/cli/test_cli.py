@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -273,3 +274,24 @@ def test_plan_scorer_options_reject_weights_for_an_offline_scorer(tmp_path: Path
     assert r.exit_code != 0
     if "is needed" not in r.output:  # dreamsim installed: the missing files are named, on one line
         assert r.exit_code == 2 and "ensemble_lora" in r.output and "Traceback" not in r.output
+
+
+def test_bench_render_sizes_and_evaluations(tmp_path: Path) -> None:
+    from dexsim.geometry import PinholeIntrinsics, look_at
+
+    rng = np.random.default_rng(0)
+    vm = look_at(torch.tensor([0.0, -1.5, 0.5]), torch.tensor([0.0, 0.0, 0.0])).numpy()[None]
+    pts = tmp_path / "points.npz"
+    np.savez(pts, means3d=rng.uniform(-0.3, 0.3, (200, 3)).astype(np.float32), colors=rng.random((200, 3)),
+             viewmats=vm.astype(np.float32), Ks=PinholeIntrinsics.from_fov(60.0, 32, 32).K().numpy()[None],
+             width=32, height=32)  # fmt: skip
+    out = tmp_path / "r.json"
+    run(["bench", "render", "--points", str(pts), "--width", "32", "--height", "32", "--repeats", "1",
+         "--sizes", "16x16,48x32", "--json", str(out)])  # fmt: skip
+    r = json.loads(out.read_text())
+    assert [(s["width"], s["height"]) for s in r["sizes"]] == [(16, 16), (48, 32)]
+    # every evaluation is one visible Gaussian at one pixel: between 1 and (visible x pixels)
+    assert 0 < r["evaluations_per_frame"] <= r["visible_gaussians_per_frame"] * 32 * 32
+    assert r["ns_per_evaluation"] > 0 and all(s["ns_per_evaluation"] > 0 for s in r["sizes"])
+    bad = CliRunner().invoke(main, ["bench", "render", "--points", str(pts), "--sizes", "16by16"])
+    assert bad.exit_code != 0 and "16by16" in bad.output and "Traceback" not in bad.output

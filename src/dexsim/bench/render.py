@@ -41,6 +41,12 @@ def load_points_benchmark(
     return scene, cams
 
 
+def _numba_threads() -> int:
+    import numba
+
+    return int(numba.get_num_threads())
+
+
 def bench_render(
     scene: GaussianScene, cams: CameraPath, backend: str = "auto", repeats: int = 7, progress: bool = True
 ) -> dict[str, Any]:
@@ -48,8 +54,9 @@ def bench_render(
 
     Returns a JSON-able dict: ``fps_median`` (frames per second, median over repeats),
     ``ms_per_frame`` per repeat, ``num_gaussians``, ``width``, ``height``, ``backend``, and for the
-    CPU backend ``stage_ms_per_frame`` (project, sort, colors, bin, composite) and the number of
-    visible Gaussians and tile entries per frame.
+    CPU backend ``stage_ms_per_frame`` (project, sort, colors, bin, composite), the number of
+    visible Gaussians, tile entries and Gaussian-pixel evaluations per frame, and ``ns_per_evaluation``:
+    compositing time per evaluation per core (composite time x numba threads / evaluations).
     """
     if repeats < 1:
         raise ValueError(f"`repeats` must be >= 1, got {repeats}")
@@ -85,4 +92,6 @@ def bench_render(
         out["stage_ms_per_frame"] = {k: 1e3 * timings[k] / n_cam for k in stages}
         out["visible_gaussians_per_frame"] = timings["visible_gaussians"] / n_cam
         out["tile_entries_per_frame"] = timings["tile_entries"] / n_cam
+        out["evaluations_per_frame"] = timings["evaluations"] / n_cam
+        out["ns_per_evaluation"] = 1e9 * timings["composite"] * _numba_threads() / max(timings["evaluations"], 1)
     return out

@@ -14,6 +14,19 @@ def bench() -> None:
     """Benchmarks (median of repeats; --json writes the figures)."""
 
 
+def _parse_sizes(text: str | None) -> list[tuple[int, int]]:
+    """``"512x512,1280x720"`` -> [(512, 512), (1280, 720)]; a malformed entry is named."""
+    out = []
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        w, sep, h = part.strip().lower().partition("x")
+        if not sep or not w.isdigit() or not h.isdigit() or not (1 <= int(w) <= 8192 and 1 <= int(h) <= 8192):
+            raise click.BadParameter(f"{part.strip()!r} is not WIDTHxHEIGHT (1-8192 each)", param_hint="--sizes")
+        out.append((int(w), int(h)))
+    return out
+
+
 @bench.command("render")
 @click.option("--scene", "scene_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A Gaussian splat (.ply / .splat); cameras: --camera-path or a default walk-in.")  # fmt: skip
@@ -25,10 +38,12 @@ def bench() -> None:
 @click.option("--backend", type=click.Choice(["auto", "cpu", "torch", "gsplat"]), default="auto", show_default=True)
 @click.option("--device", default=None, help="torch device for the scene (default: cuda when available, else cpu).")
 @click.option("--repeats", type=click.IntRange(1, 1000), default=7, show_default=True)
+@click.option("--sizes", default=None, help="More sizes to time after --width/--height, e.g. 512x512,1280x720 "
+              "(JSON key `sizes`).")  # fmt: skip
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 def bench_render_cmd(
     scene_path: Path | None, points_path: Path | None, camera_path: Path | None, width: int, height: int,
-    backend: str, device: str | None, repeats: int, json_path: Path | None,
+    backend: str, device: str | None, repeats: int, sizes: str | None, json_path: Path | None,
 ) -> None:  # fmt: skip
     """Frames per second of the Gaussian renderer on a scene or a point set."""
     import torch
@@ -40,20 +55,28 @@ def bench_render_cmd(
 
     if (scene_path is None) == (points_path is None):
         raise click.UsageError("give exactly one of --scene and --points")
+    extra = _parse_sizes(sizes)
     if points_path is not None:
         scene, cams = load_points_benchmark(points_path)
     else:
         scene = read_scene(scene_path)  # type: ignore[arg-type]
         cams = load_camera_path(camera_path) if camera_path else default_path(scene, 8, width, height)
-    cams = cams.resized(width, height)
     dev = device or ("cuda" if torch.cuda.is_available() and backend in ("auto", "gsplat", "torch") else "cpu")
-    result = bench_render(scene.to(dev), cams, backend=backend, repeats=repeats)
+    result = bench_render(scene.to(dev), cams.resized(width, height), backend=backend, repeats=repeats)
     result["source"] = str(points_path or scene_path)
     click.echo(f"{result['backend']}: {result['fps_median']:.1f} fps median ({result['num_gaussians']} Gaussians, "
                f"{width}x{height}, {result['num_cameras']} cameras x {repeats} repeats)")  # fmt: skip
     if "stage_ms_per_frame" in result:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in result["stage_ms_per_frame"].items())
-        click.echo(f"  ms per frame: {stages}")
+        click.echo(f"  ms per frame: {stages}; {result['ns_per_evaluation']:.1f} ns per Gaussian-pixel evaluation "
+                   "per core")  # fmt: skip
+    keep = ("width", "height", "fps_median", "ms_per_frame_median", "ns_per_evaluation")
+    if extra:
+        result["sizes"] = []
+    for w, h in extra:
+        r = bench_render(scene.to(dev), cams.resized(w, h), backend=backend, repeats=repeats)
+        result["sizes"].append({k: r[k] for k in keep if k in r})
+        click.echo(f"  {w}x{h}: {r['fps_median']:.1f} fps median")
     if json_path:
         write_json(json_path, result)
         click.echo(f"wrote {json_path}")

@@ -293,12 +293,13 @@ def gather_sorted(order, xy, radii, conic, opac, depth, color):
 
 @nb.njit(parallel=True, cache=True, fastmath=True)
 def composite(offsets, lists, xy, radii, conic, opac, depth, color, width, height, out_rgb, out_depth, out_alpha,
-              in2, out_depth2, out_alpha2):  # fmt: skip
+              in2, out_depth2, out_alpha2, out_evals):  # fmt: skip
     """Front-to-back compositing (arrays indexed by the sorted position ``j``).
 
     A second depth track (``in2`` nonzero for the Gaussians it holds; an empty ``in2`` turns it off) composites
     the depth of that subset alone into ``out_depth2`` / ``out_alpha2`` in the same pass: exactly what rendering
     the subset by itself gives (same projections, same order), without projecting, sorting and binning twice.
+    ``out_evals`` (tiles,) gets the Gaussian-pixel evaluations (exponentials) of each tile.
 
     The inner loop is float32 throughout (typed constants keep numba from promoting to float64,
     which costs ~30% here). Per tile, Gaussians are visited in depth order and each one updates only the pixels of its
@@ -323,6 +324,7 @@ def composite(offsets, lists, xy, radii, conic, opac, depth, color, width, heigh
         acc2 = np.zeros((TILE, TILE), np.float32)
         done2 = np.zeros((TILE, TILE), np.bool_)
         n_done2 = n_pix if not use2 else 0
+        n_evals = 0
         for k in range(offsets[t], offsets[t + 1]):
             j = lists[k]
             mine2 = use2 and in2[j] != 0
@@ -365,6 +367,7 @@ def composite(offsets, lists, xy, radii, conic, opac, depth, color, width, heigh
                     sigma = _HALF * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
                     if sigma < _ZERO or sigma > sig_max:
                         continue
+                    n_evals += 1
                     alpha = min(_MAX_ALPHA32, o * math.exp(-sigma))
                     if alpha < _ALPHA_T32:
                         continue
@@ -393,6 +396,7 @@ def composite(offsets, lists, xy, radii, conic, opac, depth, color, width, heigh
                     trans[ly, lx] = next_t
             if n_done == n_pix and n_done2 == n_pix:
                 break
+        out_evals[t] = n_evals
         for py in range(ty0, ty1 + 1):
             for px in range(tx0, tx1 + 1):
                 ly = py - ty0

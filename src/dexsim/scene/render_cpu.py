@@ -63,7 +63,7 @@ def render_cpu(
     ``depth_mask`` (N,) bool the depth (C, H, W) of those Gaussians alone, composited in the same pass.
 
     ``timings``, when given, accumulates seconds per stage (project, sort, colors, bin, composite)
-    and counts (visible Gaussians, tile entries).
+    and counts (visible Gaussians, tile entries, Gaussian-pixel evaluations).
     """
     from . import _cpu_kernels as kern
 
@@ -108,11 +108,13 @@ def render_cpu(
         offsets, lists = kern.bin_tiles(np.arange(len(order)), s_xy, s_radii, width, height)
         clock.lap("bin")
         in2 = mask[order] if mask is not None else np.zeros(0, np.uint8)
+        evals = np.zeros(len(offsets) - 1, np.int64)
         kern.composite(offsets, lists, s_xy, s_radii, s_conic, s_opac, s_z, s_col, width, height,
-                       rgb[c], depth[c], alpha[c], in2, depth2[c], alpha2[c])  # fmt: skip
+                       rgb[c], depth[c], alpha[c], in2, depth2[c], alpha2[c], evals)  # fmt: skip
         clock.lap("composite")
         clock.count("visible_gaussians", len(order))
         clock.count("tile_entries", len(lists))
+        clock.count("evaluations", int(evals.sum()))
     if background is not None:
         rgb += (1.0 - alpha)[..., None] * background.detach().cpu().numpy().astype(np.float32)
     depth = np.where(alpha > 1e-10, depth / np.maximum(alpha, 1e-10), 0.0).astype(np.float32)
