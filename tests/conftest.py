@@ -14,6 +14,9 @@ settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
+# float32 world models in every test, whatever the CPU (bf16 autocast is tested where it is asked for by name)
+os.environ.setdefault("DEXSIM_PRECISION", "fp32")
+
 SHARED_DATA = Path(os.environ.get("DEXSIM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 

@@ -150,6 +150,12 @@ class World:
     fov_y: float = 60.0
 
     def __post_init__(self) -> None:
+        m = self.occluder_mask
+        if m is not None and not (isinstance(m, torch.Tensor) and m.dtype == torch.bool
+                                  and tuple(m.shape) == (self.scene.num_gaussians,)):  # fmt: skip
+            got = f"{type(m).__name__} {tuple(m.shape)} {m.dtype}" if isinstance(m, torch.Tensor) else type(m).__name__
+            raise ValueError(f"`occluder_mask` must be a ({self.scene.num_gaussians},) bool tensor over the scene's "
+                             f"Gaussians (it replaced the `occluder` splat), got {got}")  # fmt: skip
         for name in ("width", "height"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:

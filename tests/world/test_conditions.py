@@ -90,3 +90,25 @@ def test_world_checks_its_camera_model() -> None:
         World(world.scene, fov_y=0.0)
     with pytest.raises(ValueError, match="cameras"):
         world.render_static(np.zeros((2, 6)))
+
+
+def test_occluder_depth_from_the_fused_pass_equals_the_occluder_alone() -> None:
+    """The drawer scene (rest motions: an open drawer) with a held camera (frames deduplicated): the occluder depth
+    from the static render's pass is the fixed part rendered by itself; a wrong mask is refused by name."""
+    from dexsim.physics.build import world_for_spec
+    from dexsim.physics.spec import randomized_scene
+    from dexsim.scene import render
+    from dexsim.world import World
+
+    spec = randomized_scene("drawer", 3)
+    world = world_for_spec(spec, seed=0, density_scale=0.2, width=32, height=32)
+    from dexsim.hands.controllers import initial_state
+
+    state = initial_state(world.table, world.start_camera, np.random.default_rng(0))
+    cams = np.repeat(state.camera[None], 3, 0)
+    fused = world.occluder_depth(cams, world.render_scene(cams, with_occluder=True))
+    vms = world.viewmats(cams).float()
+    alone = render(world.scene.subset(world.occluder_mask), vms, world.K.float(), 32, 32).depth.numpy()
+    assert np.allclose(fused, alone, atol=1e-5) and (fused > 0).mean() > 0.5
+    with pytest.raises(ValueError, match="occluder_mask"):
+        World(world.scene, "x", world.scene)

@@ -198,9 +198,7 @@ def test_long_rollout_is_chunked_and_memory_is_flat(compact: DexWorldPipeline) -
     assert full.shape == (1, 9, 16, 16, 3)
 
 
-def test_precision_bf16_is_close_to_fp32(compact: DexWorldPipeline) -> None:
-    from dexsim.worldmodel.models import PRECISIONS
-
+def test_precision_bf16_is_close_to_fp32(compact: DexWorldPipeline, monkeypatch: pytest.MonkeyPatch) -> None:
     static, prompt = _videos(1, 9, 16)
     out = {}
     for p in ("fp32", "bf16"):
@@ -209,6 +207,11 @@ def test_precision_bf16_is_close_to_fp32(compact: DexWorldPipeline) -> None:
         out[p] = wm.generate(static, prompt, generator=torch.Generator().manual_seed(0)).frames.astype(float)
     mse = np.mean((out["fp32"] - out["bf16"]) ** 2)
     assert 0 < mse and 10 * np.log10(255**2 / mse) > 35  # different arithmetic, the same video
-    assert DiffusionWorldModel(compact, 16, 16, precision="auto").precision in PRECISIONS[1:]
+    for forced in ("bf16", "fp32"):  # `auto` follows $DEXSIM_PRECISION
+        monkeypatch.setenv("DEXSIM_PRECISION", forced)
+        assert DiffusionWorldModel(compact, 16, 16, precision="auto").precision == forced
+    monkeypatch.setenv("DEXSIM_PRECISION", "half")
+    with pytest.raises(ValueError, match="'half'"):
+        DiffusionWorldModel(compact, 16, 16)
     with pytest.raises(ValueError, match="precision"):
         DiffusionWorldModel(compact, 16, 16, precision="fp8")

@@ -105,9 +105,11 @@ def cpu_has_native_bf16() -> bool:
 class DiffusionWorldModel:
     """A :class:`DexWorldPipeline` behind the :class:`WorldModel` protocol.
 
-    ``precision`` (see :data:`PRECISIONS`): on this project's AVX-512 CPUs ``auto`` runs the default model
-    in bf16 autocast, about 1.6x faster than float32 for outputs within ~55 dB PSNR of it (``dexsim bench
-    worldmodel --precision``); convolutional backbones on the CPU also use the channels-last layout.
+    ``precision`` (see :data:`PRECISIONS`; ``auto`` follows ``$DEXSIM_PRECISION`` when set): on this project's
+    AVX-512-BF16 CPUs ``auto`` runs the default model in bf16 autocast, 1.76x faster than float32 for outputs
+    within ~66 dB PSNR of it on held-out clips (``dexsim bench worldmodel --precision --quality-data``). On the
+    CPU a convolutional backbone's weights are converted to the channels-last layout in place (the
+    pipeline passed in is changed; saving still writes contiguous tensors).
     """
 
     def __init__(self, pipeline: Any, width: int = 128, height: int = 128, window: int = 9, context_frames: int = 1,
@@ -123,6 +125,10 @@ class DiffusionWorldModel:
         self.device = torch.device(device) if device is not None else pipeline._execution_device
         if precision not in PRECISIONS:
             raise ValueError(f"world model {name!r}: `precision` must be one of {PRECISIONS}, got {precision!r}")
+        if precision == "auto" and os.environ.get("DEXSIM_PRECISION"):
+            precision = os.environ["DEXSIM_PRECISION"]
+            if precision not in PRECISIONS:
+                raise ValueError(f"DEXSIM_PRECISION must be one of {PRECISIONS}, got {precision!r}")
         if precision == "auto":
             fp32_weights = next(self.pipeline.transformer.parameters()).dtype == torch.float32
             precision = "bf16" if self.device.type == "cpu" and fp32_weights and cpu_has_native_bf16() else "fp32"
@@ -325,15 +331,18 @@ def load(name: str | os.PathLike[str] = "default", device: str | torch.device = 
     """A world model by name: ``"default"`` (shipped, trained by dexsim), ``"oracle"`` (physics, built-in
     scenes; ``scene=`` picks one), a DWM release (``"dwm-cogvideox-5b"``, ``"dwm-wan2.1-14b"``...; ``base=`` and
     ``lora=`` folders, see :mod:`dexsim.worldmodel.dwm`) or a path to a saved pipeline folder (a ``dexsim train``
-    output)."""
+    output). ``precision`` (diffusion models): see :class:`DiffusionWorldModel`."""
+    precision = kwargs.pop("precision", "auto")
     if str(name) == "oracle":
         return OracleWorldModel(**kwargs)
     from .dwm import DWM_MODELS, dwm_pipeline
 
     if str(name) in DWM_MODELS:
         pipe, settings = dwm_pipeline(str(name), device=device, **kwargs)
-        return DiffusionWorldModel(pipe, **settings)
-    wm = DiffusionWorldModel.from_pretrained(model_folder(name), device=device, **kwargs)
+        return DiffusionWorldModel(pipe, **settings, precision=precision)
+    if kwargs:
+        raise TypeError(f"world model {str(name)!r} takes no options {sorted(kwargs)} (only `device`, `precision`)")
+    wm = DiffusionWorldModel.from_pretrained(model_folder(name), device=device, precision=precision)
     if str(name) == "default":
         wm.name = "default"
     return wm
