@@ -71,15 +71,21 @@ def _goal_action(spec: Any, task: Any, cands: list[Any], rng: np.random.Generato
 
 
 def plan_instance(world_model: Any, task_name: str, candidates: int, seed: int, frames: int = 16,
-                  scorer: Any = None, size: tuple[int, int] = (128, 128)) -> dict[str, Any]:  # fmt: skip
+                  scorer: Any = None, size: tuple[int, int] = (128, 128),
+                  proposals: Any = None) -> dict[str, Any]:  # fmt: skip
     """One held-out task instance: a randomized scene from ``seed``, a goal made by the oracle, N
     candidates ranked by the world model and measured by the oracle (distance of the target's final
     position to the goal's; the drawer: of its final opening). ``world_model="oracle"`` ranks with this
-    instance's own physics (at ``size`` = (width, height)); any other value is a world model object."""
+    instance's own physics (at ``size`` = (width, height)); any other value is a world model object.
+    ``proposals``: the candidates' source (default: scripted primitives; a
+    :class:`~dexsim.planners.ForecastProposals` sees the start frame, the goal image and the task text).
+    The goal is the same whichever source proposes. ``planning_s``: proposing + ranking (not the oracle's
+    check)."""
     from ..envs.tasks import TASKS
     from ..physics.oracle import Oracle
     from ..physics.spec import randomized_scene
     from ..planners.candidates import task_candidates, with_camera
+    from ..planners.proposals import PlanContext, PrimitiveProposals
     from ..planners.rank import RankPlanner, Rollout
     from ..scoring import Goal, make_scorer
 
@@ -92,12 +98,21 @@ def plan_instance(world_model: Any, task_name: str, candidates: int, seed: int, 
         spec = replace(spec, drawer=replace(spec.drawer, initial_open=0.0))
     width, height = size if isinstance(world_model, str) else (world_model.width, world_model.height)
     oracle = Oracle(spec, width, height, seed=seed)
+    source = proposals if proposals is not None else PrimitiveProposals()
+    t0 = time.perf_counter()
     cands = task_candidates(spec, task.kind, task.target, candidates, rng, frames)
+    propose_s = time.perf_counter() - t0
     camera = cands[0].trajectory.camera
     ref = with_camera(_goal_action(spec, task, cands, rng, frames), camera)
     goal_clip = oracle.run(ref.trajectory, masks=False)
     goal_at = _outcome(goal_clip.sim, spec, task.target)
     goal = Goal(image=goal_clip.scene[-1], text=task.text, start=goal_clip.static[0])
+    if source.name != "primitives":  # the same goal, other candidates
+        context = PlanContext(goal_clip.static[0], camera, oracle.K.numpy(), goal.image, task.text, frames, spec,
+                              task.kind, task.target)  # fmt: skip
+        t0 = time.perf_counter()
+        cands = source.propose(context, candidates, rng)
+        propose_s = time.perf_counter() - t0
     clips = [oracle.run(c.trajectory, masks=False) for c in cands]
     dist = np.array([np.linalg.norm(_outcome(c.sim, spec, task.target) - goal_at) for c in clips])
     rollout = Rollout(static=clips[0].static, prompts=np.stack([c.prompt for c in clips]),
@@ -120,7 +135,9 @@ def plan_instance(world_model: Any, task_name: str, candidates: int, seed: int, 
         "kendall_tau": kendall_tau(result.scores, -dist, TIE_TOLERANCE),
         "success": bool(dist[chosen] <= SUCCESS_RADIUS),
         "candidate_success_rate": float((dist <= SUCCESS_RADIUS).mean()),
-        "seconds_per_candidate": result.seconds / candidates, "rollout": rollout, "goal": goal, "videos": result.videos,
+        "seconds_per_candidate": result.seconds / candidates, "proposals": source.name, "propose_s": propose_s,
+        "planning_s": propose_s + result.seconds, "K": oracle.K.numpy(), "rollout": rollout, "goal": goal,
+        "videos": result.videos,
     }  # fmt: skip
 
 
@@ -146,7 +163,8 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, float]:
     return {"instances": len(rows), "top1_agreement": mean("top1"), "random_top1": mean("random_top1"),
             "kendall_tau": mean("kendall_tau"), "success_rate": mean("success"),
             "candidate_success_rate": mean("candidate_success_rate"),
-            "seconds_per_candidate": float(np.median([r["seconds_per_candidate"] for r in rows]))}  # fmt: skip
+            "seconds_per_candidate": float(np.median([r["seconds_per_candidate"] for r in rows])),
+            "planning_s": float(np.median([r["planning_s"] for r in rows]))}  # fmt: skip
 
 
 def plan_tasks(task: str) -> list[str]:
@@ -161,12 +179,16 @@ def plan_tasks(task: str) -> list[str]:
 
 
 def bench_plan(world_model: Any, task: str = "push-red-box", tasks: int = 20, candidates: int = 8, seed: int = 0,
-               cost_instances: int = 2, progress: bool = True, scorer: Any = None) -> dict[str, Any]:  # fmt: skip
+               cost_instances: int = 2, progress: bool = True, scorer: Any = None,
+               proposals: Any = None) -> dict[str, Any]:  # fmt: skip
     """The planning benchmark over ``tasks`` held-out instances per task (``task``: a name, a comma list or
     ``all``; see the module docstring); pooled figures plus ``per_task``. ``scorer``: a
-    :class:`~dexsim.scoring.Scorer` (default :data:`DEFAULT_SCORER`)."""
+    :class:`~dexsim.scoring.Scorer` (default :data:`DEFAULT_SCORER`); ``proposals``: the candidates' source
+    (default: scripted primitives), named by the JSON key ``proposals``."""
+    from ..planners.proposals import PrimitiveProposals
     from ..scoring import make_scorer
 
+    proposals = proposals if proposals is not None else PrimitiveProposals()
     names = plan_tasks(task)
     scorer = scorer if scorer is not None else make_scorer(DEFAULT_SCORER)
     rows: list[dict[str, Any]] = []
@@ -174,15 +196,15 @@ def bench_plan(world_model: Any, task: str = "push-red-box", tasks: int = 20, ca
     bar = tqdm(total=tasks * len(names), disable=not progress, desc="plan bench", unit="instance")
     for name in names:
         for i in range(tasks):
-            r = plan_instance(world_model, name, candidates, seed * 100_003 + i, scorer=scorer)
+            r = plan_instance(world_model, name, candidates, seed * 100_003 + i, scorer=scorer, proposals=proposals)
             if len(ratios) < cost_instances:
                 ratios.append(_batched_cost_ratio(world_model, r["rollout"], r["goal"], scorer))
-            rows.append({k: v for k, v in r.items() if k not in ("rollout", "goal", "videos")})
+            rows.append({k: v for k, v in r.items() if k not in ("rollout", "goal", "videos", "K")})
             bar.update(1)
     bar.close()
     pooled = _summary(rows)
     per_task = {n: _summary([r for r in rows if r["task"] == n]) for n in names}
-    return {"task": task, "tasks": tasks, "candidates": candidates, "seed": seed,
+    return {"task": task, "tasks": tasks, "candidates": candidates, "seed": seed, "proposals": proposals.name,
             "world_model": world_model if isinstance(world_model, str) else getattr(world_model, "name",
                                                                                     type(world_model).__name__),
             "scorer": scorer.name, **{k: v for k, v in pooled.items() if k != "instances"},

@@ -75,6 +75,7 @@ from .bench import bench  # noqa: E402
 from .data import data, datagen  # noqa: E402
 from .demo import demo  # noqa: E402
 from .evaluate import bench_evaluate_cmd, evaluate_cmd  # noqa: E402
+from .forecast import bench_forecast_cmd  # noqa: E402
 from .hands import hands  # noqa: E402
 from .plan import bench_plan_cmd, bench_step_cmd, plan_cmd  # noqa: E402
 from .render import render  # noqa: E402
@@ -97,5 +98,6 @@ bench.add_command(bench_step_cmd)
 main.add_command(plan_cmd)
 main.add_command(evaluate_cmd)
 bench.add_command(bench_evaluate_cmd)
+bench.add_command(bench_forecast_cmd)
 
 __all__ = ["main"]

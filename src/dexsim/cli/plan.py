@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..bench.plan import DEFAULT_SCORER
+from ..planners.proposals import PROPOSAL_SOURCES
 from ..scoring import SCORERS
 from ._params import JSON_OUT, OutputPath
 
@@ -41,17 +42,38 @@ def _scorer(name: str, weights_dir: Path | None) -> object:
     return make_scorer(name, **{key: weights_dir})
 
 
+def _proposal_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--proposals`` and ``--forecaster``."""
+    command = click.option("--forecaster", "forecaster_name", default="default", show_default=True,
+                           help="The forecaster of --proposals forecast: default | PATH.")(command)  # fmt: skip
+    return click.option("--proposals", "proposals_name", type=click.Choice(PROPOSAL_SOURCES), default="primitives",
+                        show_default=True, help="Where candidates come from: scripted primitives, or the hand "
+                        "forecaster conditioned on the goal image and text.")(command)  # fmt: skip
+
+
+def _proposals(name: str, forecaster: str) -> object:
+    from ..planners.proposals import proposal_source
+
+    try:
+        return proposal_source(name, forecaster)
+    except FileNotFoundError as e:
+        raise click.BadParameter(str(e), param_hint="--forecaster") from None
+
+
 @click.command("plan")
 @click.option("--task", default="push-red-box", show_default=True)
 @click.option("--candidates", type=click.IntRange(1, 64), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--model", "model_name", default="default", show_default=True, help="default | oracle | PATH")
 @_scorer_options
+@_proposal_options
 @click.option("--out", "out_dir", type=OutputPath(directory=True), default=None,
-              help="Write sheet.png (goal, then candidates best first) and the predicted videos.")  # fmt: skip
+              help="Write sheet.png (goal, then candidates best first), proposals.png (every candidate's hand "
+              "paths over the start frame) and the predicted videos.")  # fmt: skip
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name: str, weights_dir: Path | None,
-             out_dir: Path | None, json_path: Path | None) -> None:  # fmt: skip
+             proposals_name: str, forecaster_name: str, out_dir: Path | None,
+             json_path: Path | None) -> None:  # fmt: skip
     """Rank N candidate actions for a held-out instance of TASK with a world model; check with physics."""
     import numpy as np
 
@@ -59,7 +81,11 @@ def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name
     from ..bench.plan import plan_instance
 
     scorer = _scorer(scorer_name, weights_dir)
-    r = plan_instance(_model(model_name), task, candidates, seed, scorer=scorer)
+    source = _proposals(proposals_name, forecaster_name)
+    try:
+        r = plan_instance(_model(model_name), task, candidates, seed, scorer=scorer, proposals=source)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
     order = np.argsort(-np.asarray(r["model_scores"]))
     for rank, i in enumerate(order):
         mark = "*" if i == r["chosen"] else " "
@@ -68,6 +94,7 @@ def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name
                    f"{r['candidate_texts'][i]}")  # fmt: skip
     click.echo(f"chosen candidate is the physics-best: {r['top1']}; succeeds: {r['success']}")
     if out_dir:
+        from ..forecast.draw import draw_forecasts
         from ..video import contact_sheet, write_mp4, write_png
 
         goal = r["goal"]
@@ -75,9 +102,14 @@ def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name
         rows += [(f"#{k + 1}: {r['candidate_texts'][i]}", r["videos"][i]) for k, i in enumerate(order)]
         write_png(out_dir / "sheet.png", contact_sheet(rows, max_frames=8))
         write_mp4(out_dir / "candidates.mp4", np.concatenate(list(r["videos"][order]), axis=2), fps=8)
-        click.echo(f"wrote {out_dir / 'sheet.png'} and {out_dir / 'candidates.mp4'}")
+        hands = r["rollout"].hands
+        drawn = draw_forecasts(goal.start, np.stack([h.joints for h in hands]), np.stack([h.visible for h in hands]),
+                               hands[0].camera[0], r["K"])  # fmt: skip
+        side = np.concatenate((drawn, goal.image), axis=1)
+        write_png(out_dir / "proposals.png", np.repeat(np.repeat(side, 3, 0), 3, 1))
+        click.echo(f"wrote {out_dir / 'sheet.png'}, {out_dir / 'proposals.png'} and {out_dir / 'candidates.mp4'}")
     if json_path:
-        write_json(json_path, {k: v for k, v in r.items() if k not in ("rollout", "goal", "videos")})
+        write_json(json_path, {k: v for k, v in r.items() if k not in ("rollout", "goal", "videos", "K")})
 
 
 @click.command("plan")
@@ -88,9 +120,11 @@ def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name
 @click.option("--model", "model_name", default="default", show_default=True)
 @click.option("--cost-instances", type=click.IntRange(0), default=2, show_default=True)
 @_scorer_options
+@_proposal_options
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 def bench_plan_cmd(task: str, num_tasks: int, candidates: int, seed: int, model_name: str, cost_instances: int,
-                   scorer_name: str, weights_dir: Path | None, json_path: Path | None) -> None:  # fmt: skip
+                   scorer_name: str, weights_dir: Path | None, proposals_name: str, forecaster_name: str,
+                   json_path: Path | None) -> None:  # fmt: skip
     """Top-1 agreement of world-model ranking with the physics oracle over held-out task instances
     (--tasks instances of each task; pooled and per task)."""
     from .._io import write_json
@@ -101,12 +135,15 @@ def bench_plan_cmd(task: str, num_tasks: int, candidates: int, seed: int, model_
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--task") from None
     scorer = _scorer(scorer_name, weights_dir)
-    r = bench_plan(_model(model_name), task, num_tasks, candidates, seed, cost_instances=cost_instances, scorer=scorer)
+    source = _proposals(proposals_name, forecaster_name)
+    r = bench_plan(_model(model_name), task, num_tasks, candidates, seed, cost_instances=cost_instances, scorer=scorer,
+                   proposals=source)  # fmt: skip
     click.echo(f"{r['tasks']} instances x {len(r['per_task'])} task(s) x {r['candidates']} candidates: "
                f"top1_agreement {r['top1_agreement']:.2f} "
                f"(random {r['random_top1']:.2f}), kendall_tau {r['kendall_tau']:.2f}, success {r['success_rate']:.2f} "
                f"(candidates {r['candidate_success_rate']:.2f}), {r['seconds_per_candidate']:.2f} s/candidate, "
-               f"batched_cost_ratio {r['batched_cost_ratio']:.2f}")  # fmt: skip
+               f"batched_cost_ratio {r['batched_cost_ratio']:.2f}, {r['planning_s']:.2f} s/plan "
+               f"({r['proposals']})")  # fmt: skip
     if len(r["per_task"]) > 1:
         for name, t in r["per_task"].items():
             click.echo(f"  {name:<22} top1 {t['top1_agreement']:.2f} (random {t['random_top1']:.2f}), "

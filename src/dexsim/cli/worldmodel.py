@@ -11,7 +11,10 @@ from ._params import JSON_OUT, OutputPath
 
 @click.command("train")
 @click.option(
-    "--preset", "preset_name", type=click.Choice(["compact-from-scratch", "lora-cogvideox-fun"]), required=True
+    "--preset",
+    "preset_name",
+    type=click.Choice(["compact-from-scratch", "lora-cogvideox-fun", "forecast-flow-matching"]),
+    required=True,
 )
 @click.option("--data", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
               help="Dataset folder(s) in the DWM layout (repeat for several).")  # fmt: skip
@@ -20,7 +23,10 @@ from ._params import JSON_OUT, OutputPath
 @click.option("--batch-size", type=click.IntRange(1), default=None)
 @click.option("--lr", type=float, default=None)
 @click.option(
-    "--model", default=None, help="compact config name; for lora-cogvideox-fun a CogVideoX-Fun folder or 'tiny'."
+    "--model",
+    default=None,
+    help="compact config name; for lora-cogvideox-fun a CogVideoX-Fun folder or 'tiny'; "
+    "for forecast-flow-matching a forecaster size (default, tiny).",
 )
 @click.option("--width", type=click.IntRange(16), default=None)
 @click.option("--height", type=click.IntRange(16), default=None)
@@ -38,7 +44,7 @@ from ._params import JSON_OUT, OutputPath
               help="Weight of the flow head's L1 error (pixels) against true flow (warp models).")  # fmt: skip
 @click.option("--no-resume", is_flag=True, help="Start over; a previous run's files in OUT move to OUT/superseded/.")
 def train_cmd(preset_name: str, data: tuple[str, ...], out: Path, no_resume: bool, **overrides: object) -> None:
-    """Train a world model (resumes from OUT's newest checkpoint of the same run).
+    """Train a world model or the hand forecaster (resumes from OUT's newest checkpoint of the same run).
 
     A run is its model, data and optimiser recipe (not --steps, --checkpoint-every, --validate-every: more
     steps continue it); OUT holding another run's checkpoints is refused unless --no-resume.

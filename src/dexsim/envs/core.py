@@ -329,6 +329,34 @@ class DexWorldCore:
             raise RuntimeError("the episode has no step yet")
         return self._trajectory(slot.chunks, slot.joints)
 
+    def forecast(self, i: int, k: int = 8, forecaster: Any = "default", use_goal: bool = True,
+                 text: str | None = None, generator: Any = None) -> Any:  # fmt: skip
+        """The hand forecaster's ``k`` proposals for env ``i``'s next chunk (a
+        :class:`~dexsim.forecast.Forecast`; ``Forecast.mano_action(j)`` is sample j as a ``mano`` action):
+        it sees the last frame, the episode's trajectory so far, and (``use_goal``) the task's goal image
+        and text (``text`` overrides it). ``forecaster``: ``"default"``, a folder or a model (kept)."""
+        from ..forecast import forecast, load_forecaster
+
+        self.check_started([i])
+        if isinstance(forecaster, str):
+            cache = self.__dict__.setdefault("_forecasters", {})
+            if forecaster not in cache:
+                cache[forecaster] = load_forecaster(forecaster)
+            forecaster = cache[forecaster]
+        slot = self.slots[i]
+        assert slot.last is not None and slot.state is not None
+        if slot.chunks:
+            history = self.episode_hands(i)
+        else:
+            st = slot.state
+            history = {"params": st.params[None], "visible": st.visible[None], "camera": st.camera[None]}
+        goal = self.goal if use_goal else None
+        image = None if goal is None or goal.image.shape != slot.last["frames"][-1].shape else goal.image
+        words = text if text is not None else (None if goal is None else goal.text)
+        horizon = min(self.chunk, forecaster.config.horizon)
+        return forecast(forecaster, slot.last["frames"][-1], slot.state.camera, self.world.K.numpy(), history,
+                        image, words, k=k, horizon=horizon, generator=generator)  # fmt: skip
+
     def preview(self, i: int, actions: np.ndarray) -> Any:
         """A :class:`~dexsim.worldmodel.Rollout` of N candidate ``delta`` action sequences (N, H, 21) from
         env ``i``'s state, which is not changed. Candidates must share the camera dims (dims 0-4) so
@@ -444,6 +472,11 @@ class DexWorldEnv(gym.Env):
 
     def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
         return self.core.step({0: action})[0]
+
+    def forecast(self, k: int = 8, forecaster: Any = "default", use_goal: bool = True, text: str | None = None,
+                 generator: Any = None) -> Any:  # fmt: skip
+        """The hand forecaster's ``k`` proposals for the next chunk: see :meth:`DexWorldCore.forecast`."""
+        return self.core.forecast(0, k, forecaster, use_goal, text, generator)
 
     def preview(self, actions: np.ndarray) -> Any:
         """See :meth:`DexWorldCore.preview` (the env's state is not changed)."""

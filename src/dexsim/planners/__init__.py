@@ -2,9 +2,10 @@
 
 from .candidates import perturb_action, primitive_candidates, with_camera, withdraw
 from .cem import CEMConfig, CEMPlanner
+from .proposals import ForecastProposals, PlanContext, PrimitiveProposals, proposal_source
 from .rank import RankPlanner, RankResult, Rollout
 
 __all__ = [
-    "CEMConfig", "CEMPlanner", "RankPlanner", "RankResult", "Rollout", "perturb_action", "primitive_candidates",
-    "with_camera", "withdraw",
+    "CEMConfig", "CEMPlanner", "ForecastProposals", "PlanContext", "PrimitiveProposals", "RankPlanner", "RankResult",
+    "Rollout", "perturb_action", "primitive_candidates", "proposal_source", "with_camera", "withdraw",
 ]  # fmt: skip

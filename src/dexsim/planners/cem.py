@@ -39,9 +39,10 @@ class CEMPlanner:
     actions), score them with a :class:`RankPlanner`, refit a diagonal Gaussian to the elites."""
 
     def __init__(self, world_model: Any, scorer: Any, config: CEMConfig | None = None, batch_size: int = 8,
-                 seed: int = 0, mask_hands: bool = True) -> None:  # fmt: skip
+                 seed: int = 0, mask_hands: bool = True, proposals: Any = None) -> None:  # fmt: skip
         self.config = config or CEMConfig()
-        self.ranker = RankPlanner(world_model, scorer, batch_size=batch_size, seed=seed, mask_hands=mask_hands)
+        self.ranker = RankPlanner(world_model, scorer, batch_size=batch_size, seed=seed, mask_hands=mask_hands,
+                                  proposals=proposals)  # fmt: skip
         self.rng = np.random.default_rng(seed)
 
     def plan(self, make_rollout: Callable[[np.ndarray], Rollout], goal: Any, dim: int,
@@ -63,3 +64,27 @@ class CEMPlanner:
             mu = c.momentum * mu + (1 - c.momentum) * elite.mean(0)
             sd = np.maximum(c.momentum * sd + (1 - c.momentum) * elite.std(0), c.min_std) * free
         return {"params": best, "score": best_score, "elite_scores": history}
+
+    def plan_proposals(self, context: Any, make_rollout: Callable[[list[Any]], Rollout], goal: Any) -> dict[str, Any]:
+        """CEM in the proposal source's noise space (the forecaster's: ``noise_shape`` per sample): the
+        first iteration samples its prior N(0, I); each next one refits a diagonal Gaussian to the elites'
+        noise. ``make_rollout`` turns the proposed actions into a :class:`Rollout`. Returns the best
+        action seen, its score and the per-iteration elite scores."""
+        source = self.ranker.proposals
+        shape = getattr(source, "noise_shape", None)
+        if shape is None:
+            raise ValueError(f"CEM needs a proposal source with a noise space (the forecaster), not {source.name!r}")
+        c = self.config
+        mu, sd = np.zeros(shape), np.ones(shape)
+        best, best_score, history = None, -np.inf, []
+        for _ in range(c.iterations):
+            x = mu + sd * self.rng.standard_normal((c.samples, *shape))
+            actions = source.propose(context, c.samples, self.rng, noise=x.astype(np.float32))
+            result = self.ranker.plan(make_rollout(actions), goal)
+            elite = x[result.order[: c.elites]]
+            history.append(float(result.scores[result.order[: c.elites]].mean()))
+            if result.scores[result.best] > best_score:
+                best, best_score = actions[result.best], float(result.scores[result.best])
+            mu = c.momentum * mu + (1 - c.momentum) * elite.mean(0)
+            sd = np.maximum(c.momentum * sd + (1 - c.momentum) * elite.std(0), c.min_std)
+        return {"action": best, "score": best_score, "elite_scores": history}

@@ -34,16 +34,31 @@ class RankPlanner:
     candidates, the static video shared (and its encoding paid once per call), scores from a
     :class:`~dexsim.scoring.Scorer` against a :class:`~dexsim.scoring.Goal`, ignoring the pixels where
     each candidate's hand prompt shows its hand at the end, grown by ``hand_mask_dilate`` pixels, since
-    generated hands are a little larger than their prompts (``mask_hands``: goal images have no hands)."""
+    generated hands are a little larger than their prompts (``mask_hands``: goal images have no hands).
+    ``proposals``: where :meth:`propose` draws candidates (a :mod:`~dexsim.planners.proposals` source:
+    scripted primitives by default, or the hand forecaster)."""
 
     def __init__(self, world_model: Any, scorer: Any, batch_size: int = 8, seed: int = 0,
-                 mask_hands: bool = True, hand_mask_dilate: int = 4) -> None:  # fmt: skip
+                 mask_hands: bool = True, hand_mask_dilate: int = 4, proposals: Any = None) -> None:  # fmt: skip
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
         if hand_mask_dilate < 0:
             raise ValueError(f"`hand_mask_dilate` must be >= 0, got {hand_mask_dilate}")
         self.world_model, self.scorer, self.batch_size, self.seed = world_model, scorer, batch_size, seed
         self.mask_hands, self.hand_mask_dilate = mask_hands, hand_mask_dilate
+        if proposals is None:
+            from .proposals import PrimitiveProposals
+
+            proposals = PrimitiveProposals()
+        if not callable(getattr(proposals, "propose", None)):
+            raise ValueError(f"`proposals` must be a proposal source with propose(), got {type(proposals).__name__}")
+        self.proposals = proposals
+
+    def propose(self, context: Any, n: int, rng: np.random.Generator | None = None) -> list[Any]:
+        """``n`` candidate actions for a :class:`~dexsim.planners.proposals.PlanContext` from the source."""
+        if n < 1:
+            raise ValueError(f"`n` must be >= 1, got {n}")
+        return self.proposals.propose(context, n, rng if rng is not None else np.random.default_rng(self.seed))
 
     def simulate(self, rollout: Rollout) -> np.ndarray:
         """(N, T, H, W, 3) predicted videos of every candidate."""

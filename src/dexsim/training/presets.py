@@ -112,6 +112,11 @@ PRESETS: dict[str, dict[str, Any]] = {
                            "lora_rank": 64, "lora_alpha": 64,
                            "trainable_patterns": ["patch_embed.proj"],
                            "gradient_checkpointing": True, "batch_size": 1, "ema_decay": 0.0},
+    # the hand forecaster (dexsim.forecast): flow matching on datagen clips' actions, AdamW, EMA
+    "forecast-flow-matching": {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.01, "batch_size": 64,
+                               "model": "default", "lr_scheduler": "cosine", "warmup_steps": 200,
+                               "ema_decay": 0.999, "steps": 6000, "checkpoint_every": 1000,
+                               "validate_every": 1000},
 }  # fmt: skip
 
 

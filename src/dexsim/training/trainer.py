@@ -35,6 +35,14 @@ import torch
 from .._io import write_json
 from ..data.dataset import recipe_differences
 from .data import ClipWindows, DataPosition, dataset_identity
+from .forecast import (
+    FORECAST_PRESET,
+    ForecastData,
+    ForecastPipe,
+    build_forecaster,
+    export_forecaster,
+    validate_forecaster,
+)
 from .loss import diffusion_loss
 from .presets import TrainConfig
 
@@ -48,6 +56,12 @@ _RUN_FILES = ("log.jsonl", "validation", "model", "train_config.json")
 
 def build_pipeline(cfg: TrainConfig) -> Any:
     """The pipeline a preset trains, with ``requires_grad`` set on exactly what it trains."""
+    if cfg.preset == FORECAST_PRESET:
+        if cfg.init_from is not None or cfg.flow_loss > 0:
+            raise ValueError("`init_from` and `flow_loss` are world-model options, not the forecaster's")
+        model = build_forecaster(cfg.model, cfg.seed)
+        model.requires_grad_(True)
+        return ForecastPipe(model)
     if cfg.preset == "compact-from-scratch":
         from ..worldmodel.models import compact_pipeline
 
@@ -303,15 +317,14 @@ def train(
     acc.wait_for_everyone()
     pipe = build_pipeline(cfg)
     model = pipe.transformer
+    forecaster = cfg.preset == FORECAST_PRESET
     if cfg.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     params = list(_trainable(model).values())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
     scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.warmup_steps,
                               num_training_steps=cfg.steps)  # fmt: skip
-    data = ClipWindows(cfg.data, window=cfg.window, width=cfg.width, height=cfg.height, context_max=cfg.context_max,
-                       context_prob=cfg.context_prob, seed=cfg.seed, rank=acc.process_index,
-                       world=acc.num_processes, grow=cfg.grow_data, flow=cfg.flow_loss > 0)  # fmt: skip
+    data = _training_data(cfg, model, acc.process_index, acc.num_processes, progress and acc.is_main_process)
     ema = {n: p.detach().clone().float() for n, p in _trainable(model).items()} if cfg.ema_decay > 0 else None
     step = 0
     if ckpt is not None:
@@ -332,19 +345,23 @@ def train(
         for _ in range(cfg.grad_accum):
             w = data.next_batch(cfg.batch_size)
             with acc.accumulate(model), acc.autocast():
-                loss = diffusion_loss(
-                    pipe,
-                    w.static,
-                    w.prompt,
-                    w.video,
-                    w.context,
-                    generator=gen,
-                    text=w.text,
-                    denoiser=model,
-                    pyramid=cfg.loss_pyramid,
-                    flow=w.flow,
-                    flow_valid=w.flow_valid,
-                    flow_weight=cfg.flow_loss,
+                loss = (
+                    acc.unwrap_model(model).loss(w, generator=gen)
+                    if forecaster
+                    else diffusion_loss(
+                        pipe,
+                        w.static,
+                        w.prompt,
+                        w.video,
+                        w.context,
+                        generator=gen,
+                        text=w.text,
+                        denoiser=model,
+                        pyramid=cfg.loss_pyramid,
+                        flow=w.flow,
+                        flow_valid=w.flow_valid,
+                        flow_weight=cfg.flow_loss,
+                    )
                 )
                 acc.backward(loss)
                 if acc.sync_gradients and cfg.max_grad_norm > 0:
@@ -372,7 +389,8 @@ def train(
         if acc.is_main_process and (step % cfg.validate_every == 0 or step == cfg.steps):
             model.eval()
             with _ema_weights(acc.unwrap_model(model), ema):
-                v = _validate(pipe, cfg, step, out)
+                v = (validate_forecaster(acc.unwrap_model(model), cfg.validation_data or cfg.data[0]) if forecaster
+                     else _validate(pipe, cfg, step, out))  # fmt: skip
             with log_path.open("a") as f:
                 f.write(json.dumps({"step": step, **v}) + "\n")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
@@ -386,7 +404,7 @@ def train(
     acc.wait_for_everyone()
     final = step >= cfg.steps
     if acc.is_main_process and final:
-        export(pipe, acc.unwrap_model(model), ema, cfg, out / "model")
+        export(pipe, acc.unwrap_model(model), ema, cfg, out / "model", data)
     return {"step": step, "finished": final, "out": str(out), "seconds": time.perf_counter() - t0,
             "processes": acc.num_processes, "run": run, "superseded": str(superseded) if superseded else None,
             "interrupted_saves_removed": interrupted}  # fmt: skip
@@ -416,12 +434,31 @@ class _ema_weights:
                 p.copy_(self.saved[n])
 
 
+def _training_data(cfg: TrainConfig, model: torch.nn.Module, rank: int, world: int, progress: bool) -> Any:
+    """The preset's data stream; the forecaster also takes its normalisation statistics from it."""
+    if cfg.preset == FORECAST_PRESET:
+        data = ForecastData(cfg.data, model, seed=cfg.seed, rank=rank, progress=progress)
+        model.set_statistics(data.states())
+        return data
+    return ClipWindows(cfg.data, window=cfg.window, width=cfg.width, height=cfg.height, context_max=cfg.context_max,
+                       context_prob=cfg.context_prob, seed=cfg.seed, rank=rank, world=world, grow=cfg.grow_data,
+                       flow=cfg.flow_loss > 0)  # fmt: skip
+
+
 def export(
-    pipe: Any, model: torch.nn.Module, ema: dict[str, torch.Tensor] | None, cfg: TrainConfig, path: Path
+    pipe: Any,
+    model: torch.nn.Module,
+    ema: dict[str, torch.Tensor] | None,
+    cfg: TrainConfig,
+    path: Path,
+    data: Any = None,
 ) -> Path:
-    """Save the trained model (EMA weights when kept) as a loadable world-model folder."""
+    """Save the trained model (EMA weights when kept) as a loadable world-model (or forecaster) folder."""
     from ..worldmodel.models import DiffusionWorldModel
 
+    if cfg.preset == FORECAST_PRESET:
+        with _ema_weights(model, ema):
+            return export_forecaster(model, data or ForecastData(cfg.data, model, cfg.seed, progress=False), path)
     with _ema_weights(model, ema):
         if cfg.preset == "lora-cogvideox-fun":
             from ..worldmodel.cogvideox_fun import save_dwm_lora
@@ -447,9 +484,12 @@ def export_checkpoint(cfg: TrainConfig, checkpoint: str | os.PathLike[str] | Non
     if _state(ckpt).get("run", run) != run:
         raise _foreign(ckpt, run, recipe)
     pipe = build_pipeline(cfg)
+    data = None
+    if cfg.preset == FORECAST_PRESET:
+        data = _training_data(cfg, pipe.transformer, 0, 1, progress=False)
     params = _trainable(pipe.transformer)
     with torch.no_grad():
         for n, t in load_file(str(ckpt / "trainable.safetensors")).items():
             params[n].copy_(t)
     ema = load_file(str(ckpt / "ema.safetensors")) if (ckpt / "ema.safetensors").is_file() else None
-    return export(pipe, pipe.transformer, ema, cfg, Path(out) if out else Path(cfg.out) / "model")
+    return export(pipe, pipe.transformer, ema, cfg, Path(out) if out else Path(cfg.out) / "model", data)

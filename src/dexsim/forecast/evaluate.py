@@ -1,0 +1,119 @@
+"""HandWorld's forecasting protocol and its baselines.
+
+Best-of-K average (ADE) and final (FDE) displacement, in metres, of the 12 keypoints (both wrists and
+the ten fingertips) over the future frames where the ground-truth hand is visible. Baselines: the hands
+held still, constant velocity from the last two observed frames, and nearest-neighbour retrieval from a
+bank of training trajectories (the K nearest observed histories among windows with the same text when
+there are enough of them, their futures moved to start where the query's hands are).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .state import KEYPOINTS
+
+__all__ = ["NeighbourBank", "constant_velocity", "displacements", "held_still", "table_penetration"]
+
+
+def displacements(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
+    """Best-of-K (ADE, FDE) in metres: ``pred`` (K, F, 12, 3), ``truth`` (F, 12, 3), ``valid`` (F, 12).
+    ADE averages over valid frames and keypoints, FDE over the valid keypoints of the last frame with any;
+    each takes the best of the K samples. NaN when nothing is valid."""
+    err = np.linalg.norm(pred - truth[None], axis=-1)  # (K, F, 12)
+    if not valid.any():
+        return float("nan"), float("nan")
+    ade = (err * valid).sum((1, 2)) / valid.sum()
+    last = int(np.nonzero(valid.any(-1))[0][-1])
+    fde = (err[:, last] * valid[last]).sum(-1) / valid[last].sum()
+    return float(ade.min()), float(fde.min())
+
+
+def held_still(history: np.ndarray, horizon: int) -> np.ndarray:
+    """(H, 12, 3) observed keypoints -> (1, horizon, 12, 3): the last frame repeated."""
+    return np.repeat(history[-1:][None], horizon, 1)
+
+
+def constant_velocity(history: np.ndarray, horizon: int) -> np.ndarray:
+    """(H, 12, 3) -> (1, horizon, 12, 3): the last frame-to-frame motion continued."""
+    v = history[-1] - history[-2] if len(history) > 1 else np.zeros_like(history[-1])
+    return (history[-1][None] + np.arange(1, horizon + 1)[:, None, None] * v[None])[None]
+
+
+def keypoint_visibility(visible: np.ndarray) -> np.ndarray:
+    """(..., 2) hand visibility -> (..., 12) keypoint visibility."""
+    return np.repeat(visible, len(KEYPOINTS), -1)
+
+
+def table_penetration(joints: np.ndarray, visible: np.ndarray, table_height: float, tolerance: float = 0.01,
+                      table_xy: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
+    """Per sample: does any joint of a visible hand go more than ``tolerance`` below the table top?
+    ``joints`` (K, F, 2, 21, 3), ``visible`` (K, F, 2); ``table_xy`` (lo, hi) limits the check to the table."""
+    z = joints[..., 2]
+    below = z < table_height - tolerance
+    if table_xy is not None:
+        lo, hi = table_xy
+        xy = joints[..., :2]
+        below &= ((xy >= lo) & (xy <= hi)).all(-1)
+    return (below.any(-1) & visible).any((1, 2))
+
+
+@dataclass
+class NeighbourBank:
+    """Training trajectories for retrieval: ``keypoints`` (N, T, 12, 3), ``visible`` (N, T, 2), ``texts`` (N,)."""
+
+    keypoints: np.ndarray
+    visible: np.ndarray
+    texts: list[str]
+
+    def save(self, folder: str | Path) -> None:
+        from safetensors.numpy import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({"keypoints": self.keypoints.astype(np.float16), "visible": self.visible.astype(np.uint8)},
+                  str(folder / "nn_bank.safetensors"))  # fmt: skip
+        (folder / "nn_bank.json").write_text(json.dumps({"texts": self.texts}))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> NeighbourBank:
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        if not (folder / "nn_bank.safetensors").is_file():
+            raise FileNotFoundError(f"no nearest-neighbour bank (nn_bank.safetensors) in {folder}; pass --train-data")
+        arrays = load_file(str(folder / "nn_bank.safetensors"))
+        texts = json.loads((folder / "nn_bank.json").read_text())["texts"]
+        return cls(arrays["keypoints"].astype(np.float32), arrays["visible"].astype(bool), list(texts))
+
+    def retrieve(self, history: np.ndarray, history_visible: np.ndarray, horizon: int, k: int,
+                 text: str | None = None) -> np.ndarray:  # fmt: skip
+        """(k, horizon, 12, 3) futures of the ``k`` bank windows whose last ``len(history)`` observed frames
+        are nearest to ``history`` (H, 12, 3) with visibility ``history_visible`` (H, 2), each moved so
+        that its last observed frame sits on the query's (per hand)."""
+        H = len(history)
+        T = self.keypoints.shape[1]
+        if H + horizon > T:
+            raise ValueError(f"the bank's clips have {T} frames: {H} observed + {horizon} future do not fit")
+        pool = np.arange(len(self.texts))
+        if text is not None:
+            same = np.array([t == text for t in self.texts])
+            if same.sum() >= k:
+                pool = pool[same]
+        past = self.keypoints[pool, :H]  # (P, H, 12, 3)
+        vis = self.visible[pool, :H]
+        kv = keypoint_visibility(history_visible)  # (H, 12)
+        d = (np.linalg.norm(past - history[None], axis=-1) * kv[None]).sum((1, 2))
+        d += 1.0 * (vis != history_visible[None]).sum((1, 2))  # a hand seen in one and not the other is far
+        best = pool[np.argsort(d, kind="stable")[:k]]
+        fut = self.keypoints[best, H : H + horizon]  # (k, F, 12, 3)
+        shift = history[-1][None] - self.keypoints[best, H - 1]  # (k, 12, 3)
+        hand_shift = shift.reshape(len(best), 2, len(KEYPOINTS), 3)[:, :, :1]  # move each hand by its wrist
+        both = history_visible[-1][None] & self.visible[best, H - 1]  # (k, 2): seen in both
+        hand_shift = hand_shift * both[:, :, None, None]
+        shift = np.repeat(hand_shift, len(KEYPOINTS), 2).reshape(len(best), 1, 12, 3)
+        return fut + shift

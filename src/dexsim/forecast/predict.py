@@ -1,0 +1,126 @@
+"""Loading a forecaster and asking it, with every input checked at the door."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data import ForecastBatch, collate, resize_images
+from .model import Forecast, HandForecaster
+
+__all__ = ["FORECAST_CONFIGS", "default_forecaster_dir", "forecast", "load_forecaster"]
+
+#: named model sizes: the shipped default and the tiny one tests build
+FORECAST_CONFIGS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "tiny": {"dim": 16, "heads": 2, "layers": 1, "image_size": 16, "keypoints": 4, "conv_width": 16,
+             "text_buckets": 64},
+}  # fmt: skip
+
+
+def default_forecaster_dir() -> Path:
+    """The shipped forecaster's folder inside the package."""
+    return Path(__file__).parent / "weights" / "default"
+
+
+def load_forecaster(name: str | os.PathLike[str] = "default") -> HandForecaster:
+    """``"default"`` (shipped with dexsim) or a folder saved by ``save_pretrained`` / the trainer."""
+    folder = default_forecaster_dir() if str(name) == "default" else Path(name)
+    if not (folder / "config.json").is_file():
+        where = "this install lacks the default forecaster; reinstall dexsim or" if str(name) == "default" else \
+            f"forecaster {str(name)!r}: no config.json there;"  # fmt: skip
+        raise FileNotFoundError(f"{where} train one with `dexsim train --preset forecast-flow-matching` ({folder})")
+    from .evaluate import NeighbourBank
+
+    model = HandForecaster.from_pretrained(str(folder))
+    model.bank = NeighbourBank.load(folder) if (folder / "nn_bank.safetensors").is_file() else None
+    return model.eval()
+
+
+def _array(name: str, value: Any, shape: tuple[int | None, ...]) -> np.ndarray:
+    a = np.asarray(value)
+    if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape, strict=True)):
+        want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"`{name}` must have shape {want}, got {a.shape}")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        bad = np.argwhere(~np.isfinite(a))[0].tolist()
+        raise ValueError(f"`{name}` holds a non-finite value at index {bad}")
+    return a
+
+
+def _image(name: str, image: Any) -> np.ndarray:
+    a = _array(name, image, (None, None, 3))
+    if a.dtype != np.uint8:
+        raise ValueError(f"`{name}` must be a uint8 (H, W, 3) image, got dtype {a.dtype}")
+    return a
+
+
+def _history(history: Any, camera: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A HandTrajectory (or dict of arrays ``params``, ``visible``, ``camera``) -> its newest ``limit`` frames."""
+    if history is None:
+        return np.zeros((1, 2, 51), np.float32), np.zeros((1, 2), bool), camera[None].astype(np.float32)
+    get = (lambda k: history.get(k)) if isinstance(history, dict) else (lambda k: getattr(history, k, None))
+    params, visible, cams = get("params"), get("visible"), get("camera")
+    if params is None or visible is None:
+        raise ValueError("`history` needs hand `params` (T, 2, 51) and `visible` (T, 2)")
+    params = _array("history.params", params, (None, 2, 51))
+    visible = _array("history.visible", visible, (len(params), 2)).astype(bool)
+    cams = (np.repeat(camera[None], len(params), 0) if cams is None
+            else _array("history.camera", cams, (len(params), 7)))  # fmt: skip
+    if len(params) == 0:
+        raise ValueError("`history` has no frames; pass None for no history")
+    return params[-limit:].astype(np.float32), visible[-limit:], cams[-limit:].astype(np.float32)
+
+
+def forecast(model: HandForecaster, frame: Any, camera: Any, K: Any, history: Any = None, goal_image: Any = None,
+             text: str | None = None, target: Any = None, target_visible: Any = None, k: int = 8,
+             horizon: int | None = None, steps: int = 10, generator: torch.Generator | None = None,
+             noise: torch.Tensor | None = None) -> Forecast:  # fmt: skip
+    """K futures of both hands and the camera after ``frame``.
+
+    Args:
+        frame: (H, W, 3) uint8, the last observed egocentric frame.
+        camera: (7,) its camera-to-world pose ``[t, q]``; K: (3, 3) its intrinsics at W x H.
+        history: the trajectory so far (a HandTrajectory or a dict of ``params`` (T, 2, 51), ``visible``
+            (T, 2), optional ``camera`` (T, 7)); ``None``: nothing observed (hands not yet in view).
+        goal_image: (H, W, 3) uint8, the scene as it should end (same size as ``frame``).
+        text: what the hands should do. target / target_visible: (2, 51) / (2,) a hand pose at the horizon.
+        k: samples; horizon: frames (at most the model's); steps: Euler steps of the flow.
+        noise: (k, model horizon, STATE_DIM) starting points instead of random ones (CEM).
+    """
+    c = model.config
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"`k` must be a positive int, got {k!r}")
+    horizon = c.horizon if horizon is None else horizon
+    if not isinstance(horizon, int) or not 1 <= horizon <= c.horizon:
+        raise ValueError(f"`horizon` must be an int in [1, {c.horizon}] (this model's horizon), got {horizon!r}")
+    frame = _image("frame", frame)
+    camera = _array("camera", camera, (7,)).astype(np.float32)
+    K = _array("K", K, (3, 3)).astype(np.float64).copy()
+    h, w = frame.shape[:2]
+    goal = None
+    if goal_image is not None:
+        goal = _image("goal_image", goal_image)
+        if goal.shape != frame.shape:
+            raise ValueError(f"`goal_image` must match the frame's size {frame.shape[:2]}, got {goal.shape[:2]}")
+    hist = _history(history, camera, c.history)
+    tgt = None
+    if target is not None:
+        tp = _array("target", target, (2, 51)).astype(np.float32)
+        tv = np.ones(2, bool) if target_visible is None else _array("target_visible", target_visible, (2,)).astype(bool)
+        tgt = (tp, tv)
+    if text is not None and not isinstance(text, str):
+        raise ValueError(f"`text` must be a string, got {type(text).__name__}")
+    s = c.image_size
+    K[0] *= s / w
+    K[1] *= s / h
+    to_u8 = lambda x: (resize_images(x, s) * 255).round().to(torch.uint8).numpy()  # noqa: E731
+    item = {"image": to_u8(frame), "goal": None if goal is None else to_u8(goal), "camera": camera, "K": K,
+            "history": hist, "future": (np.zeros((0, 2, 51)), np.zeros((0, 2), bool), np.zeros((0, 7))),
+            "text": text, "target": tgt}  # fmt: skip
+    batch: ForecastBatch = collate([item], c.history, c.horizon, s)
+    return model.forecast_batch(batch, k, horizon, steps, generator, None if noise is None else noise[None])[0]

@@ -1,0 +1,137 @@
+"""Where a planner's candidate actions come from: scripted primitives, or the hand forecaster.
+
+A proposal source turns a :class:`PlanContext` (what a planner knows before acting: the start frame and
+its camera, the goal, the scene spec when it is a built-in one) into ``n`` candidate
+:class:`~dexsim.physics.actions.Action` objects seen along one camera path. ``RankPlanner`` ranks them,
+``CEMPlanner`` can search the forecaster's noise space with them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+__all__ = ["PROPOSAL_SOURCES", "ForecastProposals", "PlanContext", "PrimitiveProposals", "ProposalSource",
+           "describe_motion", "proposal_source"]  # fmt: skip
+
+PROPOSAL_SOURCES = ("primitives", "forecast")
+
+
+@dataclass
+class PlanContext:
+    """What a planner knows: ``start`` (H, W, 3) uint8 the first frame without hands, ``camera`` (T, 7) the
+    camera path the candidates share (camera-to-world), ``K`` (3, 3) at the start frame's size, the
+    ``goal_image`` (H, W, 3) and ``text`` (either may be None), ``frames`` per candidate, and for scripted
+    primitives the scene ``spec`` and the task's ``kind`` and ``target``."""
+
+    start: np.ndarray
+    camera: np.ndarray
+    K: np.ndarray
+    goal_image: np.ndarray | None = None
+    text: str | None = None
+    frames: int = 16
+    spec: Any = None
+    kind: str | None = None
+    target: str | None = None
+
+
+class ProposalSource(Protocol):
+    name: str
+
+    def propose(self, context: PlanContext, n: int, rng: np.random.Generator) -> list[Any]: ...
+
+
+class PrimitiveProposals:
+    """Scripted primitives with randomized parameters (:func:`~dexsim.planners.candidates.task_candidates`)."""
+
+    name = "primitives"
+
+    def propose(self, context: PlanContext, n: int, rng: np.random.Generator) -> list[Any]:
+        from .candidates import task_candidates
+
+        if context.spec is None or context.kind is None:
+            raise ValueError("primitive proposals need the scene `spec` and the task `kind` in the plan context")
+        return task_candidates(context.spec, context.kind, context.target, n, rng, context.frames, context.camera)
+
+
+def describe_motion(params: np.ndarray, visible: np.ndarray) -> str:
+    """A short text for a trajectory: which hands are seen and where the wrist goes (metres, world x/y/z)."""
+    parts = []
+    for h, side in enumerate(("left", "right")):
+        idx = np.nonzero(visible[:, h])[0]
+        if len(idx) < 2:
+            continue
+        d = params[idx[-1], h, 48:] - params[idx[0], h, 48:]
+        axis = int(np.argmax(np.abs(d)))
+        word = (("right", "left"), ("forward", "back"), ("up", "down"))[axis][0 if d[axis] > 0 else 1]
+        parts.append(f"{side} hand {word} {100 * np.linalg.norm(d):.0f} cm")
+    return "forecast: " + (", ".join(parts) if parts else "no hand in view")
+
+
+def _keep_in_workspace(f: Any, spec: Any) -> None:
+    """Move each visible wrist of a forecast into the scene's working box (in place, joints with it), as the
+    env's controllers clamp their wrists."""
+    from ..physics.build import spec_workspace
+
+    lo, hi = spec_workspace(spec)
+    wrist = f.params[..., 48:51]
+    delta = np.clip(wrist, lo, hi) - wrist
+    delta = np.where(f.visible[..., None], delta, 0.0)
+    f.params[..., 48:51] += delta
+    f.joints += delta[..., None, :]
+
+
+class ForecastProposals:
+    """The hand forecaster, conditioned on the start frame, the goal image and the text, as a proposal
+    source: ``n`` samples of the whole clip from nothing observed (hands not yet in view), each
+    :meth:`propose` call drawing its noise from ``rng`` (or taking ``noise`` (n, horizon, STATE_DIM),
+    which is how :class:`~dexsim.planners.CEMPlanner` searches the forecaster's space)."""
+
+    name = "forecast"
+
+    def __init__(self, forecaster: Any = "default", steps: int = 10) -> None:
+        from ..forecast import load_forecaster
+
+        self.model = load_forecaster(forecaster) if isinstance(forecaster, str) else forecaster
+        self.steps = steps
+
+    @property
+    def noise_shape(self) -> tuple[int, int]:
+        from ..forecast.state import STATE_DIM
+
+        return self.model.config.horizon, STATE_DIM
+
+    def propose(self, context: PlanContext, n: int, rng: np.random.Generator,
+                noise: np.ndarray | None = None) -> list[Any]:  # fmt: skip
+        from ..forecast import forecast
+        from ..physics.actions import Action
+        from .candidates import with_camera
+
+        if context.frames > self.model.config.horizon:
+            raise ValueError(f"the forecaster predicts at most {self.model.config.horizon} frames, "
+                             f"the plan asks for {context.frames}")  # fmt: skip
+        camera = np.asarray(context.camera, np.float32)
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        f = forecast(self.model, context.start, camera[0], context.K, None, context.goal_image, context.text,
+                     k=n, horizon=context.frames, steps=self.steps, generator=gen,
+                     noise=None if noise is None else torch.as_tensor(noise))  # fmt: skip
+        if context.spec is not None:
+            _keep_in_workspace(f, context.spec)
+        h, w = context.start.shape[:2]
+        trajs = f.trajectories(fps=self.model.config.fps, K=np.asarray(context.K, np.float32), width=w, height=h)
+        out = [Action(t, describe_motion(f.params[i], f.visible[i]), "forecast", context.target)
+               for i, t in enumerate(trajs)]  # fmt: skip
+        cam = camera if len(camera) == context.frames else np.repeat(camera[:1], context.frames, 0)
+        return [with_camera(a, cam) for a in out]
+
+
+def proposal_source(name: str, forecaster: Any = "default") -> ProposalSource:
+    """``primitives`` or ``forecast`` (with ``forecaster``: ``"default"``, a folder or a model)."""
+    if name == "primitives":
+        return PrimitiveProposals()
+    if name == "forecast":
+        return ForecastProposals(forecaster)
+    raise ValueError(f"unknown proposal source {name!r}; choose one of {PROPOSAL_SOURCES}")

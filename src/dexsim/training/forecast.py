@@ -1,0 +1,113 @@
+"""The forecaster's side of the Accelerate trainer: its data stream, validation and export."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data import DataPosition
+
+__all__ = ["FORECAST_PRESET", "ForecastData", "ForecastPipe", "export_forecaster", "validate_forecaster"]
+
+FORECAST_PRESET = "forecast-flow-matching"
+#: the observation frame and horizon of HandWorld-style evaluation windows (4 frames seen, 12 predicted)
+EVAL_OBSERVED, EVAL_HORIZON = 3, 12
+
+
+class ForecastPipe:
+    """Holds the forecaster where the trainer expects a pipeline's ``transformer``."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.transformer = model
+
+    def to(self, device: Any) -> ForecastPipe:
+        self.transformer.to(device)
+        return self
+
+
+def build_forecaster(model: str, seed: int) -> torch.nn.Module:
+    """A fresh forecaster of a named size (:data:`~dexsim.forecast.FORECAST_CONFIGS`)."""
+    from ..forecast import FORECAST_CONFIGS, HandForecaster
+
+    if model not in FORECAST_CONFIGS:
+        raise ValueError(f"unknown forecaster size {model!r}; choose one of {sorted(FORECAST_CONFIGS)}")
+    torch.manual_seed(seed)
+    return HandForecaster(**FORECAST_CONFIGS[model])
+
+
+class ForecastData:
+    """Random training windows (:meth:`ForecastClips.sample`); batch ``n`` of a process depends only on
+    (seed, rank, n), so a resumed run draws the batches it would have drawn."""
+
+    def __init__(self, roots: list[str | os.PathLike[str]], model: torch.nn.Module, seed: int = 0, rank: int = 0,
+                 progress: bool = True) -> None:  # fmt: skip
+        from ..forecast.data import ForecastClips
+
+        c = model.config
+        self.clips = ForecastClips(roots, c.image_size, c.history, c.horizon, progress=progress)
+        self.seed, self.rank = seed, rank
+        self.position = DataPosition()
+
+    def restore(self, position: DataPosition) -> None:
+        self.position = position
+
+    def next_batch(self, batch_size: int) -> Any:
+        rng = np.random.default_rng([self.seed, self.rank, self.position.index])
+        self.position = DataPosition(0, self.position.index + 1, None)
+        return self.clips.sample(batch_size, rng)
+
+    def states(self) -> torch.Tensor:
+        """Every frame of every clip as (N, STATE_DIM) states (the normalisation statistics)."""
+        from ..forecast.state import encode_states
+
+        p = torch.from_numpy(np.concatenate([c.params for c in self.clips.clips]))
+        v = torch.from_numpy(np.concatenate([c.visible for c in self.clips.clips]))
+        cam = torch.from_numpy(np.concatenate([c.camera for c in self.clips.clips]))
+        return encode_states(p, v, cam)
+
+    def bank(self) -> Any:
+        """The nearest-neighbour bank of these clips (shipped beside the weights)."""
+        from ..forecast.evaluate import NeighbourBank
+        from ..forecast.state import KEYPOINTS
+
+        n = min(len(c.params) for c in self.clips.clips)
+        kp = np.stack([c.joints[:n][:, :, list(KEYPOINTS)].reshape(n, -1, 3) for c in self.clips.clips])
+        vis = np.stack([c.visible[:n] for c in self.clips.clips])
+        return NeighbourBank(kp, vis, [c.text for c in self.clips.clips])
+
+
+_VALIDATION: dict[str, Any] = {}
+
+
+def validate_forecaster(model: torch.nn.Module, root: str, clips: int = 16) -> dict[str, float]:
+    """Best-of-5 final displacement (m) on the first ``clips`` clips of ``root`` (4 frames seen, 12 predicted)."""
+    from ..forecast.data import ForecastClips
+    from ..forecast.evaluate import displacements, keypoint_visibility
+    from ..forecast.state import forecast_keypoints
+
+    c = model.config
+    if root not in _VALIDATION:
+        data = ForecastClips([root], c.image_size, c.history, c.horizon, progress=False)
+        data.clips = data.clips[:clips]
+        _VALIDATION[root] = data
+    data = _VALIDATION[root]
+    fdes = []
+    for i, clip in enumerate(data.clips):
+        batch = data.window(i, EVAL_OBSERVED, goal=False, text=True)
+        f = model.forecast_batch(batch, 5, EVAL_HORIZON, generator=torch.Generator().manual_seed(i))[0]
+        fut = slice(EVAL_OBSERVED + 1, EVAL_OBSERVED + 1 + EVAL_HORIZON)
+        truth = forecast_keypoints(clip.joints[fut]).numpy()
+        valid = keypoint_visibility(clip.visible[fut])
+        fdes.append(displacements(forecast_keypoints(f.joints).numpy(), truth, valid)[1])
+    return {"val_fde_k5": float(np.nanmean(fdes))}
+
+
+def export_forecaster(model: torch.nn.Module, data: ForecastData, path: Path) -> Path:
+    """Save the forecaster (``save_pretrained``: config.json + safetensors) and its nearest-neighbour bank."""
+    model.save_pretrained(str(path))
+    data.bank().save(path)
+    return path

@@ -1,0 +1,159 @@
+"""The hand forecaster: state encoding, training, sampling, checked inputs, baselines, the benchmark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dexsim.forecast import (
+    FORECAST_CONFIGS,
+    HandForecaster,
+    NeighbourBank,
+    constant_velocity,
+    decode_states,
+    displacements,
+    encode_states,
+    forecast,
+    held_still,
+)
+from dexsim.forecast.data import ForecastClips, load_clip
+from dexsim.hands.model import HandModel, check_pose_limits
+
+
+def test_state_round_trip_recovers_params_and_joints(clips: Path) -> None:
+    c = load_clip(clips, "train_000000", size=16)
+    x = encode_states(torch.from_numpy(c.params), torch.from_numpy(c.visible), torch.from_numpy(c.camera))
+    d = decode_states(x)
+    assert torch.equal(d.visible, torch.from_numpy(c.visible))
+    seen = c.visible
+    assert np.abs(d.joints.numpy()[seen] - c.joints[seen]).max() < 1e-4  # the recorded joints, from params
+    assert np.abs(d.camera.numpy()[:, :3] - c.camera[:, :3]).max() < 1e-5
+    q_err = 1 - np.abs((d.camera.numpy()[:, 3:] * c.camera[:, 3:]).sum(-1))
+    assert q_err.max() < 1e-6
+    assert not d.limit_violation.any()
+
+
+def test_goal_render_shows_the_final_scene(clips: Path) -> None:
+    c = load_clip(clips, "train_000000", size=32)
+    assert c.goals.shape == (8, 3, 32, 32) and c.frames.shape == (8, 3, 32, 32)
+    # a push moves an object: the final scene differs from the static first frame somewhere, by a real amount
+    diff = np.abs(c.goals[0].astype(int) - c.static0.astype(int)).max()
+    assert diff > 20, diff
+
+
+def test_flow_matching_fits_a_batch(clips: Path) -> None:
+    torch.manual_seed(0)
+    model = HandForecaster(**FORECAST_CONFIGS["tiny"])
+    data = ForecastClips([clips], 16, model.config.history, model.config.horizon, progress=False)
+    batch = data.sample(4, np.random.default_rng(0))
+    model.set_statistics(encode_states(torch.from_numpy(np.concatenate([c.params for c in data.clips])),
+                                       torch.from_numpy(np.concatenate([c.visible for c in data.clips])),
+                                       torch.from_numpy(np.concatenate([c.camera for c in data.clips]))))  # fmt: skip
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        first = [float(model.loss(batch, torch.Generator().manual_seed(s))) for s in range(4)]
+    for _ in range(150):
+        loss = model.loss(batch, g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        last = [float(model.loss(batch, torch.Generator().manual_seed(s))) for s in range(4)]
+    # the flow-matching loss has a floor (the noise is not predictable); a fitted model is well below the start
+    assert np.mean(last) < 0.75 * np.mean(first), (first, last)
+
+
+def test_trained_forecaster_samples_valid_futures(tiny_forecaster, clips: Path) -> None:
+    c = load_clip(clips, "train_000001", size=32)
+    frame = c.frames[3].transpose(1, 2, 0).copy()
+    hist = {"params": c.params[:4], "visible": c.visible[:4], "camera": c.camera[:4]}
+    K = c.K.astype(np.float64)
+    f = forecast(tiny_forecaster, frame, c.camera[3], K, hist, text=c.text, k=3, horizon=12,
+                 generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert f.params.shape == (3, 12, 2, 51) and f.joints.shape == (3, 12, 2, 21, 3) and f.camera.shape == (3, 12, 7)
+    for h, side in enumerate(("left", "right")):
+        p = torch.from_numpy(f.params[:, :, h]).float()
+        check_pose_limits(p[..., 3:48], side, strict=True)  # within the joint limits, or this raises
+        j = HandModel(side, limits="off")(p[..., :3], p[..., 3:48], p[..., 48:], with_mesh=False).joints.numpy()
+        shown = f.visible[:, :, h]
+        assert np.abs(j[shown] - f.joints[:, :, h][shown]).max() < 1e-4
+        assert (f.joints[:, :, h][~shown] == 0).all()
+    again = forecast(tiny_forecaster, frame, c.camera[3], K, hist, text=c.text, k=3, horizon=12,
+                     generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert np.array_equal(again.params, f.params)  # the same generator gives the same samples
+    traj = f.trajectories(fps=8.0)[0]
+    assert traj.num_frames == 12 and traj.camera.shape == (12, 7)
+
+
+def test_forecast_refuses_bad_inputs_at_the_door(tiny_forecaster) -> None:
+    frame = np.zeros((32, 32, 3), np.uint8)
+    cam = np.array([0, -0.3, 1.2, 1, 0, 0, 0], np.float32)
+    K = np.array([[28.0, 0, 16], [0, 28.0, 16], [0, 0, 1]])
+    with pytest.raises(ValueError, match=r"goal_image.*\(32, 32\).*\(16, 24\)"):
+        forecast(tiny_forecaster, frame, cam, K, goal_image=np.zeros((16, 24, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"horizon.*\[1, 16\].*17"):
+        forecast(tiny_forecaster, frame, cam, K, horizon=17)
+    bad = {"params": np.zeros((2, 2, 51), np.float32), "visible": np.ones((2, 2), bool)}
+    bad["params"][1, 0, 5] = np.nan
+    with pytest.raises(ValueError, match=r"history.params.*non-finite.*\[1, 0, 5\]"):
+        forecast(tiny_forecaster, frame, cam, K, history=bad)
+    with pytest.raises(ValueError, match="`frame` must be a uint8"):
+        forecast(tiny_forecaster, frame.astype(np.float32), cam, K)
+    with pytest.raises(ValueError, match="`k` must be a positive int"):
+        forecast(tiny_forecaster, frame, cam, K, k=0)
+    with pytest.raises(ValueError, match=r"`camera` must have shape \(7\)"):
+        forecast(tiny_forecaster, frame, cam[:3], K)
+
+
+def test_displacements_take_the_best_sample() -> None:
+    truth = np.zeros((4, 12, 3))
+    pred = np.stack([np.full((4, 12, 3), 1.0), np.zeros((4, 12, 3))])
+    pred[1, -1] = [0.3, 0.4, 0.0]  # 0.5 m off at the end only
+    valid = np.ones((4, 12), bool)
+    ade, fde = displacements(pred, truth, valid)
+    assert ade == pytest.approx(0.5 / 4) and fde == pytest.approx(0.5)
+    assert displacements(pred[:1], truth, valid)[1] == pytest.approx(np.sqrt(3))
+    valid[-1] = False  # the final frame unseen: FDE is read at the last seen frame
+    assert displacements(pred[1:], truth, valid)[1] == pytest.approx(0.0)
+
+
+def test_baselines_extrapolate_as_named() -> None:
+    hist = np.stack([np.full((12, 3), t * 0.01) for t in range(4)])  # moving 1 cm per frame on each axis
+    cv = constant_velocity(hist, 5)
+    assert cv.shape == (1, 5, 12, 3) and np.allclose(cv[0, :, 0, 0], 0.03 + 0.01 * np.arange(1, 6))
+    still = held_still(hist, 5)
+    assert np.allclose(still[0], hist[-1])
+
+
+def test_neighbour_bank_retrieves_the_matching_history(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    kp = rng.normal(size=(6, 16, 12, 3)).astype(np.float32)
+    vis = np.ones((6, 16, 2), bool)
+    bank = NeighbourBank(kp, vis, ["a", "b", "a", "b", "a", "b"])
+    bank.save(tmp_path)
+    bank = NeighbourBank.load(tmp_path)
+    query = kp[3, :4] + np.float32(0.5)  # clip 3 seen 0.5 m away: retrieved and moved onto the query
+    out = bank.retrieve(query, vis[3, :4], 12, k=1)
+    wrist_shift = np.repeat(query[-1].reshape(2, 6, 3)[:, :1] - kp[3, 3].reshape(2, 6, 3)[:, :1], 6, 1)
+    assert np.allclose(out[0], kp[3, 4:16] + wrist_shift.reshape(12, 3), atol=2e-3)
+    assert len(bank.retrieve(query, vis[3, :4], 12, k=2, text="a")) == 2
+    with pytest.raises(ValueError, match="16 frames"):
+        bank.retrieve(query, vis[3, :4], 13, k=1)
+
+
+def test_bench_forecast_reports_every_method(tiny_forecaster, clips: Path) -> None:
+    from dexsim.bench.forecast import bench_forecast
+
+    r = bench_forecast(tiny_forecaster, [clips], [clips], progress=False)
+    for name in ("model", "still", "constant_velocity", "nearest_neighbour"):
+        assert set(r[name]) == {"ade_k1", "fde_k1", "ade_k5", "fde_k5"}
+        assert all(np.isfinite(v) and v >= 0 for v in r[name].values())
+        assert r[name]["fde_k5"] <= r[name]["fde_k1"] + 1e-9
+    # retrieval from the very clips evaluated finds each clip itself: no displacement
+    assert r["nearest_neighbour"]["fde_k1"] < 1e-3 < r["still"]["fde_k1"]
+    assert 0.0 <= r["joint_limit_violation_rate"] <= 1.0 and 0.0 <= r["table_penetration_rate"] <= 1.0
+    assert r["clips"] == 4 and r["inference_k8_s"] > 0
