@@ -29,9 +29,8 @@ def clips(tmp_path_factory, forecast_cache) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_forecaster(clips: Path, tmp_path_factory):
-    """A tiny forecaster trained by the trainer's preset for a few steps, loaded back from its folder."""
-    from dexsim.forecast import load_forecaster
+def tiny_forecaster_dir(clips: Path, tmp_path_factory) -> Path:
+    """The folder of a tiny forecaster trained by the trainer's preset for a few steps."""
     from dexsim.training import preset, train
 
     out = tmp_path_factory.mktemp("fc-run")
@@ -40,4 +39,12 @@ def tiny_forecaster(clips: Path, tmp_path_factory):
     torch.manual_seed(0)
     result = train(cfg, progress=False)
     assert result["finished"]
-    return load_forecaster(out / "model")
+    return out / "model"
+
+
+@pytest.fixture(scope="session")
+def tiny_forecaster(tiny_forecaster_dir: Path):
+    """The tiny forecaster, loaded back from its folder."""
+    from dexsim.forecast import load_forecaster
+
+    return load_forecaster(tiny_forecaster_dir)

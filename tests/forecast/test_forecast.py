@@ -157,3 +157,69 @@ def test_bench_forecast_reports_every_method(tiny_forecaster, clips: Path) -> No
     assert r["nearest_neighbour"]["fde_k1"] < 1e-3 < r["still"]["fde_k1"]
     assert 0.0 <= r["joint_limit_violation_rate"] <= 1.0 and 0.0 <= r["table_penetration_rate"] <= 1.0
     assert r["clips"] == 4 and r["inference_k8_s"] > 0
+
+
+def test_forecast_proposals_plan_against_the_same_goal(tiny_forecaster) -> None:
+    from dexsim.bench.plan import plan_instance
+    from dexsim.physics.build import spec_workspace
+    from dexsim.physics.spec import randomized_scene
+    from dexsim.planners import ForecastProposals
+
+    prim = plan_instance("oracle", "push-red-box", 3, seed=2, frames=8, size=(32, 32))
+    fc = plan_instance("oracle", "push-red-box", 3, seed=2, frames=8, size=(32, 32),
+                       proposals=ForecastProposals(tiny_forecaster))  # fmt: skip
+    assert prim["proposals"] == "primitives" and fc["proposals"] == "forecast"
+    assert np.array_equal(prim["goal"].image, fc["goal"].image)  # one goal, whichever source proposes
+    assert all(t.startswith("forecast") for t in fc["candidate_texts"]) and len(fc["oracle_distance_m"]) == 3
+    spec = randomized_scene("tabletop", int(fc["scene_seed"].rsplit("-", 1)[1]))
+    lo, hi = spec_workspace(spec)
+    for h in fc["rollout"].hands:  # wrists kept in the working box, camera shared
+        wrists = h.params[..., 48:51][h.visible]
+        assert ((wrists >= lo - 1e-5) & (wrists <= hi + 1e-5)).all()
+        assert np.array_equal(h.camera, fc["rollout"].hands[0].camera)
+    assert fc["planning_s"] >= fc["propose_s"] > 0
+
+
+def test_cem_searches_the_forecasters_noise(tiny_forecaster) -> None:
+    from dexsim.physics.oracle import Oracle
+    from dexsim.physics.spec import randomized_scene
+    from dexsim.planners import CEMConfig, CEMPlanner, ForecastProposals, PlanContext, Rollout
+    from dexsim.planners.candidates import task_candidates
+    from dexsim.scoring import Goal, make_scorer
+    from dexsim.worldmodel.models import OracleWorldModel
+
+    spec = randomized_scene("tabletop", 5)
+    oracle = Oracle(spec, 32, 32)
+    camera = task_candidates(spec, "push", "red_box", 1, np.random.default_rng(0), 8)[0].trajectory.camera
+    start = oracle.world.render_static(camera[:1])[0]
+    ctx = PlanContext(start, camera, oracle.K.numpy(), start, "push the red box away", 8, spec, "push", "red_box")
+
+    def make_rollout(actions):
+        clips = [oracle.run(a.trajectory, masks=False) for a in actions]
+        return Rollout(static=clips[0].static, prompts=np.stack([c.prompt for c in clips]),
+                       hands=[a.trajectory for a in actions])  # fmt: skip
+
+    wm = OracleWorldModel(width=32, height=32, world=oracle.world)
+    cem = CEMPlanner(wm, make_scorer("psnr"), CEMConfig(samples=3, elites=1, iterations=2), batch_size=3,
+                     proposals=ForecastProposals(tiny_forecaster))  # fmt: skip
+    out = cem.plan_proposals(ctx, make_rollout, Goal(image=start, text=ctx.text, start=start))
+    assert len(out["elite_scores"]) == 2 and out["action"].kind == "forecast"
+    assert np.isfinite(out["score"]) and out["score"] >= max(out["elite_scores"]) - 1e-9
+    with pytest.raises(ValueError, match="noise space"):
+        CEMPlanner(wm, make_scorer("psnr")).plan_proposals(ctx, make_rollout, Goal(image=start))
+
+
+def test_env_forecast_proposes_the_next_chunk(tiny_forecaster) -> None:
+    import gymnasium as gym
+
+    import dexsim  # noqa: F401
+
+    env = gym.make("DexWorld-v0", task="push-red-box", world_model="oracle", action_mode="mano", width=32,
+                   height=32, chunk=4)  # fmt: skip
+    env.reset(seed=0)
+    f = env.unwrapped.forecast(k=2, forecaster=tiny_forecaster, generator=torch.Generator().manual_seed(0))
+    assert f.params.shape == (2, 4, 2, 51)
+    obs, *_ = env.step(f.mano_action(1))  # a proposal is a valid action of the env
+    f2 = env.unwrapped.forecast(k=1, forecaster=tiny_forecaster)  # now with the episode as history
+    assert f2.params.shape == (1, 4, 2, 51) and obs["frames"].shape == (4, 32, 32, 3)
+    env.close()

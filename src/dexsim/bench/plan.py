@@ -61,7 +61,7 @@ def _goal_action(spec: Any, task: Any, cands: list[Any], rng: np.random.Generato
     if task.kind == "push":
         for _ in range(60):
             a = make_action(spec, task.kind, rng, frames, target=task.target, camera="static")
-            if a.text.endswith(cands[int(rng.integers(3))].text.split()[-1]):
+            if a.text.endswith(cands[int(rng.integers(min(3, len(cands))))].text.split()[-1]):
                 return a
         raise RuntimeError("no push goal in the candidates' directions after 60 draws")
     if task.kind == "open_drawer":

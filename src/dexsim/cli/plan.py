@@ -82,10 +82,7 @@ def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name
 
     scorer = _scorer(scorer_name, weights_dir)
     source = _proposals(proposals_name, forecaster_name)
-    try:
-        r = plan_instance(_model(model_name), task, candidates, seed, scorer=scorer, proposals=source)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
+    r = plan_instance(_model(model_name), task, candidates, seed, scorer=scorer, proposals=source)
     order = np.argsort(-np.asarray(r["model_scores"]))
     for rank, i in enumerate(order):
         mark = "*" if i == r["chosen"] else " "

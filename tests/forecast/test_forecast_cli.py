@@ -1,0 +1,43 @@
+"""``dexsim bench forecast``, ``dexsim plan --proposals forecast`` and their errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from dexsim.cli import main
+
+
+def test_bench_forecast_writes_the_protocols_json(tiny_forecaster_dir: Path, clips: Path, tmp_path: Path) -> None:
+    out = tmp_path / "f.json"
+    r = CliRunner().invoke(main, ["bench", "forecast", "--data", str(clips), "--forecaster", str(tiny_forecaster_dir),
+                                  "--clips", "2", "--json", str(out)], catch_exceptions=False)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    got = json.loads(out.read_text())
+    for key in ("model", "still", "constant_velocity", "nearest_neighbour"):
+        assert set(got[key]) == {"ade_k1", "fde_k1", "ade_k5", "fde_k5"}
+    assert got["clips"] == 2 and got["train_data"] == "shipped bank" and "constant_velocity" in r.output
+
+
+def test_plan_with_forecast_proposals_draws_them(tiny_forecaster_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan"
+    r = CliRunner().invoke(main, ["plan", "--model", "oracle", "--candidates", "2", "--seed", "1", "--proposals",
+                                  "forecast", "--forecaster", str(tiny_forecaster_dir), "--out", str(out), "--json",
+                                  str(tmp_path / "p.json")], catch_exceptions=False)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert (out / "proposals.png").stat().st_size > 0 and "forecast:" in r.output
+    got = json.loads((tmp_path / "p.json").read_text())
+    assert got["proposals"] == "forecast" and len(got["candidate_texts"]) == 2
+
+
+def test_forecast_commands_refuse_bad_input_in_one_line(clips: Path, tmp_path: Path) -> None:
+    for args in (["bench", "forecast", "--data", str(clips), "--forecaster", str(tmp_path / "none")],
+                 ["plan", "--proposals", "forecast", "--forecaster", str(tmp_path / "none")],
+                 ["train", "--preset", "forecast-flow-matching", "--data", str(clips), "--out", str(tmp_path / "o"),
+                  "--model", "huge"]):  # fmt: skip
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        assert ("none" in r.output and "config.json" in r.output) or "'huge'" in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1, r.output
