@@ -29,12 +29,15 @@ __all__ = [
     "ClipRecord",
     "ForecastBatch",
     "ForecastClips",
+    "build_caches",
     "default_cache_dir",
     "resize_images",
 ]
 
 #: observation frames a window may split at: -1 (planning) .. OBSERVED_MAX
 OBSERVED_MAX = 7
+#: frames whose scene is also a planning goal: the clip's motion slowed to stop there (as planners' partial goals)
+PARTIAL_FRAMES = (5, 7, 9, 11, 13)
 
 
 def default_cache_dir() -> Path:
@@ -59,7 +62,8 @@ class ClipRecord:
     ``camera`` (T, 7),
     ``K`` (3, 3) scaled to ``size``, ``text``, ``static0`` (3, S, S) the static first frame, ``frames``
     (O, 3, S, S) the interaction video's first O frames, ``goals`` (O, 3, S, S) the final scene seen from
-    camera 0..O-1, ``table_height`` (m) and ``table_xy`` ((2,), (2,)) the table top's corners, ``clip_id``."""
+    camera 0..O-1, ``partial_goals`` (P, 3, S, S) the scene at :data:`PARTIAL_FRAMES` from camera 0,
+    ``table_height`` (m) and ``table_xy`` ((2,), (2,)) the table top's corners, ``clip_id``."""
 
     clip_id: str
     params: np.ndarray
@@ -71,6 +75,7 @@ class ClipRecord:
     static0: np.ndarray
     frames: np.ndarray
     goals: np.ndarray
+    partial_goals: np.ndarray
     table_height: float
     table_xy: tuple[np.ndarray, np.ndarray]
 
@@ -103,9 +108,11 @@ class ForecastBatch:
     has_target: torch.Tensor
 
 
-def _render_goals(root: Path, cid: str, cameras: np.ndarray, width: int, height: int) -> np.ndarray:
+def _render_goals(root: Path, cid: str, cameras: np.ndarray, width: int, height: int,
+                  frames: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The clip's final scene (objects where physics left them, no hands) seen from ``cameras`` (O, 7):
-    (O, H, W, 3) uint8. The scene variant is rebuilt from the clip's recorded scene and seed."""
+    (O, H, W, 3) uint8; and the scene at each of ``frames`` seen from camera 0 (P, H, W, 3). The scene
+    variant is rebuilt from the clip's recorded scene and seed."""
     from ..physics.build import world_for_spec
     from ..physics.flow import object_motions
     from ..physics.spec import randomized_scene
@@ -116,8 +123,11 @@ def _render_goals(root: Path, cid: str, cameras: np.ndarray, width: int, height:
     world = world_for_spec(spec, width=width, height=height, fov_y=float(meta.get("fov_y", 60.0)),
                            density_scale=meta.get("density_scale"))  # fmt: skip
     motions = object_motions(phys["object_poses"], phys["drawer"], len(spec.objects), spec.drawer is not None)
-    last = motions[-1:].float().expand(len(cameras), *motions.shape[1:])
-    return world.render_scene(cameras.astype(np.float64), last).rgb_uint8().numpy()
+    n = len(motions)
+    at = [n - 1] * len(cameras) + [min(f, n - 1) for f in frames]
+    cams = np.concatenate([cameras, np.repeat(cameras[:1], len(frames), 0)]).astype(np.float64)
+    out = world.render_scene(cams, motions[at].float()).rgb_uint8().numpy()
+    return out[: len(cameras)], out[len(cameras) :]
 
 
 def _cache_key(root: Path) -> str:
@@ -136,19 +146,50 @@ def _text(root: Path, cid: str) -> str:
     raise FileNotFoundError(f"clip {cid!r}: no prompts/{cid}.txt in {root}")
 
 
-def _images(root: Path, cid: str, cameras: np.ndarray, observed: int, size: int,
-            goals: np.ndarray | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+def _images(root: Path, cid: str, cameras: np.ndarray, observed: int, size: int) -> dict[str, np.ndarray]:
     """The images a clip contributes at ``size``: the static first frame, the first ``observed`` interaction
-    frames and the goal renders from their cameras (uint8, channels first; ``goals`` when already made)."""
+    frames, the final scene from their cameras (``goals``) and the scene at :data:`PARTIAL_FRAMES` from
+    camera 0 (``partial_goals``); uint8, channels first."""
     from ..video import read_mp4
 
     to_u8 = lambda x: (resize_images(x, size) * 255).round().to(torch.uint8).numpy()  # noqa: E731
     static = read_mp4(root / "videos_static" / f"{cid}.mp4")
     frames = read_mp4(root / "videos" / f"{cid}.mp4")[:observed]
     h, w = static.shape[1:3]
-    if goals is None:
-        goals = to_u8(_render_goals(root, cid, cameras[:observed], w, h))
-    return {"static0": to_u8(static[0]), "frames": to_u8(frames), "goals": goals, "source_size": np.array([w, h])}
+    goals, partial = _render_goals(root, cid, cameras[:observed], w, h, PARTIAL_FRAMES)
+    return {"static0": to_u8(static[0]), "frames": to_u8(frames), "goals": to_u8(goals),
+            "partial_goals": to_u8(partial), "source_size": np.array([w, h])}  # fmt: skip
+
+
+def _cache_path(root: Path, cid: str, size: int, cache_dir: Path | None) -> Path:
+    return (cache_dir or default_cache_dir()) / _cache_key(root) / f"{cid}-{size}.npz"
+
+
+def _build_cache(job: tuple[Path, str, int, Path | None]) -> str:
+    """Make one clip's cached images (a worker of :func:`build_caches`)."""
+    torch.set_num_threads(1)
+    load_clip(*job)
+    return job[1]
+
+
+def build_caches(listed: list[tuple[Path, str]], size: int, cache_dir: Path | None = None, workers: int = 1,
+                 progress: bool = True) -> int:  # fmt: skip
+    """Make the cached images of every clip in ``listed`` that has none yet, ``workers`` processes at a
+    time (spawned: torch's thread pools do not survive a fork). Returns how many were made."""
+    import multiprocessing
+
+    from tqdm.auto import tqdm
+
+    todo = [(r, c, size, cache_dir) for r, c in listed if not _cache_path(r, c, size, cache_dir).is_file()]
+    if workers <= 1 or len(todo) < 2:
+        for job in tqdm(todo, desc="forecast goal renders", unit="clip", disable=not progress):
+            load_clip(*job)
+        return len(todo)
+    with multiprocessing.get_context("spawn").Pool(min(workers, len(todo))) as pool:
+        for _ in tqdm(pool.imap_unordered(_build_cache, todo), total=len(todo), desc="forecast goal renders",
+                      unit="clip", disable=not progress):  # fmt: skip
+            pass
+    return len(todo)
 
 
 def load_clip(root: str | os.PathLike[str], cid: str, size: int = 64, cache_dir: Path | None = None) -> ClipRecord:
@@ -158,7 +199,7 @@ def load_clip(root: str | os.PathLike[str], cid: str, size: int = 64, cache_dir:
     from ..physics.spec import randomized_scene
 
     root = Path(root)
-    cache = (cache_dir or default_cache_dir()) / _cache_key(root) / f"{cid}-{size}.npz"
+    cache = _cache_path(root, cid, size, cache_dir)
     tr = HandTrajectory.load(root / "actions" / f"{cid}.npz")
     if tr.params is None or tr.camera is None or tr.K is None:
         raise ValueError(f"clip {cid!r} in {root} lacks actions/ with params, camera and K")
@@ -167,8 +208,8 @@ def load_clip(root: str | os.PathLike[str], cid: str, size: int = 64, cache_dir:
     if cache.is_file():
         with np.load(cache) as z:
             images = {k: z[k] for k in z.files}
-    if not {"static0", "frames", "goals", "source_size"} <= images.keys():
-        images = _images(root, cid, tr.camera, observed, size, images.get("goals"))
+    if not {"static0", "frames", "goals", "partial_goals", "source_size"} <= images.keys():
+        images = _images(root, cid, tr.camera, observed, size)
         cache.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(cache) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, **images)
@@ -181,7 +222,7 @@ def load_clip(root: str | os.PathLike[str], cid: str, size: int = 64, cache_dir:
     centre, half = np.array(spec.table_center), np.array(spec.table_size) / 2
     return ClipRecord(cid, tr.params.astype(np.float32), tr.visible.astype(bool), tr.joints.astype(np.float32),
                       tr.camera.astype(np.float32), K.astype(np.float32), _text(root, cid), images["static0"],
-                      images["frames"], images["goals"], float(spec.table_height),
+                      images["frames"], images["goals"], images["partial_goals"], float(spec.table_height),
                       (centre - half, centre + half))  # fmt: skip
 
 
@@ -201,15 +242,17 @@ class ForecastClips:
 
     ``plan_prob`` of the training windows are planning windows (s = -1); the rest split uniformly in
     [0, OBSERVED_MAX]. Goals, texts and target poses are each dropped with their ``drop`` probability so
-    one model serves every combination of conditions."""
+    one model serves every combination of conditions. Clips without cached images get them first,
+    ``workers`` processes at a time (default: every core)."""
 
     def __init__(self, roots: list[str | os.PathLike[str]], size: int = 64, history: int = 8, horizon: int = 16,
-                 cache_dir: Path | None = None, progress: bool = True) -> None:  # fmt: skip
+                 cache_dir: Path | None = None, progress: bool = True, workers: int | None = None) -> None:  # fmt: skip
         from tqdm.auto import tqdm
 
         self.roots = [Path(r) for r in roots]
         self.size, self.history, self.horizon = size, history, horizon
         listed = _listed(self.roots)
+        build_caches(listed, size, cache_dir, workers if workers is not None else (os.cpu_count() or 1), progress)
         self.clips = [load_clip(r, c, size, cache_dir) for r, c in tqdm(listed, desc="forecast clips", unit="clip",
                                                                         disable=not progress)]  # fmt: skip
 
@@ -219,6 +262,25 @@ class ForecastClips:
     def window(self, i: int, s: int, goal: bool = True, text: bool = True, target: bool = False) -> ForecastBatch:
         """Window of clip ``i`` observed up to frame ``s`` (-1: nothing observed), as a batch of one."""
         return collate([self._window(self.clips[i], s, goal, text, target)], self.history, self.horizon, self.size)
+
+    def _partial_window(self, c: ClipRecord, j: int, goal: bool, text: bool, target: bool) -> dict:
+        """A planning window whose goal is the scene at ``PARTIAL_FRAMES[j]`` and whose future is the clip's
+        motion slowed to stop there (the same frames, hand parameters interpolated in time)."""
+        T = len(c.params)
+        stop = min(PARTIAL_FRAMES[j], T - 1)
+        s = np.arange(T) * stop / (T - 1)
+        lo = np.floor(s).astype(int)
+        hi = np.minimum(lo + 1, T - 1)
+        w = (s - lo)[:, None, None]
+        params = ((1 - w) * c.params[lo] + w * c.params[hi]).astype(np.float32)
+        visible = c.visible[lo] | c.visible[hi]
+        params[~visible] = 0.0
+        n = min(T, self.horizon)
+        return {"image": c.static0, "goal": c.partial_goals[j] if goal else None, "camera": c.camera[0], "K": c.K,
+                "history": (np.zeros((1, 2, 51), np.float32), np.zeros((1, 2), bool), c.camera[:1]),
+                "future": (params[:n], visible[:n], np.repeat(c.camera[:1], n, 0)),
+                "text": c.text if text else None,
+                "target": (params[T - 1], visible[T - 1]) if target else None}  # fmt: skip
 
     def _window(self, c: ClipRecord, s: int, goal: bool, text: bool, target: bool) -> dict:
         T = len(c.params)
@@ -240,16 +302,22 @@ class ForecastClips:
                 "text": c.text if text else None,
                 "target": (c.params[T - 1], c.visible[T - 1]) if target else None}  # fmt: skip
 
-    def sample(self, batch_size: int, rng: np.random.Generator, plan_prob: float = 0.4, drop_goal: float = 0.3,
-               drop_text: float = 0.3, target_prob: float = 0.3) -> ForecastBatch:  # fmt: skip
-        """A random training batch."""
+    def sample(self, batch_size: int, rng: np.random.Generator, plan_prob: float = 0.5, drop_goal: float = 0.3,
+               drop_text: float = 0.3, target_prob: float = 0.3,
+               partial_prob: float = 0.3) -> ForecastBatch:  # fmt: skip
+        """A random training batch: ``plan_prob`` planning windows (``partial_prob`` of them with a partial
+        goal), the rest split in [0, OBSERVED_MAX]."""
         items = []
         for _ in range(batch_size):
             c = self.clips[int(rng.integers(len(self.clips)))]
             top = min(len(c.params) - 2, OBSERVED_MAX)
-            s = -1 if rng.random() < plan_prob else int(rng.integers(0, top + 1))
-            items.append(self._window(c, s, rng.random() >= drop_goal, rng.random() >= drop_text,
-                                      rng.random() < target_prob))  # fmt: skip
+            plan = rng.random() < plan_prob
+            goal, text, target = rng.random() >= drop_goal, rng.random() >= drop_text, rng.random() < target_prob
+            if plan and rng.random() < partial_prob:
+                items.append(self._partial_window(c, int(rng.integers(len(PARTIAL_FRAMES))), goal, text, target))
+                continue
+            s = -1 if plan else int(rng.integers(0, top + 1))
+            items.append(self._window(c, s, goal, text, target))
         return collate(items, self.history, self.horizon, self.size)
 
 
