@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # torch + torchvision: the pair pip resolves from this project's machines' local wheels; any
 # matching pair works (set TORCH_SPEC to override, e.g. a CPU-only build).
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= dev,metrics,aria
+EXTRAS ?= dev,metrics,aria,play
 STAMP := $(VENV)/.dexsim-installed
 OUT ?= outputs
 

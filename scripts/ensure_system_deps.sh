@@ -4,12 +4,13 @@
 #   libgl1        open3d (libGL.so.1)
 #   libusb-1.0-0  open3d (librealsense support is linked in)
 #   libgomp1      open3d and torch OpenMP runtime
+#   chromium      the headless browser of dexsim play's browser test (Playwright drives it)
 # Prints the exact command when it cannot install (not root and no passwordless sudo).
 set -euo pipefail
-packages=(libosmesa6 libgl1 libusb-1.0-0 libgomp1)
+packages=(libosmesa6 libgl1 libusb-1.0-0 libgomp1 chromium)
 missing=()
 if ! command -v dpkg-query >/dev/null 2>&1; then
-  echo "dexsim: not a Debian/Ubuntu system; make sure OSMesa, libGL, libusb-1.0 and libgomp are installed." >&2
+  echo "dexsim: not a Debian/Ubuntu system; make sure OSMesa, libGL, libusb-1.0, libgomp (and chromium for the browser test) are installed." >&2
   exit 0
 fi
 for p in "${packages[@]}"; do

@@ -1,0 +1,49 @@
+"""``dexsim play``: the interactive web viewer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._params import OutputPath
+
+
+@click.command("play")
+@click.option("--task", default=None, help="A built-in task (push-red-box, push-yellow-block, pick-place-green-can, "
+              "open-drawer).")  # fmt: skip
+@click.option("--scene", "scene_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A captured scene (.ply) instead of a task; its NAME.dexsim.json sidecar places it.")  # fmt: skip
+@click.option("--world-model", "world_model", default="default", show_default=True,
+              help="default | oracle | PATH | a registered name.")  # fmt: skip
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="The first episode's seed.")
+@click.option("--out", type=OutputPath(directory=True), default=Path("play"), show_default=True,
+              help="Where the record button saves episodes (mp4 + npz + json).")  # fmt: skip
+@click.option(
+    "--rerun", "rerun_path", type=OutputPath((".rrd",)), default=None, help="Log every step to this .rrd file."
+)
+@click.option("--no-physics", is_flag=True, help="Do not run the physics oracle beside the world model.")
+def play_cmd(task: str | None, scene_path: Path | None, world_model: str, host: str, port: int, seed: int, out: Path,
+             rerun_path: Path | None, no_physics: bool) -> None:  # fmt: skip
+    """Drive the hands in a browser and watch the world respond (prints the URL to open)."""
+    from ..envs.tasks import TASKS
+    from ..play.app import PlayApp, check_port
+    from ..play.session import PlaySession
+
+    if task is None and scene_path is None:
+        raise click.UsageError("give --task NAME or --scene PLY")
+    if task is not None and task not in TASKS:
+        raise click.BadParameter(f"unknown task {task!r}; choose one of {sorted(TASKS)}", param_hint="--task")
+    if scene_path is not None and not scene_path.is_file():
+        raise click.BadParameter(f"{scene_path} is not a readable file", param_hint="--scene")
+    check_port(host, port)
+
+    def make_session(s: int) -> PlaySession:
+        return PlaySession(task=task, scene=None if scene_path is None else str(scene_path), world_model=world_model,
+                           seed=s, physics=not no_physics)  # fmt: skip
+
+    app = PlayApp(make_session, host, port, seed, out, rerun_path)
+    click.echo(f"dexsim play: open {app.url}  (Ctrl-C stops)", err=False)
+    app.serve_forever()

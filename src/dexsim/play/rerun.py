@@ -1,0 +1,101 @@
+"""Episodes as Rerun recordings (``.rrd``): the scene's points, the head camera over time, both hands'
+skeletons per frame, the static / prompt / generated / physics videos and the rewards (the way LeRobot
+looks at episodes). Open one with ``rerun FILE.rrd``.
+
+Entity layout: ``world/scene`` (points, static), ``world/camera`` (pose per frame, pinhole, its images),
+``world/hands/{left,right}`` (bones per frame), ``video/{static,prompt,generated,physics}``, ``reward``
+and ``success`` (scalars per step). The timeline is ``frame`` (8 fps).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["RerunLog"]
+
+_FPS = 8.0
+
+
+def _rerun() -> Any:
+    try:
+        import rerun
+    except ImportError as exc:
+        raise ImportError("Rerun recordings need the `play` extra: pip install 'dexsim[play]' (rerun-sdk)") from exc
+    return rerun
+
+
+class RerunLog:
+    """Writes one recording to ``path`` (the folder is made; the file is complete after :meth:`close`)."""
+
+    def __init__(self, path: str | os.PathLike[str], name: str = "dexsim") -> None:
+        rr = _rerun()
+        self.rr = rr
+        self.path = Path(path)
+        if self.path.suffix != ".rrd":
+            raise ValueError(f"a Rerun recording is a .rrd file, got {str(path)!r}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(self.path.name + ".part")
+        self.rec = rr.RecordingStream(name)
+        self.rec.save(str(self.tmp))
+        self.rec.log("world", rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)
+
+    def _at(self, frame: int) -> None:
+        self.rec.set_time("frame", sequence=int(frame))
+        self.rec.set_time("time", duration=frame / _FPS)
+
+    def scene(self, points: np.ndarray, colors: np.ndarray | None = None) -> None:
+        """The static scene: ``points`` (N, 3) world metres, ``colors`` (N, 3) uint8."""
+        self.rec.log("world/scene", self.rr.Points3D(np.asarray(points, np.float32), colors=colors, radii=0.002),
+                     static=True)  # fmt: skip
+
+    def frames(self, start: int, cameras: np.ndarray, K: np.ndarray, joints: np.ndarray | None = None,
+               visible: np.ndarray | None = None, **videos: np.ndarray | None) -> None:  # fmt: skip
+        """Frames ``start..start+T-1``: ``cameras`` (T, 7) camera-to-world ``[t, q]`` (q w-first), ``K``
+        (3, 3), ``joints`` (T, 2, 21, 3) world with ``visible`` (T, 2), and named videos (T, H, W, 3) uint8
+        (``static``, ``prompt``, ``generated``, ``physics``; None ones are skipped)."""
+        from ..hands.skeleton import BONES
+
+        rr = self.rr
+        cameras = np.asarray(cameras, np.float64)
+        shown = {k: v for k, v in videos.items() if v is not None}
+        h, w = next(iter(shown.values())).shape[1:3] if shown else (int(2 * K[1, 2]), int(2 * K[0, 2]))
+        for t in range(len(cameras)):
+            self._at(start + t)
+            q = cameras[t, 3:]
+            self.rec.log(
+                "world/camera",
+                rr.Transform3D(translation=cameras[t, :3], quaternion=rr.Quaternion(xyzw=[q[1], q[2], q[3], q[0]])),
+            )
+            self.rec.log("world/camera", rr.Pinhole(image_from_camera=np.asarray(K, np.float32), width=w, height=h))
+            if "generated" in shown:
+                self.rec.log("world/camera/image", rr.Image(shown["generated"][t]))
+            for name, video in shown.items():
+                self.rec.log(f"video/{name}", rr.Image(video[t]))
+            if joints is None:
+                continue
+            for hand, side in enumerate(("left", "right")):
+                if visible is not None and not visible[t, hand]:
+                    self.rec.log(f"world/hands/{side}", rr.Clear(recursive=False))
+                    continue
+                j = np.asarray(joints[t, hand], np.float32)
+                self.rec.log(f"world/hands/{side}", rr.LineStrips3D([[j[a], j[b]] for a, b in BONES],
+                                                                    radii=0.003))  # fmt: skip
+
+    def scalar(self, name: str, frame: int, value: float) -> None:
+        """A scalar (``reward``, ``success``) at ``frame``."""
+        self._at(frame)
+        self.rec.log(name, self.rr.Scalars(float(value)))
+
+    def text(self, name: str, text: str) -> None:
+        self.rec.log(name, self.rr.TextDocument(text), static=True)
+
+    def close(self) -> Path:
+        """Finish the file (flush, then move it into place) and return its path."""
+        self.rec.flush()
+        self.rec.disconnect()
+        os.replace(self.tmp, self.path)
+        return self.path

@@ -1,0 +1,143 @@
+"""``dexsim play``: the session behind a tab (keys, drags, steps, recording), Rerun logs, the command's
+errors at the door, and the page in a real browser."""
+
+from __future__ import annotations
+
+import socket
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dexsim.cli import main
+from dexsim.hands.trajectory import HandTrajectory
+from dexsim.play import KEYS, PlaySession
+from dexsim.video import read_mp4
+
+pytest.importorskip("viser", reason="the `play` extra (viser) is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def session() -> PlaySession:
+    return PlaySession(task="push-red-box", world_model="default", seed=3, physics=True)
+
+
+def test_keys_compose_the_action_of_the_active_hand(session: PlaySession) -> None:
+    session.reset(3)
+    session.press("I"), session.press("I"), session.press("I")  # three half steps: clipped at a full one
+    session.press("T"), session.press("J"), session.press("G"), session.press("Z")
+    a = session.action()
+    right, left = a[13:21], a[5:13]
+    assert right[1] == 1.0 and right[0] == 0.0 and right[6] == -1.0  # forward, clipped; grasp still open
+    assert left[0] == -0.5 and left[6] == 1.0 and a[3] == 0.5  # left hand moved left and closed; head turned
+    assert left[7] > 0 and right[7] > 0  # both hands in view
+    session.press("V")  # hide the (active) left hand
+    assert session.action()[12] < 0
+    session.press("backspace")
+    assert not session.action()[:5].any() and session.action()[5] == 0.0
+    with pytest.raises(ValueError, match="unknown key 'W'"):
+        session.press("W")
+    assert "W" not in KEYS and "space" in KEYS
+
+
+def test_a_drag_moves_the_wrist_towards_the_gizmo_at_most_one_step(session: PlaySession) -> None:
+    session.reset(3)
+    palm = session.env.state.palm[0].copy()
+    session.drag_wrist(0, palm + np.array([0.04, 0.0, 1.0]))
+    a = session.action()
+    assert a[5] == pytest.approx(0.5) and a[7] == 1.0 and session.active == 0
+
+
+def test_preview_then_step_then_record(session: PlaySession, tmp_path: Path) -> None:
+    session.reset(3)
+    session.press("I")
+    preview = session.preview()
+    assert preview.shape == (8, 128, 128, 3) and preview.any()  # the hands drawn before any generation
+    assert session.steps == 0
+    v1 = session.step()
+    v2 = session.step(physics=False)
+    assert v2.physics is None and session.add_physics().physics is not None
+    assert (v1.steps, v2.steps) == (1, 2) and v2.generated.shape == (8, 128, 128, 3)
+    assert v1.panel(0).shape == (128, 4 * 128, 3)
+    assert not session.action()[5:8].any()  # the composed motion was consumed
+    mp4, npz, meta = session.record(tmp_path / "ep")
+    frames = read_mp4(mp4)
+    assert frames.shape == (16, 128, 512, 3)
+    traj = HandTrajectory.load(npz)
+    assert traj.num_frames == 16 and traj.visible.all()
+    assert '"seed": 3' in meta.read_text()
+    session.reset(4)
+    with pytest.raises(RuntimeError, match="nothing to record"):
+        session.record(tmp_path / "empty")
+
+
+def test_rerun_log_holds_the_episode(session: PlaySession, tmp_path: Path) -> None:
+    rr = pytest.importorskip("rerun")
+    from dexsim.play.rerun import RerunLog
+
+    session.reset(5)
+    view = session.step()
+    traj = session.env.episode_hands()
+    log = RerunLog(tmp_path / "ep.rrd")
+    log.scene(*session.scene_points(500))
+    log.frames(0, traj.camera, session.env.world.K.numpy(), traj.joints, traj.visible, static=view.static,
+               prompt=view.prompt, generated=view.generated, physics=view.physics)  # fmt: skip
+    log.scalar("reward", 7, view.reward)
+    path = log.close()
+    assert path.read_bytes()[:4] == b"RRF2" and not (tmp_path / "ep.rrd.part").exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        rec = rr.recording.load_recording(str(path))
+    paths = {str(c.entity_path) for c in rec.schema().component_columns()}
+    for entity in ("/world/scene", "/world/camera", "/world/hands/left", "/world/hands/right", "/video/generated",
+                   "/video/physics", "/reward"):  # fmt: skip
+        assert entity in paths
+    with pytest.raises(ValueError, match=r"\.rrd"):
+        RerunLog(tmp_path / "ep.mp4")
+
+
+def test_play_refuses_bad_input_before_serving(tmp_path: Path) -> None:
+    bad_ply = tmp_path / "scene.ply"
+    bad_ply.write_text("not a ply")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cases = {
+            "unknown task 'push-the-moon'": ["--task", "push-the-moon"],
+            "is not a readable file": ["--scene", str(tmp_path / "missing.ply")],
+            "give --task NAME or --scene PLY": [],
+            "in use": ["--task", "push-red-box", "--port", str(port)],
+            "scene.ply": ["--scene", str(bad_ply), "--port", str(_free_port())],
+        }
+        for message, args in cases.items():
+            r = CliRunner().invoke(main, ["play", *args])
+            assert r.exit_code == 2, (args, r.output)
+            assert message in r.output and "Traceback" not in r.output
+            assert len(r.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_the_page_steps_the_world_in_a_real_browser(tmp_path: Path) -> None:
+    pytest.importorskip("playwright", reason="the browser test needs playwright (the `play` extra)")
+    from dexsim.play.browser import PlayServer, chromium_path, drive
+
+    if chromium_path() is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium)")
+    with PlayServer(["--task", "push-red-box", "--out", str(tmp_path / "rec"),
+                     "--rerun", str(tmp_path / "play.rrd")]) as server:  # fmt: skip
+        result = drive(server, steps=3, screenshot=tmp_path / "page.png")
+    assert server.proc.poll() is not None and server.proc.returncode == 0  # Ctrl-C left no process
+    assert result.panel_changed, "the egocentric panel did not change after a step"
+    assert result.rewards[0] != "0.000" and len(result.latency_s) == 3
+    assert result.console_errors == []
+    assert (tmp_path / "page.png").stat().st_size > 10_000
+    assert (tmp_path / "play.rrd").read_bytes()[:4] == b"RRF2"
