@@ -141,3 +141,30 @@ def test_the_page_steps_the_world_in_a_real_browser(tmp_path: Path) -> None:
     assert result.console_errors == []
     assert (tmp_path / "page.png").stat().st_size > 10_000
     assert (tmp_path / "play.rrd").read_bytes()[:4] == b"RRF2"
+
+
+def _entities(path: Path) -> set[str]:
+    rr = pytest.importorskip("rerun")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        rec = rr.recording.load_recording(str(path))
+    return {str(c.entity_path) for c in rec.schema().component_columns()}
+
+
+def test_plan_and_evaluate_write_rerun_recordings(tmp_path: Path) -> None:
+    pytest.importorskip("rerun")
+    plan = tmp_path / "plan.rrd"
+    r = CliRunner().invoke(main, ["plan", "--model", "oracle", "--candidates", "2", "--seed", "1", "--rerun",
+                                  str(plan)], catch_exceptions=False)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    got = _entities(plan)
+    assert {"/world/scene", "/world/camera", "/video/generated", "/video/physics", "/candidates/rank1/generated",
+            "/candidates/rank2/physics", "/goal"} <= got  # fmt: skip
+    ev = tmp_path / "eval.rrd"
+    r = CliRunner().invoke(main, ["evaluate", "--task", "push-red-box", "--episodes", "1", "--world-model", "oracle",
+                                  "--rerun", str(ev)], catch_exceptions=False)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    got = _entities(ev)
+    assert {"/world/scene", "/world/hands/right", "/video/generated", "/video/physics", "/success"} <= got
+    r = CliRunner().invoke(main, ["plan", "--rerun", str(tmp_path / "plan.txt")])
+    assert r.exit_code == 2 and ".rrd" in r.output

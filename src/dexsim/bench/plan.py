@@ -41,6 +41,10 @@ def kendall_tau(a: np.ndarray, b: np.ndarray, tie_b: float = 0.0) -> float:
     return float((conc - disc) / denom) if denom > 0 else 0.0
 
 
+#: what :func:`plan_instance` returns beside the JSON-ready figures (pictures, videos, the world)
+MEDIA_KEYS = ("rollout", "goal", "videos", "K", "world", "physics")
+
+
 def _final_xy(sim: Any, k: int) -> np.ndarray:
     return np.asarray(sim.object_poses[-1, k, :2], np.float64)
 
@@ -137,7 +141,7 @@ def plan_instance(world_model: Any, task_name: str, candidates: int, seed: int, 
         "candidate_success_rate": float((dist <= SUCCESS_RADIUS).mean()),
         "seconds_per_candidate": result.seconds / candidates, "proposals": source.name, "propose_s": propose_s,
         "planning_s": propose_s + result.seconds, "K": oracle.K.numpy(), "rollout": rollout, "goal": goal,
-        "videos": result.videos,
+        "videos": result.videos, "world": oracle.world, "physics": np.stack([c.interaction for c in clips]),
     }  # fmt: skip
 
 
@@ -199,7 +203,7 @@ def bench_plan(world_model: Any, task: str = "push-red-box", tasks: int = 20, ca
             r = plan_instance(world_model, name, candidates, seed * 100_003 + i, scorer=scorer, proposals=proposals)
             if len(ratios) < cost_instances:
                 ratios.append(_batched_cost_ratio(world_model, r["rollout"], r["goal"], scorer))
-            rows.append({k: v for k, v in r.items() if k not in ("rollout", "goal", "videos", "K")})
+            rows.append({k: v for k, v in r.items() if k not in MEDIA_KEYS})
             bar.update(1)
     bar.close()
     pooled = _summary(rows)

@@ -52,11 +52,18 @@ def _echo_report(r: dict[str, Any]) -> None:
 @click.option("--sheet", "sheet_path", type=PNG_OUT, default=None,
               help="Contact sheet of the first episodes, generated vs physics (default: beside --json).")  # fmt: skip
 @click.option("--merge", is_flag=True, help="Merge the shard JSONs given as arguments into one report.")
+@click.option(
+    "--rerun",
+    "rerun_path",
+    type=OutputPath((".rrd",)),
+    default=None,
+    help="Log the first episodes (as many as the sheet shows) to a .rrd file.",
+)
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 @click.argument("shards", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def evaluate_cmd(task: str | None, policy: str, episodes: int, seed: int, world_model: str, action_mode: str | None,
                  no_oracle: bool, batch_size: int, size: int | None, sheet_path: Path | None, merge: bool,
-                 json_path: Path | None, shards: tuple[Path, ...]) -> None:  # fmt: skip
+                 rerun_path: Path | None, json_path: Path | None, shards: tuple[Path, ...]) -> None:  # fmt: skip
     """Evaluate a policy on a task with a world model and, on built-in scenes, check every episode
     against physics (the same seeds and actions replayed in the oracle).
 
@@ -90,6 +97,10 @@ def evaluate_cmd(task: str | None, policy: str, episodes: int, seed: int, world_
                       batch_size=batch_size, size=size)  # fmt: skip
     report = result.report
     _echo_report(report)
+    if rerun_path:
+        from ..play.rerun import log_evaluation
+
+        click.echo(f"wrote {log_evaluation(rerun_path, result)}")
     rank, world = report["shard"]["rank"], report["shard"]["world_size"]
     if json_path:
         json_path = shard_path(json_path, rank, world)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..bench.plan import DEFAULT_SCORER
+from ..bench.plan import DEFAULT_SCORER, MEDIA_KEYS
 from ..planners.proposals import PROPOSAL_SOURCES
 from ..scoring import SCORERS
 from ._params import JSON_OUT, OutputPath
@@ -70,9 +70,16 @@ def _proposals(name: str, forecaster: str) -> object:
 @click.option("--out", "out_dir", type=OutputPath(directory=True), default=None,
               help="Write sheet.png (goal, then candidates best first), proposals.png (every candidate's hand "
               "paths over the start frame) and the predicted videos.")  # fmt: skip
+@click.option(
+    "--rerun",
+    "rerun_path",
+    type=OutputPath((".rrd",)),
+    default=None,
+    help="Log the instance (scene, chosen candidate's episode, every candidate's videos) to a .rrd file.",
+)
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name: str, weights_dir: Path | None,
-             proposals_name: str, forecaster_name: str, out_dir: Path | None,
+             proposals_name: str, forecaster_name: str, out_dir: Path | None, rerun_path: Path | None,
              json_path: Path | None) -> None:  # fmt: skip
     """Rank N candidate actions for a held-out instance of TASK with a world model; check with physics."""
     import numpy as np
@@ -106,7 +113,11 @@ def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name
         write_png(out_dir / "proposals.png", np.repeat(np.repeat(side, 3, 0), 3, 1))
         click.echo(f"wrote {out_dir / 'sheet.png'}, {out_dir / 'proposals.png'} and {out_dir / 'candidates.mp4'}")
     if json_path:
-        write_json(json_path, {k: v for k, v in r.items() if k not in ("rollout", "goal", "videos", "K")})
+        write_json(json_path, {k: v for k, v in r.items() if k not in MEDIA_KEYS})
+    if rerun_path:
+        from ..play.rerun import log_plan
+
+        click.echo(f"wrote {log_plan(rerun_path, r)}")
 
 
 @click.command("plan")

@@ -254,6 +254,10 @@ class Evaluation:
 
     report: dict[str, Any]
     videos: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    #: the same kept episodes as data (a Rerun log's): ``episode``, ``hands`` (HandTrajectory), ``generated``,
+    #: ``prompt``, ``physics`` ((T, H, W, 3) uint8; physics None without the oracle), ``success``, ``measure``
+    media: list[dict[str, Any]] = field(default_factory=list)
+    world: Any = None
 
 
 @dataclass
@@ -388,8 +392,10 @@ def _error_px(setup: _Setup, det: Any, record: Any, cameras: np.ndarray) -> floa
     return float(np.linalg.norm(det.position_px - truth)) * 128.0 / setup.width
 
 
-def _judge(setup: _Setup, e: _Episode, keep_video: bool) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
-    """The episode's entry: the world model's verdict, and with the oracle physics' and the detector's."""
+def _judge(setup: _Setup, e: _Episode, keep_video: bool) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]],
+                                                                   dict[str, Any] | None]:  # fmt: skip
+    """The episode's entry: the world model's verdict, and with the oracle physics' and the detector's; the
+    kept episode's videos, labelled and as media (None when not kept)."""
     from .detect import hand_masks
 
     t0 = time.perf_counter()
@@ -398,6 +404,8 @@ def _judge(setup: _Setup, e: _Episode, keep_video: bool) -> tuple[dict[str, Any]
     entry: dict[str, Any] = {"episode": e.index, "seed": e.seed, "steps": e.steps, "frames": int(len(frames)),
                              "success": e.success, "measure": _finite(e.measure)}  # fmt: skip
     videos: list[tuple[str, np.ndarray]] = []
+    media = None if not keep_video else {"episode": e.index, "hands": hands, "generated": frames, "prompt": prompts,
+                                         "physics": None, "success": e.success, "measure": e.measure}  # fmt: skip
 
     def label(who: str, ok: bool, m: float | None) -> str:
         moved = f" ({100 * m:.1f} cm)" if m is not None and math.isfinite(m) else ""
@@ -433,8 +441,10 @@ def _judge(setup: _Setup, e: _Episode, keep_video: bool) -> tuple[dict[str, Any]
         })  # fmt: skip
         if keep_video and not setup.is_oracle:  # (the oracle's own frames are the physics frames)
             videos.append((label("physics", truth >= task.min_move, truth), physics_frames))
+        if media is not None:
+            media["physics"] = physics_frames
     entry["seconds"] = e.env_seconds + time.perf_counter() - t0
-    return entry, videos
+    return entry, videos, media
 
 
 def evaluate(task: str, policy: Any, episodes: int, seed: int = 0, world_model: Any = "default",
@@ -483,15 +493,16 @@ def evaluate(task: str, policy: Any, episodes: int, seed: int = 0, world_model: 
         raise ValueError(f"`shard` rank {rank} must lie in [0, {world_size})")
     setup = _Setup(task, world_model, mode, size, chunk, num_steps, device, oracle)
     mine = [_Episode(e, episode_seed(seed, e)) for e in range(rank, int(episodes), world_size)]
-    entries, clips = [], []
+    entries, clips, media = [], [], []
     bar = tqdm(total=len(mine), desc=f"evaluate {task} {src.name}", unit="episode", disable=not progress)
     for b in range(0, len(mine), batch_size):
         batch = mine[b : b + batch_size]
         _play(setup, src, batch)
         for e in batch:
-            entry, vids = _judge(setup, e, keep_video=len(entries) < videos)
+            entry, vids, kept = _judge(setup, e, keep_video=len(entries) < videos)
             entries.append(entry)
             clips += vids
+            media += [kept] if kept is not None else []
             e.frames, e.prompts = [], []
             bar.update(1)
     bar.close()
@@ -500,7 +511,7 @@ def evaluate(task: str, policy: Any, episodes: int, seed: int = 0, world_model: 
               "horizon": setup.task.horizon, "oracle": setup.oracle is not None,
               "shard": {"rank": rank, "world_size": world_size}, **summarize(entries, setup.oracle is not None),
               "episodes": entries}  # fmt: skip
-    return Evaluation(report, clips)
+    return Evaluation(report, clips, media, setup.world)
 
 
 def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:

@@ -15,9 +15,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RerunLog"]
+__all__ = ["RerunLog", "log_evaluation", "log_plan", "splat_points"]
 
 _FPS = 8.0
+
+
+def splat_points(scene: Any, max_points: int = 60_000) -> tuple[np.ndarray, np.ndarray]:
+    """A splat's centres and base colours (float32 (N, 3), uint8 (N, 3)): its ``max_points`` most opaque."""
+    means = scene.means.detach().cpu().numpy().astype(np.float32)
+    rgb = (0.5 + 0.28209479177387814 * scene.sh[:, 0]).clamp(0, 1).detach().cpu().numpy()
+    keep = np.argsort(-scene.opacities.detach().cpu().numpy(), kind="stable")[:max_points]
+    return means[keep], (rgb[keep] * 255).round().astype(np.uint8)
 
 
 def _rerun() -> Any:
@@ -99,3 +107,50 @@ class RerunLog:
         self.rec.disconnect()
         os.replace(self.tmp, self.path)
         return self.path
+
+
+def log_evaluation(path: str | os.PathLike[str], evaluation: Any) -> Path:
+    """A ``dexsim evaluate`` run's kept episodes (:attr:`Evaluation.media`), one after another on the
+    timeline, with the scene, each episode's success (world model, then physics) as scalars."""
+    log = RerunLog(path, "dexsim-evaluate")
+    if evaluation.world is not None:
+        log.scene(*splat_points(evaluation.world.scene))
+    K = None if evaluation.world is None else evaluation.world.K.numpy()
+    start = 0
+    for m in evaluation.media:
+        hands = m["hands"]
+        n = len(m["generated"])
+        log.frames(start, hands.camera[:n], K if K is not None else hands.K, hands.joints[:n], hands.visible[:n],
+                   prompt=m["prompt"], generated=m["generated"], physics=m["physics"])  # fmt: skip
+        log.scalar("success", start + n - 1, float(m["success"]))
+        log.scalar("episode", start, float(m["episode"]))
+        start += n
+    return log.close()
+
+
+def log_plan(path: str | os.PathLike[str], result: dict[str, Any]) -> Path:
+    """A ``dexsim plan`` instance: the scene, the chosen candidate as the episode (camera, hands, static,
+    prompt, generated, physics), every candidate's generated and physics videos under ``candidates/rankN``
+    with its score, and the goal image."""
+    log = RerunLog(path, "dexsim-plan")
+    if result.get("world") is not None:
+        log.scene(*splat_points(result["world"].scene))
+    rollout, chosen = result["rollout"], int(result["chosen"])
+    hands = rollout.hands[chosen]
+    physics = result.get("physics")
+    log.frames(0, hands.camera, result["K"], hands.joints, hands.visible, static=rollout.static,
+               prompt=rollout.prompts[chosen], generated=result["videos"][chosen],
+               physics=None if physics is None else physics[chosen])  # fmt: skip
+    order = np.argsort(-np.asarray(result["model_scores"]))
+    for rank, i in enumerate(order):
+        entity = f"candidates/rank{rank + 1}"
+        log.text(f"{entity}/text", f"{result['candidate_texts'][i]}: score {result['model_scores'][i]:.3f}, "
+                 f"physics {100 * result['oracle_distance_m'][i]:.1f} cm from the goal")  # fmt: skip
+        for t in range(len(result["videos"][i])):
+            log._at(t)
+            log.rec.log(f"{entity}/generated", log.rr.Image(result["videos"][i][t]))
+            if physics is not None:
+                log.rec.log(f"{entity}/physics", log.rr.Image(physics[i][t]))
+    log.rec.log("goal", log.rr.Image(result["goal"].image), static=True)
+    log.scalar("success", len(hands.camera) - 1, float(result["success"]))
+    return log.close()

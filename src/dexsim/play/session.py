@@ -213,14 +213,12 @@ class PlaySession:
             return [Path(p) for p in paths]
 
     # ------------------------------------------------------------------------- 3D scene facts
-    def scene_points(self, max_points: int = 60_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def scene_points(self, max_points: int = 60_000) -> tuple[np.ndarray, np.ndarray]:
         """The splat's centres and base colours (float32 (N, 3) metres, uint8 (N, 3)), at most ``max_points``
         of the most opaque Gaussians."""
-        scene = self.env.world.scene
-        means = scene.means.detach().cpu().numpy().astype(np.float32)
-        rgb = (0.5 + 0.28209479177387814 * scene.sh[:, 0]).clamp(0, 1).detach().cpu().numpy()
-        keep = np.argsort(-scene.opacities.detach().cpu().numpy())[:max_points]
-        return means[keep], (rgb[keep] * 255).round().astype(np.uint8)
+        from .rerun import splat_points
+
+        return splat_points(self.env.world.scene, max_points)
 
     def hand_segments(self) -> np.ndarray:
         """Bones of the shown hands at the current state, (M, 2, 3) world metres."""
