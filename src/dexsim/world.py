@@ -165,15 +165,17 @@ class World:
 
     # ----------------------------------------------------------------------------- building
     @classmethod
-    def from_ply(cls, path: str | Path, width: int = 128, height: int = 128, fov_y: float = 60.0) -> World:
-        """A captured scene: the splat moved into the world frame of its metadata sidecar (estimated
-        when there is none); the whole scene hides the hands."""
+    def from_ply(cls, path: str | Path, width: int = 128, height: int = 128, fov_y: float = 60.0,
+                 metadata: Any = None) -> World:  # fmt: skip
+        """A captured scene: the splat moved into the world frame of ``metadata`` (a
+        :class:`~dexsim.scene.metadata.SceneMetadata`; default its sidecar's, estimated when there is none);
+        the whole scene hides the hands."""
         from .scene.metadata import estimate_metadata, read_metadata, sidecar_path
         from .scene.ply import read_scene
 
         splat = read_scene(path)
         side = sidecar_path(path)
-        meta = read_metadata(side) if side.is_file() else estimate_metadata(splat)
+        meta = metadata if metadata is not None else read_metadata(side) if side.is_file() else estimate_metadata(splat)
         splat = _to_world(splat, np.asarray(meta.world_from_file, np.float64))
         lo, hi = np.asarray(meta.workspace_min, float), np.asarray(meta.workspace_max, float)
         centre = (lo + hi) / 2

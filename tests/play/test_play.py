@@ -168,3 +168,60 @@ def test_plan_and_evaluate_write_rerun_recordings(tmp_path: Path) -> None:
     assert {"/world/scene", "/world/hands/right", "/video/generated", "/video/physics", "/success"} <= got
     r = CliRunner().invoke(main, ["plan", "--rerun", str(tmp_path / "plan.txt")])
     assert r.exit_code == 2 and ".rrd" in r.output
+
+
+def _tilted_floor(path: Path) -> np.ndarray:
+    """A captured-looking splat: a 2 x 2 m floor of grey Gaussians whose up is file -y (COLMAP style); returns
+    that up in the file frame."""
+    import torch
+
+    from dexsim.scene.gaussians import GaussianScene
+    from dexsim.scene.ply import write_ply
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    xz = rng.uniform(-1.0, 1.0, (n, 2))
+    means = np.stack([xz[:, 0], np.full(n, 0.3), xz[:, 1]], 1) + rng.normal(0, 0.002, (n, 3))
+    scene = GaussianScene(means=torch.tensor(means, dtype=torch.float32), quats=torch.tensor([[1.0, 0, 0, 0]] * n),
+                          log_scales=torch.full((n, 3), np.log(0.02)), opacity_logits=torch.full((n,), 3.0),
+                          sh=torch.full((n, 1, 3), 0.3))  # fmt: skip
+    write_ply(scene, path)
+    return np.array([0.0, -1.0, 0.0])
+
+
+def test_a_captured_scene_is_set_up_by_hand_and_saved(tmp_path: Path) -> None:
+    import torch
+
+    from dexsim.geometry.camera import look_at
+    from dexsim.geometry.rotations import quat_to_matrix
+    from dexsim.geometry.se3 import viewmat_to_pose7
+    from dexsim.scene.metadata import read_metadata, sidecar_path
+
+    ply = tmp_path / "room.ply"
+    _tilted_floor(ply)
+    s = PlaySession(scene=str(ply), world_model="default", seed=0)
+    # the person tilts the surface gizmo 20 degrees about x and puts the head 60 cm back, 45 cm up, looking down
+    tilt = np.deg2rad(20.0)
+    normal = np.array([0.0, -np.sin(tilt), np.cos(tilt)])
+    point = np.array([0.1, 0.2, 0.0])
+    head = viewmat_to_pose7(look_at(torch.tensor([0.1, -0.4, 0.45]), torch.tensor([0.1, 0.2, 0.0]))).numpy()
+    before = np.asarray(s.metadata().world_from_file)[:3, :3]
+    assert s.set_up_scene(point, normal, head, (0.3, 0.25)) is None  # applied, not saved
+    meta = s.metadata()
+    turn = np.asarray(meta.world_from_file)[:3, :3] @ np.linalg.inv(before)  # old world -> new world
+    assert np.allclose(turn @ normal, [0.0, 0.0, 1.0], atol=1e-9)  # the surface's normal is the new up
+    cam_rot = quat_to_matrix(torch.tensor(meta.start_camera[3:], dtype=torch.float64)).numpy()
+    head_rot = quat_to_matrix(torch.tensor(head[3:], dtype=torch.float64)).numpy()
+    assert np.allclose(cam_rot, turn @ head_rot, atol=1e-6)  # the head pose moved with the frame
+    lo, hi = np.asarray(meta.workspace_min), np.asarray(meta.workspace_max)
+    assert np.allclose(hi[:2] - lo[:2], [0.6, 0.5]) and meta.estimated in ([], ["metric_scale"])
+    table = s.env.world.table
+    assert np.isclose(table[2], lo[2])
+    assert np.linalg.norm(s.env.state.camera[:3] - np.asarray(meta.start_camera[:3])) < 0.04  # start jitter 2 cm
+    prompt = s.preview()  # both hands shown: they must appear in the new head view
+    assert (prompt[-1].max(-1) > 0).mean() > 0.005
+    path = s.set_up_scene(np.asarray(table), np.array([0.0, 0.0, 1.0]), np.asarray(meta.start_camera), (0.3, 0.25),
+                          save=True)  # fmt: skip
+    assert path == sidecar_path(ply) and read_metadata(path).workspace_min == s.metadata().workspace_min
+    with pytest.raises(ValueError, match="surface_normal"):
+        s.set_up_scene(point, np.zeros(3), head)

@@ -73,8 +73,9 @@ class _Tab:
         self.record_button = gui.add_button("Record episode")
         gui.add_markdown("**Keys** " + "; ".join(f"`{k}` {v[1]}" for k, v in KEYS.items()))
         self.session = session if session is not None else app.make_session(int(self.seed.value))
-        self.frame_rate = 0
         self._wire()
+        if self.session.scene_path is not None:
+            self._setup_controls()
         self._show(self.session.last)
         self.progress.visible = False
         threading.Thread(target=self._loop, daemon=True, name=f"dexsim-loop{client.client_id}").start()
@@ -99,6 +100,47 @@ class _Tab:
             g = scene.add_transform_controls(f"/wrist_{('left', 'right')[h]}", scale=0.08, disable_rotations=True)
             g.on_update(lambda e, h=h: self._dragged(h, e))
             self.gizmos.append(g)
+
+    def _setup_controls(self) -> None:
+        """Captured scenes: drag the working surface (its gizmo's z axis is the up direction) and the head's
+        start pose, apply to see the hands appear in front of the camera, save to the scene's sidecar."""
+        gui, scene = self.client.gui, self.client.scene
+        with gui.add_folder("Scene set-up"):
+            gui.add_markdown("Drag and turn the **surface** gizmo onto the working surface (its blue axis is up) "
+                             "and the **head** gizmo to where the head starts, then apply.")  # fmt: skip
+            self.half_w = gui.add_number("half width (m)", initial_value=0.35, min=0.05, max=3.0, step=0.05)
+            self.half_d = gui.add_number("half depth (m)", initial_value=0.3, min=0.05, max=3.0, step=0.05)
+            apply = gui.add_button("Apply: reframe, show the hands")
+            save = gui.add_button("Save to the scene's sidecar")
+        self.surface = scene.add_transform_controls("/setup/surface", scale=0.25)
+        self.head = scene.add_transform_controls("/setup/head", scale=0.15)
+        self._place_setup_gizmos()
+        apply.on_click(lambda _: self.worker.submit(self._apply_setup, False))
+        save.on_click(lambda _: self.worker.submit(self._apply_setup, True))
+
+    def _place_setup_gizmos(self) -> None:
+        table, cam = self.session.env.world.table, self.session.env.state.camera
+        self.surface.position, self.surface.wxyz = tuple(float(x) for x in table), (1.0, 0.0, 0.0, 0.0)
+        self.head.position, self.head.wxyz = tuple(float(x) for x in cam[:3]), _quat_wxyz(cam)
+
+    def _apply_setup(self, save: bool) -> None:
+        import torch
+
+        from ..geometry.rotations import quat_to_matrix
+
+        try:
+            up = quat_to_matrix(torch.tensor(self.surface.wxyz, dtype=torch.float64)).numpy()[:, 2]
+            head = np.concatenate((self.head.position, self.head.wxyz))
+            path = self.session.set_up_scene(np.asarray(self.surface.position), up, head,
+                                             (float(self.half_w.value), float(self.half_d.value)), save)  # fmt: skip
+        except Exception as exc:
+            self.client.add_notification("scene set-up failed", str(exc), color="red")
+            return
+        self.app.show_scene(self.session)
+        self._place_setup_gizmos()
+        self._show(self.session.last)
+        if path is not None:
+            self.client.add_notification("saved", f"wrote {path}", color="green")
 
     def _dragged(self, hand: int, event: Any) -> None:
         if event.phase != "end":
@@ -230,7 +272,7 @@ class PlayApp:
             self.server.stop()
             raise PlayError(f"port {port} on {host} is in use (choose another --port)")
         self.server.gui.configure_theme(show_share_button=False, control_width="large")
-        self._shared_scene(first)
+        self.show_scene(first)
         self._spare: PlaySession | None = first
         self.server.on_client_connect(self._connect)
         self.server.on_client_disconnect(self._disconnect)
@@ -240,7 +282,8 @@ class PlayApp:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def _shared_scene(self, s: PlaySession) -> None:
+    def show_scene(self, s: PlaySession) -> None:
+        """The scene's points (and the task's target) in ``s``'s world frame, for every tab."""
         points, colors = s.scene_points()
         self.server.scene.add_point_cloud("/scene", points, colors, point_size=0.004, precision="float32")
         target = s.target_position()

@@ -81,6 +81,7 @@ class PlaySession:
                  seed: int = 0, physics: bool = True, width: int = 128, height: int = 128) -> None:  # fmt: skip
         from ..envs import DexWorldEnv
 
+        self.scene_path = None if scene is None or task is not None else Path(scene)
         self.env = DexWorldEnv(scene=scene, task=task, world_model=world_model, width=width, height=height,
                                clamp="silent")  # fmt: skip
         self.world_model_name = world_model if isinstance(world_model, str) else type(world_model).__name__
@@ -190,6 +191,39 @@ class PlaySession:
             self._oracle = Oracle(spec, self.env.width, self.env.height, world=self.env.world)
         traj = self.env.episode_hands()
         return self._oracle.run(traj, start=traj.num_frames - self.env.chunk, masks=False).interaction
+
+    # ---------------------------------------------------------------------------- scene set-up
+    def metadata(self) -> Any:
+        """The captured scene's :class:`~dexsim.scene.metadata.SceneMetadata` now (its sidecar's, or estimated)."""
+        from ..scene.metadata import estimate_metadata, read_metadata, sidecar_path
+        from ..scene.ply import read_scene
+
+        if self.scene_path is None:
+            raise ValueError("scene set-up is for captured scenes (--scene PLY), not built-in tasks")
+        if getattr(self, "_meta", None) is None:
+            side = sidecar_path(self.scene_path)
+            self._meta = read_metadata(side) if side.is_file() else estimate_metadata(read_scene(self.scene_path))
+        return self._meta
+
+    def set_up_scene(self, surface_point: np.ndarray, surface_normal: np.ndarray, start_camera: np.ndarray,
+                     half_size: tuple[float, float] = (0.35, 0.3), save: bool = False) -> Path | None:  # fmt: skip
+        """Re-frame the captured scene from what the person set (all in the current world frame: see
+        :func:`~dexsim.scene.metadata.metadata_from_surface`), rebuild the env on it (same world model) and
+        start a new episode, so the hands appear in front of the new head pose; ``save``: also write the
+        sidecar the env reads (returns its path)."""
+        from ..envs import DexWorldEnv
+        from ..scene.metadata import metadata_from_surface, sidecar_path, write_metadata
+        from ..world import World
+
+        meta = metadata_from_surface(self.metadata(), surface_point, surface_normal, start_camera, half_size)
+        with self.lock:
+            old = self.env
+            world = World.from_ply(self.scene_path, old.width, old.height, old.fov_y, metadata=meta)
+            self.env = DexWorldEnv(scene=world, world_model=old.world_model, width=old.width, height=old.height,
+                                   clamp="silent")  # fmt: skip
+            self._meta, self._oracle = meta, None
+        self.reset(self.seed)
+        return write_metadata(meta, sidecar_path(self.scene_path)) if save else None
 
     # ----------------------------------------------------------------------------- recording
     def record(self, out: str | Path) -> list[Path]:

@@ -28,7 +28,15 @@ from ..geometry.camera import look_at
 from ..geometry.se3 import viewmat_to_pose7
 from .gaussians import GaussianScene
 
-__all__ = ["SceneMetadata", "estimate_metadata", "fit_ground_plane", "read_metadata", "sidecar_path", "write_metadata"]
+__all__ = [
+    "SceneMetadata",
+    "estimate_metadata",
+    "fit_ground_plane",
+    "metadata_from_surface",
+    "read_metadata",
+    "sidecar_path",
+    "write_metadata",
+]
 
 SIDECAR_SUFFIX = ".dexsim.json"
 
@@ -179,4 +187,42 @@ def estimate_metadata(scene: GaussianScene, metric_scale: float = 1.0, seed: int
         start_camera=tuple(float(x) for x in start),
         estimated=["up_file", "metric_scale", "world_from_file", "workspace_min", "workspace_max", "start_camera"],
         notes=notes,
+    )  # fmt: skip
+
+
+def metadata_from_surface(meta: SceneMetadata, surface_point: np.ndarray, surface_normal: np.ndarray,
+                          start_camera: np.ndarray, half_size: tuple[float, float] = (0.35, 0.3),
+                          reach: float = 0.45) -> SceneMetadata:  # fmt: skip
+    """The metadata a person set by looking at the scene, all given in ``meta``'s world frame: the working
+    surface (a point on it and its normal, which becomes the up direction), the head's start pose (7,)
+    camera-to-world ``[t, q]``, the workspace's half width/depth on the surface and its ``reach`` above it.
+    The new world frame turns the normal to +z about the origin (no other move); the workspace box sits
+    on the surface around the point; only ``metric_scale`` keeps its estimated mark."""
+    from ..geometry.rotations import matrix_to_quat, quat_multiply
+
+    normal = np.asarray(surface_normal, np.float64)
+    if normal.shape != (3,) or not np.isfinite(normal).all() or np.linalg.norm(normal) < 1e-9:
+        raise ValueError(f"`surface_normal` must be a finite non-zero 3-vector, got {surface_normal!r}")
+    cam = np.asarray(start_camera, np.float64)
+    if cam.shape != (7,) or not np.isfinite(cam).all():
+        raise ValueError(f"`start_camera` must be 7 finite numbers [t, q], got {start_camera!r}")
+    if min(half_size) <= 0 or reach <= 0:
+        raise ValueError(f"`half_size` {half_size} and `reach` {reach} must be > 0")
+    rot = _rotation_to_z(normal)
+    move = np.eye(4)
+    move[:3, :3] = rot
+    wf = move @ np.asarray(meta.world_from_file, np.float64)
+    p = rot @ np.asarray(surface_point, np.float64)
+    lo = p - np.array([half_size[0], half_size[1], 0.0])
+    hi = p + np.array([half_size[0], half_size[1], reach])
+    q = quat_multiply(matrix_to_quat(torch.from_numpy(rot)), torch.from_numpy(cam[3:] / np.linalg.norm(cam[3:])))
+    camera = np.concatenate((rot @ cam[:3], q.numpy()))
+    file_rot = np.asarray(meta.world_from_file, np.float64)[:3, :3] / meta.metric_scale
+    up_file = file_rot.T @ (normal / np.linalg.norm(normal))
+    return SceneMetadata(
+        up_file=tuple(float(x) for x in up_file), metric_scale=meta.metric_scale, world_from_file=wf.tolist(),
+        workspace_min=tuple(float(x) for x in lo), workspace_max=tuple(float(x) for x in hi),
+        start_camera=tuple(float(x) for x in camera),
+        estimated=[f for f in meta.estimated if f == "metric_scale"],
+        notes="working surface, up direction and start head pose set by hand in dexsim play",
     )  # fmt: skip
