@@ -78,7 +78,7 @@ from .evaluate import bench_evaluate_cmd, evaluate_cmd  # noqa: E402
 from .forecast import bench_forecast_cmd  # noqa: E402
 from .hands import hands  # noqa: E402
 from .plan import bench_plan_cmd, bench_step_cmd, plan_cmd  # noqa: E402
-from .play import play_cmd  # noqa: E402
+from .play import bench_play_cmd, play_cmd  # noqa: E402
 from .render import render  # noqa: E402
 from .scene import scene  # noqa: E402
 from .worldmodel import bench_overfit_cmd, bench_worldmodel_cmd, eval_cmd, train_cmd  # noqa: E402
@@ -101,5 +101,6 @@ main.add_command(evaluate_cmd)
 main.add_command(play_cmd)
 bench.add_command(bench_evaluate_cmd)
 bench.add_command(bench_forecast_cmd)
+bench.add_command(bench_play_cmd)
 
 __all__ = ["main"]

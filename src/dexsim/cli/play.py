@@ -47,3 +47,27 @@ def play_cmd(task: str | None, scene_path: Path | None, world_model: str, host: 
     app = PlayApp(make_session, host, port, seed, out, rerun_path)
     click.echo(f"dexsim play: open {app.url}  (Ctrl-C stops)", err=False)
     app.serve_forever()
+
+
+@click.command("play")
+@click.option("--task", default="push-red-box", show_default=True)
+@click.option("--world-model", "world_model", default="default", show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=10, show_default=True,
+              help="Key presses to time (memory is read after each).")  # fmt: skip
+@click.option("--screenshot", type=OutputPath((".png",)), default=None, help="Save the page after the last step.")
+@click.option("--json", "json_path", type=OutputPath((".json",)), default=None)
+def bench_play_cmd(task: str, world_model: str, steps: int, screenshot: Path | None, json_path: Path | None) -> None:
+    """Drive `dexsim play` in headless Chromium: page load after the URL is printed, key press to the new
+    generated chunk on screen (median), the server's memory over the steps, browser console errors."""
+    from .._io import write_json
+    from ..play.browser import PlayServer, drive
+
+    with PlayServer(["--task", task, "--world-model", world_model]) as server:
+        r = drive(server, steps=steps, screenshot=screenshot).summary()
+    r.update(task=task, world_model=world_model)
+    click.echo(f"page load {r['load_s']:.2f} s; key press to new chunk {r['latency_s_median']:.2f} s (median of "
+               f"{steps}); server memory {r['rss_mb_first']:.0f} -> {r['rss_mb_last']:.0f} MB; console errors "
+               f"{len(r['console_errors'])}")  # fmt: skip
+    if json_path:
+        write_json(json_path, r)
+        click.echo(f"wrote {json_path}")

@@ -10,6 +10,7 @@ and on built-in scenes the physics oracle's frames of the same chunk). It holds 
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -102,7 +103,8 @@ class PlaySession:
             self.motion = np.zeros(21)
             self.actions: list[np.ndarray] = []
             self.rewards: list[float] = []
-            self.views: list[StepView] = []
+            self._spool_dir = tempfile.TemporaryDirectory(prefix="dexsim-play-")  # earlier chunks, on disk
+            self.successes: list[bool] = []
             self.last = StepView(obs["static"], obs["hand_prompt"], obs["frames"], None, 0.0, False, 0)
             return self.last
 
@@ -167,10 +169,16 @@ class PlaySession:
             self.motion[:] = 0.0
             self.last = StepView(obs["static"], obs["hand_prompt"], obs["frames"], None, float(reward),
                                  bool(terminated), self.steps, time.perf_counter() - t0, info)  # fmt: skip
-            self.views.append(self.last)
+            self._spool(self.last)
+            self.successes.append(self.last.success)
         if physics:
             self.add_physics()
         return self.last
+
+    def _spool(self, view: StepView) -> None:
+        """Keep a step's panel frames on disk (memory stays flat however long the episode)."""
+        strip = np.stack([view.panel(i) for i in range(len(view.generated))])
+        np.save(Path(self._spool_dir.name) / f"{view.steps - 1:05d}.npy", strip)
 
     def add_physics(self) -> StepView:
         """Fill the last step's ``physics`` frames (when this session runs the oracle and they are missing)."""
@@ -178,6 +186,7 @@ class PlaySession:
             view = self.last
             if self.physics and view.physics is None and self.steps > 0:
                 view.physics = self._physics_chunk()
+                self._spool(view)
             return view
 
     def _physics_chunk(self) -> np.ndarray | None:
@@ -233,17 +242,21 @@ class PlaySession:
         from ..video import write_mp4
 
         with self.lock:
-            if not self.views:
+            if not self.steps:
                 raise RuntimeError("nothing to record: take a step first")
             out = Path(out)
             out.parent.mkdir(parents=True, exist_ok=True)
-            frames = np.concatenate([np.stack([v.panel(i) for i in range(len(v.generated))]) for v in self.views])
+            self._spool(self.last)  # (its physics frames may have come since)
+            strips = [np.load(Path(self._spool_dir.name) / f"{k:05d}.npy") for k in range(self.steps)]
+            wide = max(x.shape[2] for x in strips)  # a step whose physics never came: grey in its place
+            frames = np.concatenate([np.pad(x, ((0, 0), (0, 0), (0, wide - x.shape[2]), (0, 0)), constant_values=96)
+                                     for x in strips])  # fmt: skip
             paths = [write_mp4(out.with_suffix(".mp4"), frames), self.env.episode_hands().save(out.with_suffix(".npz"))]
             task = self.env.task
             paths.append(write_json(out.with_suffix(".json"), {
                 "task": None if task is None else task.name, "seed": self.seed, "world_model": self.world_model_name,
                 "action_mode": "delta", "actions": np.stack(self.actions).round(6).tolist(), "rewards": self.rewards,
-                "success": [v.success for v in self.views]}))  # fmt: skip
+                "success": self.successes}))  # fmt: skip
             return [Path(p) for p in paths]
 
     # ------------------------------------------------------------------------- 3D scene facts
