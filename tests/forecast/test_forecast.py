@@ -44,6 +44,24 @@ def test_goal_render_shows_the_final_scene(clips: Path) -> None:
     assert diff > 20, diff
 
 
+def test_partial_goal_windows_stop_where_their_goal_was_rendered(clips: Path) -> None:
+    from dexsim.forecast.data import PARTIAL_FRAMES
+
+    data = ForecastClips([clips], 32, 8, 16, progress=False)
+    c = data.clips[0]
+    assert c.partial_goals.shape == (len(PARTIAL_FRAMES), 3, 32, 32)
+    # the scene part-way differs from the final scene (the push was still under way at frame 5)
+    assert np.abs(c.partial_goals[0].astype(int) - c.goals[0].astype(int)).max() > 20
+    j = 2
+    item = data._partial_window(c, j, goal=True, text=True, target=True)
+    stop = PARTIAL_FRAMES[j]
+    params, visible, _ = item["future"]
+    assert np.allclose(params[-1][visible[-1]], c.params[stop][visible[-1]], atol=1e-6)  # ends where the goal is
+    assert np.allclose(params[0], c.params[0]) and item["goal"] is c.partial_goals[j]
+    batch = data.sample(8, np.random.default_rng(0), plan_prob=1.0, partial_prob=1.0)
+    assert batch.future.shape[:2] == (8, 16) and not batch.history_visible.any()
+
+
 def test_flow_matching_fits_a_batch(clips: Path) -> None:
     torch.manual_seed(0)
     model = HandForecaster(**FORECAST_CONFIGS["tiny"])

@@ -25,6 +25,10 @@ from .session import KEYS, PlaySession, StepView
 __all__ = ["PlayApp", "PlayError", "check_port"]
 
 MAX_TABS = 4
+#: scene points drawn in the 3D view (the most opaque; the browser draws them on every frame)
+VIEW_POINTS = 25_000
+#: seconds a tab stays idle after a step before the physics oracle replays it for the panel
+PHYSICS_AFTER_S = 0.6
 _LOOP_FPS = 8.0
 
 
@@ -177,14 +181,30 @@ class _Tab:
         finally:
             self.progress.visible = False
             self.busy.release()
+        self.app.log_step(self.session, view)
+        timer = threading.Timer(PHYSICS_AFTER_S, self._queue_physics, (view,))
+        timer.daemon = True
+        timer.start()
+
+    def _queue_physics(self, view: StepView) -> None:
+        if not self.closed.is_set():
+            self.worker.submit(self._physics, view)
+
+    def _physics(self, view: StepView) -> None:
+        """The physics oracle's frames of the step shown, once the tab has been idle for
+        :data:`PHYSICS_AFTER_S` (best effort: skipped when another step came; the recording simulates the whole
+        episode again)."""
+        if self.busy.locked() or self.session.last is not view:
+            return
         if self.session.add_physics().physics is not None and self.view is view:
             self._show(view, scene=False)
-        self.app.log_step(self.session, view)
 
     def _reset(self) -> None:
         self._show(self.session.reset(int(self.seed.value)))
 
     def _preview(self) -> None:
+        if self.busy.locked():  # a step is asked for: this preview would be stale
+            return
         last = self.session.last
         prompt = self.session.preview()
         blank = np.full_like(prompt, 96)
@@ -284,7 +304,7 @@ class PlayApp:
 
     def show_scene(self, s: PlaySession) -> None:
         """The scene's points (and the task's target) in ``s``'s world frame, for every tab."""
-        points, colors = s.scene_points()
+        points, colors = s.scene_points(VIEW_POINTS)
         self.server.scene.add_point_cloud("/scene", points, colors, point_size=0.004, precision="float32")
         target = s.target_position()
         if target is not None:

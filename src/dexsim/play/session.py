@@ -176,8 +176,8 @@ class PlaySession:
         return self.last
 
     def _spool(self, view: StepView) -> None:
-        """Keep a step's panel frames on disk (memory stays flat however long the episode)."""
-        strip = np.stack([view.panel(i) for i in range(len(view.generated))])
+        """Keep a step's static | prompt | generated frames on disk (memory stays flat however long the episode)."""
+        strip = np.concatenate((view.static, view.prompt, view.generated), 2)
         np.save(Path(self._spool_dir.name) / f"{view.steps - 1:05d}.npy", strip)
 
     def add_physics(self) -> StepView:
@@ -186,11 +186,11 @@ class PlaySession:
             view = self.last
             if self.physics and view.physics is None and self.steps > 0:
                 view.physics = self._physics_chunk()
-                self._spool(view)
             return view
 
-    def _physics_chunk(self) -> np.ndarray | None:
-        """The physics oracle's frames of the last chunk, the whole episode simulated (built-in scenes only)."""
+    def _physics_chunk(self, whole: bool = False) -> np.ndarray | None:
+        """The physics oracle's frames of the last chunk (``whole``: of the episode), the whole episode
+        simulated (built-in scenes only)."""
         spec = self.env.world.spec
         if spec is None:
             return None
@@ -199,7 +199,8 @@ class PlaySession:
 
             self._oracle = Oracle(spec, self.env.width, self.env.height, world=self.env.world)
         traj = self.env.episode_hands()
-        return self._oracle.run(traj, start=traj.num_frames - self.env.chunk, masks=False).interaction
+        start = 0 if whole else traj.num_frames - self.env.chunk
+        return self._oracle.run(traj, start=start, masks=False).interaction
 
     # ---------------------------------------------------------------------------- scene set-up
     def metadata(self) -> Any:
@@ -246,11 +247,9 @@ class PlaySession:
                 raise RuntimeError("nothing to record: take a step first")
             out = Path(out)
             out.parent.mkdir(parents=True, exist_ok=True)
-            self._spool(self.last)  # (its physics frames may have come since)
-            strips = [np.load(Path(self._spool_dir.name) / f"{k:05d}.npy") for k in range(self.steps)]
-            wide = max(x.shape[2] for x in strips)  # a step whose physics never came: grey in its place
-            frames = np.concatenate([np.pad(x, ((0, 0), (0, 0), (0, wide - x.shape[2]), (0, 0)), constant_values=96)
-                                     for x in strips])  # fmt: skip
+            frames = np.concatenate([np.load(Path(self._spool_dir.name) / f"{k:05d}.npy") for k in range(self.steps)])
+            if self.physics and self.env.world.spec is not None:  # the whole episode in one physics run
+                frames = np.concatenate((frames, self._physics_chunk(whole=True)), 2)
             paths = [write_mp4(out.with_suffix(".mp4"), frames), self.env.episode_hands().save(out.with_suffix(".npz"))]
             task = self.env.task
             paths.append(write_json(out.with_suffix(".json"), {
