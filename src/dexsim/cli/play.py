@@ -65,9 +65,9 @@ def bench_play_cmd(task: str, world_model: str, steps: int, screenshot: Path | N
     with PlayServer(["--task", task, "--world-model", world_model]) as server:
         r = drive(server, steps=steps, screenshot=screenshot).summary()
     r.update(task=task, world_model=world_model)
-    click.echo(f"page load {r['load_s']:.2f} s; key press to new chunk {r['latency_s_median']:.2f} s (median of "
-               f"{steps}); server memory {r['rss_mb_first']:.0f} -> {r['rss_mb_last']:.0f} MB; console errors "
-               f"{len(r['console_errors'])}")  # fmt: skip
+    click.echo(f"page load {r['load_s']:.2f} s after the URL ({r['page_s']:.2f} s from navigation); key press to "
+               f"new chunk {r['latency_s_median']:.2f} s (median of {steps}); server memory {r['rss_mb_first']:.0f} "
+               f"-> {r['rss_mb_last']:.0f} MB; console errors {len(r['console_errors'])}")  # fmt: skip
     if json_path:
         write_json(json_path, r)
         click.echo(f"wrote {json_path}")

@@ -90,10 +90,12 @@ class PlayServer:
 @dataclass
 class DriveResult:
     """``latency_s``: key press to the new chunk on screen, per step; ``load_s``: URL printed to the page
-    showing the episode; ``rss_mb``: the server's memory after each step; ``console_errors``;
-    ``panel_changed``: the panel image differs after the first step; ``rewards``: the shown reward per step."""
+    showing the episode (the headless browser's start included), ``page_s``: navigation to it; ``rss_mb``:
+    the server's memory after each step; ``console_errors``; ``panel_changed``: the panel image differs
+    after the first step; ``rewards``: the shown reward per step."""
 
     load_s: float
+    page_s: float = float("nan")
     latency_s: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
     rewards: list[str] = field(default_factory=list)
@@ -102,8 +104,9 @@ class DriveResult:
 
     def summary(self) -> dict[str, Any]:
         lat = self.latency_s
-        return {"steps": len(lat), "load_s": self.load_s, "latency_s_median": statistics.median(lat) if lat else None,
-                "latency_s": lat, "rss_mb_first": self.rss_mb[0] if self.rss_mb else None,
+        return {"steps": len(lat), "load_s": self.load_s, "page_s": self.page_s,
+                "latency_s_median": statistics.median(lat) if lat else None, "latency_s": lat,
+                "rss_mb_first": self.rss_mb[0] if self.rss_mb else None,
                 "rss_mb_last": self.rss_mb[-1] if self.rss_mb else None, "console_errors": self.console_errors,
                 "panel_changed": self.panel_changed}  # fmt: skip
 
@@ -132,9 +135,11 @@ def drive(server: PlayServer, steps: int = 3, screenshot: str | os.PathLike[str]
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
+            t_nav = time.monotonic()
             page.goto(server.url)
             page.get_by_text(re.compile(r"steps: 0(?!\d)")).first.wait_for(timeout=timeout * 1000)
-            result = DriveResult(load_s=time.monotonic() - server.url_at)
+            now = time.monotonic()
+            result = DriveResult(load_s=now - server.url_at, page_s=now - t_nav)
             panel = page.locator("img").first
             before = _png_pixels(panel.screenshot())
             page.mouse.click(700, 450)  # focus the page (the 3D view), where hotkeys are heard
