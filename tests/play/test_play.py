@@ -134,11 +134,12 @@ def test_the_page_steps_the_world_in_a_real_browser(tmp_path: Path) -> None:
         pytest.skip("no Chromium on this machine (apt-get install chromium)")
     with PlayServer(["--task", "push-red-box", "--out", str(tmp_path / "rec"),
                      "--rerun", str(tmp_path / "play.rrd")]) as server:  # fmt: skip
-        result = drive(server, steps=3, screenshot=tmp_path / "page.png")
+        result = drive(server, steps=3, screenshot=tmp_path / "page.png", second_tab=True)
     assert server.proc.poll() is not None and server.proc.returncode == 0  # Ctrl-C left no process
     assert result.panel_changed, "the egocentric panel did not change after a step"
     assert result.rewards[0] != "0.000" and len(result.latency_s) == 3
     assert result.console_errors == []
+    assert result.second_tab_own_env  # a second tab started its own episode; the first kept its steps
     assert (tmp_path / "page.png").stat().st_size > 10_000
     assert (tmp_path / "play.rrd").read_bytes()[:4] == b"RRF2"
 

@@ -101,6 +101,7 @@ class DriveResult:
     rewards: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
     panel_changed: bool = False
+    second_tab_own_env: bool | None = None
 
     def summary(self) -> dict[str, Any]:
         lat = self.latency_s
@@ -120,9 +121,10 @@ def _png_pixels(data: bytes) -> np.ndarray:
 
 
 def drive(server: PlayServer, steps: int = 3, screenshot: str | os.PathLike[str] | None = None,
-          timeout: float = 120.0) -> DriveResult:  # fmt: skip
+          timeout: float = 120.0, second_tab: bool = False) -> DriveResult:  # fmt: skip
     """Open the page in headless Chromium, step ``steps`` times with the space key (after composing a wrist
-    move with ``I``), and time each press until the status shows the new step."""
+    move with ``I``), and time each press until the status shows the new step. ``second_tab``: then open
+    a second tab and check that it got its own episode (step 0) while the first keeps its own."""
     from playwright.sync_api import sync_playwright
 
     exe = chromium_path()
@@ -161,6 +163,13 @@ def drive(server: PlayServer, steps: int = 3, screenshot: str | os.PathLike[str]
                         time.sleep(0.1)
             if screenshot is not None:
                 page.screenshot(path=str(screenshot))
+            if second_tab:
+                other = browser.new_page()
+                other.goto(server.url)
+                other.get_by_text(re.compile(r"steps: 0(?!\d)")).first.wait_for(timeout=timeout * 1000)
+                page.get_by_text(re.compile(rf"steps: {steps}(?!\d)")).first.wait_for(timeout=5000)
+                result.second_tab_own_env = True
+                other.close()
             result.console_errors = [e for e in errors if "WebSocket" not in e]
             return result
         finally:
