@@ -95,7 +95,8 @@ class _Tab:
             cmd.on_trigger(lambda _e, k=key: self.on_key(k))
         K = s.env.world.K.numpy()
         fov = 2 * np.arctan(s.env.height / (2 * K[1, 1]))
-        self.frustum = scene.add_camera_frustum("/head", fov=float(fov), aspect=s.env.width / s.env.height, scale=0.08,
+        self.frustum = scene.add_camera_frustum("/head", fov=float(fov), aspect=s.env.width / s.env.height, scale=0.06,
+                                                thickness=2.0, thickness_units="screen",
                                                 color=(40, 120, 230))  # fmt: skip
         self.bones = scene.add_line_segments("/hands", np.zeros((1, 2, 3), np.float32), (230, 190, 150),
                                              thickness=3.0, thickness_units="screen")  # fmt: skip
