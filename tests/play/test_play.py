@@ -205,7 +205,8 @@ def test_a_captured_scene_is_set_up_by_hand_and_saved(tmp_path: Path) -> None:
     tilt = np.deg2rad(20.0)
     normal = np.array([0.0, -np.sin(tilt), np.cos(tilt)])
     point = np.array([0.1, 0.2, 0.0])
-    head = viewmat_to_pose7(look_at(torch.tensor([0.1, -0.4, 0.45]), torch.tensor([0.1, 0.2, 0.0]))).numpy()
+    # ... looking along -x: the new frame turns so that the head looks along +y (the env's "forward")
+    head = viewmat_to_pose7(look_at(torch.tensor([0.7, 0.2, 0.45]), torch.tensor([0.1, 0.2, 0.0]))).numpy()
     before = np.asarray(s.metadata().world_from_file)[:3, :3]
     assert s.set_up_scene(point, normal, head, (0.3, 0.25)) is None  # applied, not saved
     meta = s.metadata()
@@ -214,6 +215,8 @@ def test_a_captured_scene_is_set_up_by_hand_and_saved(tmp_path: Path) -> None:
     cam_rot = quat_to_matrix(torch.tensor(meta.start_camera[3:], dtype=torch.float64)).numpy()
     head_rot = quat_to_matrix(torch.tensor(head[3:], dtype=torch.float64)).numpy()
     assert np.allclose(cam_rot, turn @ head_rot, atol=1e-6)  # the head pose moved with the frame
+    forward = cam_rot[:, 2]
+    assert forward[1] > 0 and abs(forward[0]) < 1e-6  # looks along +y
     lo, hi = np.asarray(meta.workspace_min), np.asarray(meta.workspace_max)
     assert np.allclose(hi[:2] - lo[:2], [0.6, 0.5]) and meta.estimated in ([], ["metric_scale"])
     table = s.env.world.table

@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,6 +40,7 @@ class PlayError(OSError):
 def check_port(host: str, port: int) -> None:
     """Raise :class:`PlayError` when ``host:port`` cannot be bound (viser would silently move to another)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is not "in use"
         try:
             s.bind((host, port))
         except OSError as exc:
@@ -89,7 +91,7 @@ class _Tab:
         gui, scene, s = self.client.gui, self.client.scene, self.session
         self.step_button.on_click(lambda _: self.request_step())
         self.reset_button.on_click(lambda _: self.request_reset())
-        self.record_button.on_click(lambda _: self.worker.submit(self._record))
+        self.record_button.on_click(lambda _: self._submit(self._record))
         for key, (what, help_text) in KEYS.items():
             cmd = gui.add_command(f"{what}: {help_text}", hotkey=key)  # type: ignore[arg-type]
             cmd.on_trigger(lambda _e, k=key: self.on_key(k))
@@ -120,8 +122,8 @@ class _Tab:
         self.surface = scene.add_transform_controls("/setup/surface", scale=0.25)
         self.head = scene.add_transform_controls("/setup/head", scale=0.15)
         self._place_setup_gizmos()
-        apply.on_click(lambda _: self.worker.submit(self._apply_setup, False))
-        save.on_click(lambda _: self.worker.submit(self._apply_setup, True))
+        apply.on_click(lambda _: self._submit(self._apply_setup, False))
+        save.on_click(lambda _: self._submit(self._apply_setup, True))
 
     def _place_setup_gizmos(self) -> None:
         table, cam = self.session.env.world.table, self.session.env.state.camera
@@ -141,7 +143,7 @@ class _Tab:
         except Exception as exc:
             self.client.add_notification("scene set-up failed", str(exc), color="red")
             return
-        self.app.show_scene(self.session)
+        self.app.show_scene(self.session, self.client)
         self._place_setup_gizmos()
         self._show(self.session.last)
         if path is not None:
@@ -151,7 +153,7 @@ class _Tab:
         if event.phase != "end":
             return
         self.session.drag_wrist(hand, np.asarray(event.target.position))
-        self.worker.submit(self._preview)
+        self._submit(self._preview)
 
     def on_key(self, key: str) -> None:
         if key == "space":
@@ -160,16 +162,32 @@ class _Tab:
             self.request_reset()
         else:
             self.session.press(key)
-            self.worker.submit(self._preview)
+            self._submit(self._preview)
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn`` on the tab's worker; its errors become a notification (and a traceback on the console)."""
+
+        def job() -> None:
+            try:
+                fn(*args)
+            except Exception as exc:
+                traceback.print_exc()
+                if not self.closed.is_set():
+                    self.client.add_notification("dexsim play", f"{type(exc).__name__}: {exc}", color="red")
+
+        try:
+            self.worker.submit(job)
+        except RuntimeError:  # the tab closed: its worker takes nothing more
+            pass
 
     def request_step(self) -> None:
         if not self.busy.acquire(blocking=False):
             return  # a chunk is being generated: the press is dropped, as the progress bar shows
         self.progress.visible = True
-        self.worker.submit(self._step)
+        self._submit(self._step)
 
     def request_reset(self) -> None:
-        self.worker.submit(self._reset)
+        self._submit(self._reset)
 
     # ------------------------------------------------------------------------------- work
     def _step(self) -> None:
@@ -182,14 +200,14 @@ class _Tab:
         finally:
             self.progress.visible = False
             self.busy.release()
-        self.app.log_step(self.session, view)
         timer = threading.Timer(PHYSICS_AFTER_S, self._queue_physics, (view,))
         timer.daemon = True
         timer.start()
+        self.app.log_step(self.session, view)
 
     def _queue_physics(self, view: StepView) -> None:
         if not self.closed.is_set():
-            self.worker.submit(self._physics, view)
+            self._submit(self._physics, view)
 
     def _physics(self, view: StepView) -> None:
         """The physics oracle's frames of the step shown, once the tab has been idle for
@@ -197,8 +215,10 @@ class _Tab:
         episode again)."""
         if self.busy.locked() or self.session.last is not view:
             return
-        if self.session.add_physics().physics is not None and self.view is view:
-            self._show(view, scene=False)
+        if self.session.add_physics().physics is not None:
+            self.app.log_physics(view)
+            if self.view is view:
+                self._show(view, scene=False)
 
     def _reset(self) -> None:
         self._show(self.session.reset(int(self.seed.value)))
@@ -263,9 +283,9 @@ class _Tab:
             except Exception:  # the client went away between the check and the send
                 return
 
-    def close(self) -> None:
+    def close(self, wait: bool = False) -> None:
         self.closed.set()
-        self.worker.shutdown(wait=False, cancel_futures=True)
+        self.worker.shutdown(wait=wait, cancel_futures=True)
 
 
 class PlayApp:
@@ -303,28 +323,44 @@ class PlayApp:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def show_scene(self, s: PlaySession) -> None:
-        """The scene's points (and the task's target) in ``s``'s world frame, for every tab."""
+    def show_scene(self, s: PlaySession, client: Any = None) -> None:
+        """The scene's points (and the task's target) in ``s``'s world frame: for every tab, or only for
+        ``client`` (a tab that re-framed its captured scene)."""
+        scene = self.server.scene if client is None else client.scene
         points, colors = s.scene_points(VIEW_POINTS)
-        self.server.scene.add_point_cloud("/scene", points, colors, point_size=0.004, precision="float32")
+        scene.add_point_cloud("/scene", points, colors, point_size=0.004, precision="float32")
         target = s.target_position()
         if target is not None:
-            self.server.scene.add_icosphere("/target", radius=0.015, color=(255, 60, 200),
-                                            position=tuple(float(x) for x in target))  # fmt: skip
+            scene.add_icosphere("/target", radius=0.015, color=(255, 60, 200),
+                                position=tuple(float(x) for x in target))  # fmt: skip
+        if client is not None:
+            return
         table = s.env.world.table
         self.server.initial_camera.position = (table[0], table[1] - 0.9, table[2] + 0.7)
         self.server.initial_camera.look_at = table
 
     def _connect(self, client: Any) -> None:
-        with self.tabs_lock:
+        cid = client.client_id
+        with self.tabs_lock:  # the slot is reserved before the (slow) build: a tab closed meanwhile is noticed
             if len(self.tabs) >= MAX_TABS:
                 client.gui.add_markdown(f"**dexsim play serves at most {MAX_TABS} tabs at once: close one and "
                                         "reload this page.**")  # fmt: skip
                 return
+            self.tabs[cid] = None
             spare, self._spare = self._spare, None  # the first tab takes the session built at start-up
-        tab = _Tab(self, client, spare)
+        try:
+            tab = _Tab(self, client, spare)
+        except Exception as exc:
+            with self.tabs_lock:
+                self.tabs.pop(cid, None)
+            client.add_notification("could not start this tab", str(exc), color="red")
+            return
         with self.tabs_lock:
-            self.tabs[client.client_id] = tab
+            gone = cid not in self.tabs
+            if not gone:
+                self.tabs[cid] = tab
+        if gone:
+            tab.close()
 
     def _disconnect(self, client: Any) -> None:
         with self.tabs_lock:
@@ -334,17 +370,25 @@ class PlayApp:
 
     def log_step(self, session: PlaySession, view: StepView) -> None:
         """Log a finished step to the Rerun recording (when there is one)."""
-        if self.rerun is None:
+        log = self.rerun
+        if log is None:
             return
         traj = session.env.episode_hands()
         c = len(view.generated)
         with self.tabs_lock:
             start, self._frame = self._frame, self._frame + c
-        self.rerun.frames(start, traj.camera[-c:], session.env.world.K.numpy(), traj.joints[-c:], traj.visible[-c:],
+        view.log_start = start
+        log.frames(start, traj.camera[-c:], session.env.world.K.numpy(), traj.joints[-c:], traj.visible[-c:],
                           static=view.static, prompt=view.prompt, generated=view.generated,
                           physics=view.physics)  # fmt: skip
-        self.rerun.scalar("reward", start + c - 1, view.reward)
-        self.rerun.scalar("success", start + c - 1, float(view.success))
+        log.scalar("reward", start + c - 1, view.reward)
+        log.scalar("success", start + c - 1, float(view.success))
+
+    def log_physics(self, view: StepView) -> None:
+        """Add a logged step's physics frames (they come once the tab is idle) to the Rerun recording."""
+        log = self.rerun
+        if log is not None and view.log_start is not None and view.physics is not None:
+            log.video("physics", view.log_start, view.physics)
 
     def serve_forever(self) -> None:
         try:
@@ -357,7 +401,8 @@ class PlayApp:
 
     def stop(self) -> None:
         for tab in list(self.tabs.values()):
-            tab.close()
+            if tab is not None:
+                tab.close(wait=True)  # (a step still being logged reaches the recording)
         self.server.stop()
         if self.rerun is not None:
             self.rerun.close()

@@ -11,6 +11,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,18 +58,24 @@ class PlayServer:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         self.lines: list[str] = []
-        deadline = time.monotonic() + timeout
+        self.url = ""
+        self._ready = threading.Event()
+        threading.Thread(target=self._drain, daemon=True).start()  # (a full pipe would block the server)
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise TimeoutError(f"dexsim play printed no URL in {timeout} s")
+        if not self.url:
+            raise RuntimeError(f"dexsim play exited ({self.proc.wait()}): {''.join(self.lines)[-2000:]}")
+
+    def _drain(self) -> None:
+        """Read the server's output for as long as it runs; note the URL (and when it came)."""
         assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"dexsim play exited ({self.proc.wait()}): {''.join(self.lines)[-2000:]}")
+        for line in self.proc.stdout:
             self.lines.append(line)
-            if m := _URL.search(line):
+            if not self.url and (m := _URL.search(line)):
                 self.url, self.url_at = m.group(1), time.monotonic()
-                return
-        self.stop()
-        raise TimeoutError(f"dexsim play printed no URL in {timeout} s")
+                self._ready.set()
+        self._ready.set()
 
     def stop(self) -> int:
         """Interrupt it (as Ctrl-C does) and wait; returns the exit code."""
@@ -120,6 +127,16 @@ def _png_pixels(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), np.int16)
 
 
+def _panel_image(page: Any) -> Any:
+    """The egocentric panel: the widest image on the page (the 3D view's corner widget is an image too)."""
+    imgs = page.locator("img")
+    boxes = [(imgs.nth(i).bounding_box() or {"width": 0, "height": 0}) for i in range(imgs.count())]
+    widths = [b["width"] * b["height"] for b in boxes]
+    if not widths or max(widths) == 0:
+        raise RuntimeError("no image panel on the page")
+    return imgs.nth(int(np.argmax(widths)))
+
+
 def drive(server: PlayServer, steps: int = 3, screenshot: str | os.PathLike[str] | None = None,
           timeout: float = 120.0, second_tab: bool = False) -> DriveResult:  # fmt: skip
     """Open the page in headless Chromium, step ``steps`` times with the space key (after composing a wrist
@@ -142,7 +159,7 @@ def drive(server: PlayServer, steps: int = 3, screenshot: str | os.PathLike[str]
             page.get_by_text(re.compile(r"steps: 0(?!\d)")).first.wait_for(timeout=timeout * 1000)
             now = time.monotonic()
             result = DriveResult(load_s=now - server.url_at, page_s=now - t_nav)
-            panel = page.locator("img").first
+            panel = _panel_image(page)
             before = _png_pixels(panel.screenshot())
             page.mouse.click(700, 450)  # focus the page (the 3D view), where hotkeys are heard
             for k in range(1, steps + 1):

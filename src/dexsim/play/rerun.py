@@ -93,6 +93,12 @@ class RerunLog:
                 self.rec.log(f"world/hands/{side}", rr.LineStrips3D([[j[a], j[b]] for a, b in BONES],
                                                                     radii=0.003))  # fmt: skip
 
+    def video(self, name: str, start: int, frames: np.ndarray) -> None:
+        """Frames ``start..`` of one video (``video/NAME``), e.g. physics that came after the step was logged."""
+        for t, frame in enumerate(frames):
+            self._at(start + t)
+            self.rec.log(f"video/{name}", self.rr.Image(frame))
+
     def scalar(self, name: str, frame: int, value: float) -> None:
         """A scalar (``reward``, ``success``) at ``frame``."""
         self._at(frame)

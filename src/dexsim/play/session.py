@@ -13,7 +13,7 @@ import json
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,8 @@ class StepView:
     steps: int
     seconds: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
+    #: the first frame this chunk got in a Rerun recording (None: not logged)
+    log_start: int | None = None
 
     def panel(self, i: int) -> np.ndarray:
         """Frame ``i`` of the chunk as one strip: static | prompt | generated (| physics), (H, W*n, 3)."""
@@ -161,16 +163,21 @@ class PlaySession:
         oracle's frames of it (else call :meth:`add_physics` later). The composed motion is consumed."""
         with self.lock:
             t0 = time.perf_counter()
-            action = self.action()
-            obs, reward, terminated, _, info = self.env.step(action)
+            action, moved = self.action(), self.motion.copy()
+            self.motion[:] = 0.0  # consumed now: keys pressed while it generates compose the next step
+            try:
+                obs, reward, terminated, _, info = self.env.step(action)
+            except Exception:
+                self.motion += moved
+                raise
+            view = StepView(obs["static"], obs["hand_prompt"], obs["frames"], None, float(reward), bool(terminated),
+                            self.steps + 1, time.perf_counter() - t0, info)  # fmt: skip
+            self._spool(view)  # before the counters: a failed write leaves the episode consistent
             self.steps += 1
             self.actions.append(action)
             self.rewards.append(float(reward))
-            self.motion[:] = 0.0
-            self.last = StepView(obs["static"], obs["hand_prompt"], obs["frames"], None, float(reward),
-                                 bool(terminated), self.steps, time.perf_counter() - t0, info)  # fmt: skip
-            self._spool(self.last)
-            self.successes.append(self.last.success)
+            self.successes.append(view.success)
+            self.last = view
         if physics:
             self.add_physics()
         return self.last
@@ -254,6 +261,8 @@ class PlaySession:
             task = self.env.task
             paths.append(write_json(out.with_suffix(".json"), {
                 "task": None if task is None else task.name, "seed": self.seed, "world_model": self.world_model_name,
+                "scene": None if self.scene_path is None else str(self.scene_path),
+                "metadata": None if getattr(self, "_meta", None) is None else asdict(self._meta),
                 "action_mode": "delta", "actions": np.stack(self.actions).round(6).tolist(), "rewards": self.rewards,
                 "success": self.successes}))  # fmt: skip
             return [Path(p) for p in paths]

@@ -190,14 +190,28 @@ def estimate_metadata(scene: GaussianScene, metric_scale: float = 1.0, seed: int
     )  # fmt: skip
 
 
+def _yaw_to_forward(rot: np.ndarray, quat: np.ndarray) -> np.ndarray:
+    """``rot`` (3, 3) followed by the turn about z that points the camera of ``quat`` (w-first, OpenCV axes:
+    z forward, y down) along +y on the ground plane."""
+    from ..geometry.rotations import quat_to_matrix
+
+    cam = rot @ quat_to_matrix(torch.from_numpy(quat)).numpy()
+    look = cam[:, 2] if np.linalg.norm(cam[:2, 2]) > 1e-6 else -cam[:, 1]  # straight down: the image's up
+    theta = np.pi / 2 - np.arctan2(look[1], look[0])
+    c, s = np.cos(theta), np.sin(theta)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ rot
+
+
 def metadata_from_surface(meta: SceneMetadata, surface_point: np.ndarray, surface_normal: np.ndarray,
                           start_camera: np.ndarray, half_size: tuple[float, float] = (0.35, 0.3),
                           reach: float = 0.45) -> SceneMetadata:  # fmt: skip
     """The metadata a person set by looking at the scene, all given in ``meta``'s world frame: the working
     surface (a point on it and its normal, which becomes the up direction), the head's start pose (7,)
     camera-to-world ``[t, q]``, the workspace's half width/depth on the surface and its ``reach`` above it.
-    The new world frame turns the normal to +z about the origin (no other move); the workspace box sits
-    on the surface around the point; only ``metric_scale`` keeps its estimated mark."""
+    The new world frame turns the normal to +z about the origin and then about z so that the head looks
+    along +y (the env's convention: hands start in front of the head, "forward" is +y; no other move);
+    the workspace box sits on the surface around the point; only ``metric_scale`` keeps its estimated
+    mark."""
     from ..geometry.rotations import matrix_to_quat, quat_multiply
 
     normal = np.asarray(surface_normal, np.float64)
@@ -208,7 +222,9 @@ def metadata_from_surface(meta: SceneMetadata, surface_point: np.ndarray, surfac
         raise ValueError(f"`start_camera` must be 7 finite numbers [t, q], got {start_camera!r}")
     if min(half_size) <= 0 or reach <= 0:
         raise ValueError(f"`half_size` {half_size} and `reach` {reach} must be > 0")
-    rot = _rotation_to_z(normal)
+    if np.linalg.norm(cam[3:]) < 1e-9:
+        raise ValueError(f"`start_camera`'s quaternion must be non-zero, got {cam[3:]!r}")
+    rot = _yaw_to_forward(_rotation_to_z(normal), cam[3:] / np.linalg.norm(cam[3:]))
     move = np.eye(4)
     move[:3, :3] = rot
     wf = move @ np.asarray(meta.world_from_file, np.float64)
