@@ -20,11 +20,16 @@ __all__ = ["RerunLog", "log_evaluation", "log_plan", "splat_points"]
 _FPS = 8.0
 
 
-def splat_points(scene: Any, max_points: int = 60_000) -> tuple[np.ndarray, np.ndarray]:
-    """A splat's centres and base colours (float32 (N, 3), uint8 (N, 3)): its ``max_points`` most opaque."""
+def splat_points(scene: Any, max_points: int = 60_000, near: tuple[Any, float] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """A splat's centres and base colours (float32 (N, 3), uint8 (N, 3)): its ``max_points`` most opaque,
+    those within ``near`` = (centre (3,), radius m) first."""
     means = scene.means.detach().cpu().numpy().astype(np.float32)
     rgb = (0.5 + 0.28209479177387814 * scene.sh[:, 0]).clamp(0, 1).detach().cpu().numpy()
-    keep = np.argsort(-scene.opacities.detach().cpu().numpy(), kind="stable")[:max_points]
+    rank = scene.opacities.detach().cpu().numpy().astype(np.float64)
+    if near is not None:
+        rank = rank + 2.0 * (np.linalg.norm(means - np.asarray(near[0], np.float32), axis=1) < near[1])
+    keep = np.argsort(-rank, kind="stable")[:max_points]
     return means[keep], (rgb[keep] * 255).round().astype(np.uint8)
 
 

@@ -270,10 +270,10 @@ class PlaySession:
     # ------------------------------------------------------------------------- 3D scene facts
     def scene_points(self, max_points: int = 60_000) -> tuple[np.ndarray, np.ndarray]:
         """The splat's centres and base colours (float32 (N, 3) metres, uint8 (N, 3)), at most ``max_points``
-        of the most opaque Gaussians."""
+        of the most opaque Gaussians, those within 1.2 m of the working surface first."""
         from .rerun import splat_points
 
-        return splat_points(self.env.world.scene, max_points)
+        return splat_points(self.env.world.scene, max_points, (self.env.world.table, 1.2))
 
     def hand_segments(self) -> np.ndarray:
         """Bones of the shown hands at the current state, (M, 2, 3) world metres."""
