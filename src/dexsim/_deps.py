@@ -15,6 +15,9 @@ OPTIONAL_DEPENDENCIES: dict[str, tuple[str, str]] = {
     "smplx": ("mano", "smplx"),
     "pytest": ("dev", "pytest"),
     "hypothesis": ("dev", "hypothesis"),
+    "viser": ("play", "viser"),
+    "rerun": ("play", "rerun-sdk"),
+    "playwright": ("play", "playwright"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import click
 
 from .._io import check_output_path
 
-__all__ = ["JSON_OUT", "OutputPath"]
+__all__ = ["JSON_OUT", "OutputPath", "rerun_option"]
 
 
 class OutputPath(click.ParamType):
@@ -31,3 +32,9 @@ class OutputPath(click.ParamType):
 
 #: ``--json PATH``: a writable ``.json`` file path
 JSON_OUT = OutputPath((".json",))
+
+
+def rerun_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--rerun FILE.rrd``: log ``what`` as a Rerun recording (``rerun_path``)."""
+    return click.option("--rerun", "rerun_path", type=OutputPath((".rrd",)), default=None,
+                        help=f"Log {what} to this .rrd file (Rerun).")  # fmt: skip

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ._params import JSON_OUT, OutputPath
+from ._params import JSON_OUT, OutputPath, rerun_option
 
 PNG_OUT = OutputPath((".png",))
 
@@ -52,13 +52,7 @@ def _echo_report(r: dict[str, Any]) -> None:
 @click.option("--sheet", "sheet_path", type=PNG_OUT, default=None,
               help="Contact sheet of the first episodes, generated vs physics (default: beside --json).")  # fmt: skip
 @click.option("--merge", is_flag=True, help="Merge the shard JSONs given as arguments into one report.")
-@click.option(
-    "--rerun",
-    "rerun_path",
-    type=OutputPath((".rrd",)),
-    default=None,
-    help="Log the first episodes (as many as the sheet shows) to a .rrd file.",
-)
+@rerun_option("the first episodes (as many as the sheet shows)")
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 @click.argument("shards", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def evaluate_cmd(task: str | None, policy: str, episodes: int, seed: int, world_model: str, action_mode: str | None,

@@ -10,7 +10,7 @@ import click
 from ..bench.plan import DEFAULT_SCORER, MEDIA_KEYS
 from ..planners.proposals import PROPOSAL_SOURCES
 from ..scoring import SCORERS
-from ._params import JSON_OUT, OutputPath
+from ._params import JSON_OUT, OutputPath, rerun_option
 
 
 def _model(name: str) -> object:
@@ -70,13 +70,7 @@ def _proposals(name: str, forecaster: str) -> object:
 @click.option("--out", "out_dir", type=OutputPath(directory=True), default=None,
               help="Write sheet.png (goal, then candidates best first), proposals.png (every candidate's hand "
               "paths over the start frame) and the predicted videos.")  # fmt: skip
-@click.option(
-    "--rerun",
-    "rerun_path",
-    type=OutputPath((".rrd",)),
-    default=None,
-    help="Log the instance (scene, chosen candidate's episode, every candidate's videos) to a .rrd file.",
-)
+@rerun_option("the instance (scene, chosen candidate's episode, every candidate's videos)")
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name: str, weights_dir: Path | None,
              proposals_name: str, forecaster_name: str, out_dir: Path | None, rerun_path: Path | None,

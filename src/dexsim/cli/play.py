@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._params import OutputPath
+from ._params import OutputPath, rerun_option
 
 
 @click.command("play")
@@ -21,9 +21,7 @@ from ._params import OutputPath
 @click.option("--seed", type=int, default=0, show_default=True, help="The first episode's seed.")
 @click.option("--out", type=OutputPath(directory=True), default=Path("play"), show_default=True,
               help="Where the record button saves episodes (mp4 + npz + json).")  # fmt: skip
-@click.option(
-    "--rerun", "rerun_path", type=OutputPath((".rrd",)), default=None, help="Log every step to this .rrd file."
-)
+@rerun_option("every step")
 @click.option("--no-physics", is_flag=True, help="Do not run the physics oracle beside the world model.")
 def play_cmd(task: str | None, scene_path: Path | None, world_model: str, host: str, port: int, seed: int, out: Path,
              rerun_path: Path | None, no_physics: bool) -> None:  # fmt: skip

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .._deps import require
 from .session import KEYS, PlaySession, StepView
 
 __all__ = ["PlayApp", "PlayError", "check_port"]
@@ -45,14 +46,6 @@ def check_port(host: str, port: int) -> None:
             s.bind((host, port))
         except OSError as exc:
             raise PlayError(f"cannot serve on {host}:{port}: {exc.strerror or exc} (choose another --port)") from None
-
-
-def _viser() -> Any:
-    try:
-        import viser
-    except ImportError as exc:
-        raise ImportError("dexsim play needs the `play` extra: pip install 'dexsim[play]' (viser)") from exc
-    return viser
 
 
 def _quat_wxyz(camera: np.ndarray) -> tuple[float, float, float, float]:
@@ -295,7 +288,7 @@ class PlayApp:
 
     def __init__(self, make_session: Callable[[int], PlaySession], host: str = "127.0.0.1", port: int = 8080,
                  seed: int = 0, out: str | Path = "play", rerun: str | Path | None = None) -> None:  # fmt: skip
-        viser = _viser()
+        viser = require("viser", "dexsim play")
         check_port(host, port)
         self.make_session, self.seed, self.out = make_session, seed, Path(out)
         self.tabs: dict[int, _Tab] = {}

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from .._deps import require
+
 __all__ = ["PlayServer", "chromium_path", "drive", "free_port"]
 
 _URL = re.compile(r"(http://[\w.\-]+:\d+)")
@@ -142,6 +144,7 @@ def drive(server: PlayServer, steps: int = 3, screenshot: str | os.PathLike[str]
     """Open the page in headless Chromium, step ``steps`` times with the space key (after composing a wrist
     move with ``I``), and time each press until the status shows the new step. ``second_tab``: then open
     a second tab and check that it got its own episode (step 0) while the first keeps its own."""
+    require("playwright", "the browser driver")
     from playwright.sync_api import sync_playwright
 
     exe = chromium_path()

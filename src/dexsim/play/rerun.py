@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .._deps import require
+
 __all__ = ["RerunLog", "log_evaluation", "log_plan", "splat_points"]
 
 _FPS = 8.0
@@ -33,19 +35,11 @@ def splat_points(scene: Any, max_points: int = 60_000, near: tuple[Any, float] |
     return means[keep], (rgb[keep] * 255).round().astype(np.uint8)
 
 
-def _rerun() -> Any:
-    try:
-        import rerun
-    except ImportError as exc:
-        raise ImportError("Rerun recordings need the `play` extra: pip install 'dexsim[play]' (rerun-sdk)") from exc
-    return rerun
-
-
 class RerunLog:
     """Writes one recording to ``path`` (the folder is made; the file is complete after :meth:`close`)."""
 
     def __init__(self, path: str | os.PathLike[str], name: str = "dexsim") -> None:
-        rr = _rerun()
+        rr = require("rerun", "Rerun recordings")
         self.rr = rr
         self.path = Path(path)
         if self.path.suffix != ".rrd":

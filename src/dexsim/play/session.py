@@ -9,7 +9,6 @@ and on built-in scenes the physics oracle's frames of the same chunk). It holds 
 
 from __future__ import annotations
 
-import json
 import tempfile
 import threading
 import time
@@ -277,19 +276,12 @@ class PlaySession:
 
     def hand_segments(self) -> np.ndarray:
         """Bones of the shown hands at the current state, (M, 2, 3) world metres."""
-        import torch
-
-        from ..hands.model import HandModel
         from ..hands.skeleton import BONES
+        from ..world import HandStates
 
-        p = torch.from_numpy(self.env.hand_params).float()
-        segs = []
-        for h, side in enumerate(("left", "right")):
-            if not self.shown[h]:
-                continue
-            joints = HandModel(side, limits="off")(p[h : h + 1, :3], p[h : h + 1, 3:48], p[h : h + 1, 48:],
-                                                   with_mesh=False).joints[0].numpy()  # fmt: skip
-            segs += [(joints[a], joints[b]) for a, b in BONES]
+        _, joints = self.env.world.pose_hands(HandStates(self.env.hand_params[None], self.shown[None]))
+        j = joints[0].numpy()
+        segs = [(j[h, a], j[h, b]) for h in range(2) if self.shown[h] for a, b in BONES]
         return np.asarray(segs, np.float32).reshape(-1, 2, 3)
 
     def target_position(self) -> np.ndarray | None:
@@ -313,6 +305,3 @@ class PlaySession:
         return {"task": None if task is None else task.text, "reward": round(self.last.reward, 3),
                 "success": self.last.success, "steps": self.steps, "active": ("left", "right")[self.active],
                 "grasp": ["closed" if g > 0 else "open" for g in self.grasp], "seed": self.seed}  # fmt: skip
-
-    def describe(self) -> str:
-        return json.dumps(self.status())
