@@ -152,3 +152,32 @@ def test_flow_loss_trains_the_flow_head(dataset: Path) -> None:
                        w.context, flow=w.flow, flow_valid=w.flow_valid, flow_weight=1.0)  # fmt: skip
     with pytest.raises(ValueError, match="flow_loss"):
         preset("compact-from-scratch", data=[str(dataset)], out="x", flow_loss=-1.0)
+
+
+def test_change_weight_counts_the_changed_pixels_more(dataset: Path) -> None:
+    import torch
+
+    from dexsim.training.loss import change_map, diffusion_loss
+    from dexsim.worldmodel.models import compact_pipeline
+
+    static = torch.zeros(1, 3, 3, 8, 8) - 1.0
+    video = static.clone()
+    video[0, 1, :, 4, 4] = 1.0  # one pixel changes in frame 1
+    m = change_map(static, video, (8, 8), 3)
+    assert m.shape == (1, 3, 1, 8, 8)
+    assert m[0, 0].sum() == 0 and m[0, 2].sum() == 0  # the other frames do not change
+    assert m[0, 1, 0, 3:6, 3:6].eq(1).all() and m[0, 1].sum() == 9  # the pixel, dilated by one
+    assert change_map(static, video, (4, 4), 3)[0, 1].sum() > 0  # pooled to a coarser latent grid
+
+    w = ClipWindows([dataset], window=5, width=32, height=32, seed=0).next_batch(2)
+    pipe = compact_pipeline("tiny", sample_size=32, sample_frames=5)
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    plain = diffusion_loss(pipe, w.static, w.prompt, w.video, w.context, generator=gen()).item()
+    again = diffusion_loss(pipe, w.static, w.prompt, w.video, w.context, generator=gen(), change_weight=0.0).item()
+    weighted = diffusion_loss(pipe, w.static, w.prompt, w.video, w.context, generator=gen(), change_weight=4.0).item()
+    assert again == pytest.approx(plain)  # 0 is the plain loss
+    assert weighted > plain  # the datagen clips have hands: some pixels change, and they weigh more
+    with pytest.raises(ValueError, match="change_weight"):
+        preset("compact-from-scratch", data=[str(dataset)], out="x", change_weight=-1.0)
+    with pytest.raises(ValueError, match="mixed_precision"):
+        preset("compact-from-scratch", data=[str(dataset)], out="x", mixed_precision="fp8")

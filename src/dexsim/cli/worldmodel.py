@@ -42,6 +42,10 @@ from ._params import JSON_OUT, OutputPath
               help="Also compare 2x, 4x... downsampled frames (levels; 1 = plain MSE).")  # fmt: skip
 @click.option("--flow-loss", type=click.FloatRange(0, 10), default=None,
               help="Weight of the flow head's L1 error (pixels) against true flow (warp models).")  # fmt: skip
+@click.option("--change-weight", type=click.FloatRange(0, 100), default=None,
+              help="Extra loss weight on the pixels the true video changes (moved objects, hands).")  # fmt: skip
+@click.option("--mixed-precision", type=click.Choice(["auto", "no", "bf16"]), default=None,
+              help="auto: bf16 on CUDA, none elsewhere; bf16 also pays on CPUs with AVX-512-BF16.")  # fmt: skip
 @click.option("--no-resume", is_flag=True, help="Start over; a previous run's files in OUT move to OUT/superseded/.")
 def train_cmd(preset_name: str, data: tuple[str, ...], out: Path, no_resume: bool, **overrides: object) -> None:
     """Train a world model or the hand forecaster (resumes from OUT's newest checkpoint of the same run).

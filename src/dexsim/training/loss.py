@@ -8,14 +8,14 @@ import torch
 
 from ..worldmodel.pipeline import to_model_video
 
-__all__ = ["diffusion_loss"]
+__all__ = ["change_map", "diffusion_loss"]
 
 
 def diffusion_loss(
     pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: torch.Tensor, context: torch.Tensor,
     generator: torch.Generator | None = None, text: list[str] | None = None, denoiser: Any = None,
     pyramid: int = 1, flow: torch.Tensor | None = None, flow_valid: torch.Tensor | None = None,
-    flow_weight: float = 0.0,
+    flow_weight: float = 0.0, change_weight: float = 0.0,
 ) -> torch.Tensor:  # fmt: skip
     """MSE of the scheduler's prediction target on the frames to generate.
 
@@ -26,6 +26,9 @@ def diffusion_loss(
     ``flow`` (B, T, H, W, 2) ground-truth backward flow in pixels, known where ``flow_valid`` (B, T, H, W):
     with ``flow_weight`` > 0 the loss adds that weight times the L1 error (pixels) of a warp denoiser's flow
     head, averaged over the moving pixels (ground truth over half a pixel) and over the still ones separately.
+    ``change_weight`` > 0 weighs each pixel's error by ``1 + change_weight`` where the true video differs from
+    the static one (:func:`change_map`): the few pixels a moved object covers or uncovers count as much as the
+    frame's unchanging rest.
     """
     device, dtype = pipe.transformer.device, pipe.transformer.dtype
     s, p, v = (
@@ -71,10 +74,29 @@ def diffusion_loss(
         if hook is not None:
             hook.remove()
     weight = pipe.latent_frame_mask(known)[:, :, None, None, None].to(pred.dtype)  # generated frames only
-    total = _pyramid_mse(pred, target, weight, pyramid)
+    pixels = None
+    if change_weight > 0:
+        changed = change_map(pipe._pad_time(s), pipe._pad_time(v), pred.shape[-2:], pred.shape[1])
+        pixels = 1.0 + change_weight * changed
+    total = _pyramid_mse(pred, target, weight, pyramid, pixels)
     if flow_weight > 0:
         total = total + flow_weight * _flow_l1(pipe.transformer, captured[-1], flow, flow_valid, weight[:, :, 0, 0, 0])
     return total
+
+
+#: a pixel "changes" where the true video differs from the static one by more than this (of 255) in a channel
+CHANGE_THRESHOLD = 10
+
+
+def change_map(static: torch.Tensor, video: torch.Tensor, size: tuple[int, int] | torch.Size,
+               frames: int) -> torch.Tensor:  # fmt: skip
+    """(B, F, 1, h, w) float 0/1: where ``video`` differs from ``static`` ((B, T, 3, H, W) in [-1, 1]) by over
+    :data:`CHANGE_THRESHOLD`/255, dilated by one pixel, max-pooled to the prediction's ``frames`` x ``size``."""
+    diff = (video.float() - static.float()).abs().amax(2, keepdim=True) > (2.0 * CHANGE_THRESHOLD / 255.0)
+    m = torch.nn.functional.max_pool3d(diff.float().transpose(1, 2), (1, 3, 3), stride=1, padding=(0, 1, 1))
+    if m.shape[2:] != (frames, *size):
+        m = torch.nn.functional.adaptive_max_pool3d(m, (frames, *size))
+    return m.transpose(1, 2)
 
 
 def _flow_l1(
@@ -95,15 +117,23 @@ def _flow_l1(
     return sum(((err * m).sum() / m.sum().clamp_min(1)) for m in (moving, still))
 
 
-def _pyramid_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, pyramid: int) -> torch.Tensor:
-    """MSE over the weighted frames, plus the same on ``pyramid - 1`` 2x average-pooled levels."""
+def _pyramid_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, pyramid: int,
+                 pixels: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """MSE over the weighted frames, plus the same on ``pyramid - 1`` 2x average-pooled levels.
+
+    ``weight`` (B, F, 1, 1, 1) per frame; ``pixels`` (B, F, 1, h, w), optional, multiplies each pixel's error
+    (average-pooled along with the frames); the sum is normalised by the frame weights alone."""
     diff = (pred.float() - target.float()).flatten(0, 1)  # (B*F, C, h, w)
+    w = weight.float().flatten(0, 1)
+    frames = w.sum()
+    px = None if pixels is None else pixels.float().flatten(0, 1)
     total = diff.new_zeros(())
     for level in range(pyramid):
         if level:
             if min(diff.shape[-2:]) < 2:
                 break
             diff = torch.nn.functional.avg_pool2d(diff, 2)
-        err = diff.square().unflatten(0, weight.shape[:2]) * weight
-        total = total + err.sum() / (weight.sum() * diff[0].numel()).clamp_min(1.0)
+            px = None if px is None else torch.nn.functional.avg_pool2d(px, 2)
+        err = diff.square() * w if px is None else diff.square() * w * px
+        total = total + err.sum() / (frames * diff[0].numel()).clamp_min(1.0)
     return total

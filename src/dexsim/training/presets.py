@@ -57,6 +57,7 @@ class TrainConfig:
     init_from: str | None = None  # a saved model folder (or "default"): its tensors of matching name and shape
     loss_pyramid: int = 1  # levels of the 2x-downsampled pyramid the loss also compares (1 = plain MSE)
     flow_loss: float = 0.0  # weight of the flow head's L1 error against the clips' ground-truth flow (warp models)
+    change_weight: float = 0.0  # extra loss weight on the pixels where the true video differs from the static one
 
     def __post_init__(self) -> None:
         self.out = _path("out", self.out)  # paths as str: the config is saved as JSON
@@ -73,6 +74,14 @@ class TrainConfig:
             or not 0 <= self.flow_loss <= 10
         ):
             raise ValueError(f"`flow_loss` must be a number in [0, 10], got {self.flow_loss!r}")
+        if (
+            isinstance(self.change_weight, bool)
+            or not isinstance(self.change_weight, (int, float))
+            or not 0 <= self.change_weight <= 100
+        ):
+            raise ValueError(f"`change_weight` must be a number in [0, 100], got {self.change_weight!r}")
+        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise ValueError(f"`mixed_precision` must be auto, no, bf16 or fp16, got {self.mixed_precision!r}")
         for name in ("steps", "batch_size", "grad_accum", "window", "width", "height", "checkpoint_every",
                      "validate_every"):  # fmt: skip
             v = getattr(self, name)
@@ -98,7 +107,7 @@ class TrainConfig:
 
 
 #: recipe fields added after runs existed, with the value that means "as before": left out of the recipe then
-DEFAULT_OMITTED: dict[str, Any] = {"init_from": None, "loss_pyramid": 1, "flow_loss": 0.0}
+DEFAULT_OMITTED: dict[str, Any] = {"init_from": None, "loss_pyramid": 1, "flow_loss": 0.0, "change_weight": 0.0}
 
 #: preset name -> overrides of :class:`TrainConfig`
 PRESETS: dict[str, dict[str, Any]] = {

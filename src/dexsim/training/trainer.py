@@ -361,6 +361,7 @@ def train(
                         flow=w.flow,
                         flow_valid=w.flow_valid,
                         flow_weight=cfg.flow_loss,
+                        change_weight=cfg.change_weight,
                     )
                 )
                 acc.backward(loss)
