@@ -65,6 +65,8 @@ def render_cpu(
     ``timings``, when given, accumulates seconds per stage (project, sort, colors, bin, composite)
     and counts (visible Gaussians, tile entries, Gaussian-pixel evaluations).
     """
+    import numba
+
     from . import _cpu_kernels as kern
 
     clock = _Clock(timings)
@@ -103,14 +105,17 @@ def render_cpu(
         clock.lap("sort")
         campos = -vms[c][:3, :3].T @ vms[c][:3, 3]
         kern.sh_colors(arr["sh"], world, order, campos.astype(np.float32), arr["ids"], table, colors)
-        s_xy, s_radii, s_conic, s_opac, s_z, s_col = kern.gather_sorted(order, xy, radii, conic, opac, z, colors)
+        packed, s_radii = kern.pack_sorted(order, xy, radii, conic, opac, z, colors)
         clock.lap("colors")
-        offsets, lists = kern.bin_tiles(np.arange(len(order)), s_xy, s_radii, width, height)
+        offsets, lists = kern.bin_tiles(np.arange(len(order)), packed[:, :2], s_radii, width, height)
+        tiles = kern.balanced_tile_order(offsets, numba.get_num_threads())
         clock.lap("bin")
-        in2 = mask[order] if mask is not None else np.zeros(0, np.uint8)
         evals = np.zeros(len(offsets) - 1, np.int64)
-        kern.composite(offsets, lists, s_xy, s_radii, s_conic, s_opac, s_z, s_col, width, height,
-                       rgb[c], depth[c], alpha[c], in2, depth2[c], alpha2[c], evals)  # fmt: skip
+        if mask is None:
+            kern.composite(offsets, lists, packed, s_radii, tiles, width, height, rgb[c], depth[c], alpha[c], evals)
+        else:
+            kern.composite(offsets, lists, packed, s_radii, tiles, width, height, rgb[c], depth[c], alpha[c], evals,
+                           mask[order], depth2[c], alpha2[c])  # fmt: skip
         clock.lap("composite")
         clock.count("visible_gaussians", len(order))
         clock.count("tile_entries", len(lists))
