@@ -197,46 +197,59 @@ def sh_colors(sh, world, visible, campos, obj_ids, obj_table, out):
             out[i, ch] = max(v + 0.5, 0.0)
 
 
-@nb.njit(cache=True)
-def bin_tiles(order, xy, radii, width, height):
-    """Tile lists in depth order. ``order``: visible Gaussians sorted front to back.
+@nb.njit(parallel=True, cache=True)
+def bin_tiles(xy, radii, width, height, chunks):
+    """Tile lists in depth order of Gaussians already sorted front to back (``xy`` (m, 2), ``radii`` (m, 2)).
 
-    Returns ``(offsets (T+1,), lists (P,))``: tile t holds ``lists[offsets[t]:offsets[t+1]]``.
+    Returns ``(offsets (T+1,), lists (P,))``: tile t holds ``lists[offsets[t]:offsets[t+1]]``. The Gaussians are
+    split into ``chunks`` consecutive runs binned in parallel; each tile takes run 0's entries, then run 1's...,
+    so its list stays in depth order.
     """
     tw = (width + TILE - 1) // TILE
     th = (height + TILE - 1) // TILE
-    counts = np.zeros(tw * th + 1, np.int64)
-    m = order.shape[0]
-    bounds = np.empty((m, 4), np.int64)
-    for j in range(m):
-        i = order[j]
+    n_tiles = tw * th
+    m = xy.shape[0]
+    bounds = np.empty((m, 4), np.int32)
+    for j in nb.prange(m):
         # pixel centres p + 0.5 within [m - r, m + r], then the tiles holding them
-        x0 = max(0, int(math.ceil(xy[i, 0] - radii[i, 0] - 0.5)))
-        x1 = min(width - 1, int(math.floor(xy[i, 0] + radii[i, 0] - 0.5)))
-        y0 = max(0, int(math.ceil(xy[i, 1] - radii[i, 1] - 0.5)))
-        y1 = min(height - 1, int(math.floor(xy[i, 1] + radii[i, 1] - 0.5)))
+        x0 = max(0, int(math.ceil(xy[j, 0] - radii[j, 0] - 0.5)))
+        x1 = min(width - 1, int(math.floor(xy[j, 0] + radii[j, 0] - 0.5)))
+        y0 = max(0, int(math.ceil(xy[j, 1] - radii[j, 1] - 0.5)))
+        y1 = min(height - 1, int(math.floor(xy[j, 1] + radii[j, 1] - 0.5)))
         if x1 < x0 or y1 < y0:
             bounds[j, 0] = 1
             bounds[j, 1] = 0
-            continue
-        bounds[j, 0] = x0 // TILE
-        bounds[j, 1] = x1 // TILE
-        bounds[j, 2] = y0 // TILE
-        bounds[j, 3] = y1 // TILE
-        for ty in range(bounds[j, 2], bounds[j, 3] + 1):
-            for tx in range(bounds[j, 0], bounds[j, 1] + 1):
-                counts[ty * tw + tx + 1] += 1
-    offsets = np.cumsum(counts)
-    fill = offsets[:-1].copy()
-    lists = np.empty(offsets[-1], np.int32)
-    for j in range(m):
-        if bounds[j, 0] > bounds[j, 1]:
-            continue
-        for ty in range(bounds[j, 2], bounds[j, 3] + 1):
-            for tx in range(bounds[j, 0], bounds[j, 1] + 1):
-                t = ty * tw + tx
-                lists[fill[t]] = j
-                fill[t] += 1
+            bounds[j, 2] = 1
+            bounds[j, 3] = 0
+        else:
+            bounds[j, 0] = x0 // TILE
+            bounds[j, 1] = x1 // TILE
+            bounds[j, 2] = y0 // TILE
+            bounds[j, 3] = y1 // TILE
+    counts = np.zeros((chunks, n_tiles), np.int64)
+    for c in nb.prange(chunks):
+        for j in range(c * m // chunks, (c + 1) * m // chunks):
+            for ty in range(bounds[j, 2], bounds[j, 3] + 1):
+                for tx in range(bounds[j, 0], bounds[j, 1] + 1):
+                    counts[c, ty * tw + tx] += 1
+    offsets = np.empty(n_tiles + 1, np.int64)
+    start = np.empty((chunks, n_tiles), np.int64)
+    total = 0
+    for t in range(n_tiles):
+        offsets[t] = total
+        for c in range(chunks):
+            start[c, t] = total
+            total += counts[c, t]
+    offsets[n_tiles] = total
+    lists = np.empty(total, np.int32)
+    for c in nb.prange(chunks):
+        fill = start[c].copy()
+        for j in range(c * m // chunks, (c + 1) * m // chunks):
+            for ty in range(bounds[j, 2], bounds[j, 3] + 1):
+                for tx in range(bounds[j, 0], bounds[j, 1] + 1):
+                    t = ty * tw + tx
+                    lists[fill[t]] = j
+                    fill[t] += 1
     return offsets, lists
 
 

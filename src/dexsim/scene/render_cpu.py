@@ -107,8 +107,9 @@ def render_cpu(
         kern.sh_colors(arr["sh"], world, order, campos.astype(np.float32), arr["ids"], table, colors)
         packed, s_radii = kern.pack_sorted(order, xy, radii, conic, opac, z, colors)
         clock.lap("colors")
-        offsets, lists = kern.bin_tiles(np.arange(len(order)), packed[:, :2], s_radii, width, height)
-        tiles = kern.balanced_tile_order(offsets, numba.get_num_threads())
+        threads = numba.get_num_threads()
+        offsets, lists = kern.bin_tiles(packed[:, :2], s_radii, width, height, threads)
+        tiles = kern.balanced_tile_order(offsets, threads)
         clock.lap("bin")
         evals = np.zeros(len(offsets) - 1, np.int64)
         if mask is None:
