@@ -42,9 +42,10 @@ bench: sysdeps $(STAMP)
 	$(VENV)/bin/dexsim bench step --json $(OUT)/bench_step.json
 	$(VENV)/bin/dexsim bench plan --tasks 20 --candidates 8 --seed 0 --json $(OUT)/bench_plan.json
 
-# Regenerate the default model's data and retrain it from scratch (about four hours on 2 CPU cores):
+# Regenerate the default model's data and retrain it from scratch (about six hours on 2 CPU cores):
 # v1 (the residual compact model, 3,000 steps on 1,000 tabletop clips), then v2 from v1's weights
-# (compact-warp, pyramid loss, 2,000 steps on tabletop clips 0-259 + 160 drawer-scene clips).
+# (compact-warp, pyramid loss, 2,000 steps on tabletop clips 0-259 + 160 drawer-scene clips), then v3 from v2's
+# (changed pixels weighted 1 + 4, bf16 autocast, 3,000 + 6,000 steps on tabletop clips 0-899 + 300 drawer clips).
 DATA ?= data
 train-default: sysdeps $(STAMP)
 	$(VENV)/bin/dexsim datagen --out $(DATA)/train --clips 1000 --split train --workers 2
@@ -56,7 +57,15 @@ train-default: sysdeps $(STAMP)
 	$(VENV)/bin/dexsim datagen --scene drawer --out $(DATA)/train-drawer --clips 160 --split train --workers 2
 	$(VENV)/bin/dexsim train --preset compact-from-scratch --model compact-warp --init-from $(OUT)/train-default-v1/model \
 		--loss-pyramid 3 --lr 3e-4 --data $(DATA)/train-v2 --data $(DATA)/train-drawer --validation-data $(DATA)/heldout \
-		--out $(OUT)/train-default --steps 2000 --batch-size 4 --checkpoint-every 100 --validate-every 250
+		--out $(OUT)/train-default-v2 --steps 2000 --batch-size 4 --checkpoint-every 100 --validate-every 250
+	$(VENV)/bin/dexsim datagen --out $(DATA)/train-v3 --clips 900 --split train --workers 2
+	$(VENV)/bin/dexsim datagen --scene drawer --out $(DATA)/train-drawer --clips 300 --split train --workers 2
+	$(VENV)/bin/dexsim train --preset compact-from-scratch --model compact-warp --init-from $(OUT)/train-default-v2/model \
+		--loss-pyramid 3 --change-weight 4 --mixed-precision bf16 --lr 2e-4 --data $(DATA)/train-v3 \
+		--data $(DATA)/train-drawer --out $(OUT)/train-default-v3a --steps 3000 --checkpoint-every 250 --validate-every 1000
+	$(VENV)/bin/dexsim train --preset compact-from-scratch --model compact-warp --init-from $(OUT)/train-default-v3a/model \
+		--loss-pyramid 3 --change-weight 4 --mixed-precision bf16 --lr 2e-4 --data $(DATA)/train-v3 \
+		--data $(DATA)/train-drawer --out $(OUT)/train-default --steps 6000 --checkpoint-every 500 --validate-every 2000
 	$(VENV)/bin/dexsim eval --data $(DATA)/heldout --model $(OUT)/train-default/model --json $(OUT)/eval_heldout.json
 	$(VENV)/bin/dexsim eval --data $(DATA)/heldout-drawer --model $(OUT)/train-default/model --json $(OUT)/eval_heldout_drawer.json
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The v2 world model (compact-warp, pyramid loss, tabletop + drawer data) trained on one CUDA GPU: data
+# The default world model's configuration (compact-warp, pyramid loss, changed pixels weighted, tabletop + drawer
+# data) trained on one CUDA GPU: data
 # made on the machine's CPU cores, training on the GPU, meant to finish within ~8 minutes on a 16-core
 # H100/H200 machine (not yet run on one). Prints one JSON line.
 #
 #   bash scripts/train_default_gpu.sh [OUT]          (OUT defaults to outputs/train-default-gpu)
 #
 # Environment: WORKERS (datagen processes, default: all cores), STEPS (default 3000), BATCH (default 16),
-# TRAIN_CLIPS / DRAWER_CLIPS (default 1000 / 300), INIT (a model folder to start from; default: none,
+# TRAIN_CLIPS / DRAWER_CLIPS (default 900 / 300), CHANGE_WEIGHT (default 4), INIT (a model folder to start from; default: none,
 # i.e. from scratch; set INIT=default to continue from the shipped weights).
 # The CPU recipe is `make train-default`; both record their recipe in OUT/train/train_config.json.
 set -euo pipefail
@@ -16,7 +17,8 @@ PY=${PY:-.venv/bin/python}
 WORKERS=${WORKERS:-$(nproc)}
 STEPS=${STEPS:-3000}
 BATCH=${BATCH:-16}
-TRAIN_CLIPS=${TRAIN_CLIPS:-1000}
+TRAIN_CLIPS=${TRAIN_CLIPS:-900}
+CHANGE_WEIGHT=${CHANGE_WEIGHT:-4}
 DRAWER_CLIPS=${DRAWER_CLIPS:-300}
 INIT=${INIT:-}
 
@@ -30,7 +32,7 @@ start=$(date +%s)
 data_s=$(( $(date +%s) - start ))
 init_args=()
 if [ -n "$INIT" ]; then init_args=(--init-from "$INIT"); fi
-"$DEXSIM" train --preset compact-from-scratch --model compact-warp --loss-pyramid 3 ${init_args[@]+"${init_args[@]}"} \
+"$DEXSIM" train --preset compact-from-scratch --model compact-warp --loss-pyramid 3 --change-weight "$CHANGE_WEIGHT" ${init_args[@]+"${init_args[@]}"} \
     --data "$OUT/data/train" --data "$OUT/data/train-drawer" --validation-data "$OUT/data/heldout" \
     --out "$OUT/train" --steps "$STEPS" --batch-size "$BATCH" --checkpoint-every 500 --validate-every 1000
 train_s=$(( $(date +%s) - start - data_s ))
