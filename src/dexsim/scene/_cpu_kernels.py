@@ -254,7 +254,7 @@ def bin_tiles(xy, radii, width, height, chunks):
 
 
 @nb.njit(cache=True)
-def sort_visible(radii, depth):
+def sort_visible(radii, depth, chunks=2):
     """Indices of the visible Gaussians (radius > 0), sorted front to back (stable)."""
     n = radii.shape[0]
     count = 0
@@ -269,33 +269,37 @@ def sort_visible(radii, depth):
             vis[c] = i
             keys[c] = depth[i]
             c += 1
-    return vis[_radix_argsort_positive(keys)]
+    return vis[_radix_argsort_positive(keys, chunks)]
 
 
-@nb.njit(cache=True)
-def _radix_argsort_positive(keys):
+@nb.njit(parallel=True, cache=True)
+def _radix_argsort_positive(keys, chunks):
     """Stable argsort of non-negative float32 keys: LSD radix sort (3 passes of 11 bits) on the
-    IEEE bit patterns, which order like the values for non-negative floats."""
+    IEEE bit patterns, which order like the values for non-negative floats. Each pass counts and scatters
+    ``chunks`` consecutive runs in parallel (a bucket takes run 0's items, then run 1's...: still stable)."""
     n = keys.shape[0]
     bits = keys.view(np.uint32)
     idx = np.arange(n).astype(np.int64)
     tmp = np.empty(n, np.int64)
     for shift in (0, 11, 22):
-        counts = np.zeros(2049, np.int64)
-        for i in range(n):
-            counts[((bits[idx[i]] >> shift) & 2047) + 1] += 1
+        counts = np.zeros((chunks, 2048), np.int64)
+        for c in nb.prange(chunks):
+            for i in range(c * n // chunks, (c + 1) * n // chunks):
+                counts[c, (bits[idx[i]] >> shift) & 2047] += 1
+        starts = np.empty((chunks, 2048), np.int64)
+        total = 0
         for b in range(2048):
-            counts[b + 1] += counts[b]
-        for i in range(n):
-            key = (bits[idx[i]] >> shift) & 2047
-            tmp[counts[key]] = idx[i]
-            counts[key] += 1
+            for c in range(chunks):
+                starts[c, b] = total
+                total += counts[c, b]
+        for c in nb.prange(chunks):
+            pos = starts[c].copy()
+            for i in range(c * n // chunks, (c + 1) * n // chunks):
+                key = (bits[idx[i]] >> shift) & 2047
+                tmp[pos[key]] = idx[i]
+                pos[key] += 1
         idx, tmp = tmp, idx
     return idx
-
-
-#: columns of the packed per-Gaussian rows that :func:`composite` reads (one cache line per Gaussian)
-PACKED = ("x", "y", "conic_a", "conic_b", "conic_c", "opacity", "sigma_max", "depth", "r", "g", "b")
 
 
 @nb.njit(parallel=True, cache=True)
