@@ -27,8 +27,8 @@ def diffusion_loss(
     with ``flow_weight`` > 0 the loss adds that weight times the L1 error (pixels) of a warp denoiser's flow
     head, averaged over the moving pixels (ground truth over half a pixel) and over the still ones separately.
     ``change_weight`` > 0 weighs each pixel's error by ``1 + change_weight`` where the true video differs from
-    the static one (:func:`change_map`): the few pixels a moved object covers or uncovers count as much as the
-    frame's unchanging rest.
+    the static one (:func:`change_map`): the few pixels a moved object covers or uncovers (and the hands) weigh
+    more than the unchanging rest of the frame.
     """
     device, dtype = pipe.transformer.device, pipe.transformer.dtype
     s, p, v = (
