@@ -132,6 +132,9 @@ def test_save_load_round_trip(which: str, compact: DexWorldPipeline, cogvideox: 
     g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
     assert np.array_equal(wm.generate(static, prompt, generator=g()).frames,
                           wm2.generate(static, prompt, generator=g()).frames)  # fmt: skip
+    wm2.save_pretrained(tmp_path / "again")  # loaded from a path: diffusers would record it in the configs
+    configs = [tmp_path / "again" / "model_index.json", *(tmp_path / "again").glob("*/config.json")]
+    assert len(configs) >= 2 and not any("_name_or_path" in p.read_text() for p in configs)
 
 
 def test_dwm_lora_round_trip(tmp_path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -162,8 +163,6 @@ class DiffusionWorldModel:
     def from_pretrained(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu",
                         precision: str = "auto") -> DiffusionWorldModel:  # fmt: skip
         """Load a saved pipeline folder (``save_pretrained`` layout + ``dexsim_world_model.json``)."""
-        import json
-
         from .pipeline import DexWorldPipeline
 
         path = Path(path)
@@ -188,6 +187,7 @@ class DiffusionWorldModel:
         if weights_dtype is not None:
             pipe = copy.deepcopy(pipe).to(dtype=weights_dtype)
         pipe.save_pretrained(path, safe_serialization=True)
+        _drop_source_paths(path)
         write_json(path / "dexsim_world_model.json", {"width": self.width, "height": self.height,
                    "window": self.window, "context_frames": self.context_frames, "fps": self.fps,
                    "num_steps": self.num_steps})  # fmt: skip
@@ -265,6 +265,18 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _drop_source_paths(folder: Path) -> None:
+    """Remove diffusers' ``_name_or_path`` (where the weights were loaded from: a path on the machine that
+    saved them) from a saved folder's configs."""
+    from .._io import write_json
+
+    for p in [folder / "model_index.json", *folder.glob("*/config.json")]:
+        if p.is_file():
+            cfg = json.loads(p.read_text())
+            if cfg.pop("_name_or_path", None) is not None:
+                write_json(p, cfg)
+
+
 def write_checksums(folder: str | os.PathLike[str]) -> Path:
     """Write ``SHA256SUMS`` (``sha256sum`` format) over the weights and configs of a saved model folder
     (every file but the model card)."""
@@ -315,8 +327,6 @@ def model_folder(name: str | os.PathLike[str]) -> Path:
 def frame_size(name: str | os.PathLike[str]) -> tuple[int, int]:
     """(width, height) a saved world model works at, read from its ``dexsim_world_model.json`` without
     loading its weights."""
-    import json
-
     from .dwm import DWM_MODELS
 
     if str(name) in DWM_MODELS:
