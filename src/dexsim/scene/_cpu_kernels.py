@@ -12,6 +12,7 @@ import os
 
 import numba as nb
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 # OpenMP first: the TBB layer warns (and is skipped) with the older TBB that some wheels bring.
 if "NUMBA_THREADING_LAYER" not in os.environ:
@@ -359,7 +360,10 @@ def composite(offsets, lists, g, radii, tile_order, width, height, out_rgb, out_
     which costs ~30% here). Per tile, Gaussians are visited in depth order and each one updates only the pixels of
     its row spans (the pixels whose alpha can reach 1/255) that are not finished yet; a tile stops once all its
     pixels are finished. This gives every pixel exactly the per-pixel front-to-back sum, with far less work than
-    scanning the whole tile list for every pixel.
+    scanning the whole tile list for every pixel. Finished pixels are bits of a per-row mask: a row span is
+    ``span & ~finished``, walked by its set bits (count trailing zeros), so finished pixels cost nothing and a
+    row whose box is finished is skipped before its span is solved (on the tabletop at 128x128 half of the span
+    pixels were finished ones: compositing 26% faster, output bit-identical).
     """
     tw = (width + TILE - 1) // TILE
     th = (height + TILE - 1) // TILE
@@ -370,17 +374,16 @@ def composite(offsets, lists, g, radii, tile_order, width, height, out_rgb, out_
         tx1 = min(tx0 + TILE, width) - 1
         ty1 = min(ty0 + TILE, height) - 1
         n_pix = (tx1 - tx0 + 1) * (ty1 - ty0 + 1)
-        # per-pixel state of the tile, index (py - ty0) * TILE + (px - tx0)
         trans = np.ones(TILE * TILE, np.float32)
         acc_r = np.zeros(TILE * TILE, np.float32)
         acc_g = np.zeros(TILE * TILE, np.float32)
         acc_b = np.zeros(TILE * TILE, np.float32)
         acc_d = np.zeros(TILE * TILE, np.float32)
-        done = np.zeros(TILE * TILE, np.bool_)
+        done = np.zeros(TILE, np.uint32)   # per row: bit x set when pixel (row, x) is finished
         n_done = 0
         trans2 = np.ones(TILE * TILE, np.float32)
         acc2 = np.zeros(TILE * TILE, np.float32)
-        done2 = np.zeros(TILE * TILE, np.bool_)
+        done2 = np.zeros(TILE, np.uint32)
         n_done2 = n_pix if in2 is None else 0
         n_evals = 0
         for k in range(offsets[t], offsets[t + 1]):
@@ -394,38 +397,46 @@ def composite(offsets, lists, g, radii, tile_order, width, height, out_rgb, out_
             x1 = min(tx1, int(math.floor(mx + radii[j, 0] - 0.5)))
             y0 = max(ty0, int(math.ceil(my - radii[j, 1] - 0.5)))
             y1 = min(ty1, int(math.floor(my + radii[j, 1] - 0.5)))
+            if x1 < x0:
+                continue
+            bbox = ((np.uint32(1) << np.uint32(x1 - x0 + 1)) - np.uint32(1)) << np.uint32(x0 - tx0)
             ca = g[j, 2]
             cb = g[j, 3]
             cc = g[j, 4]
             o = g[j, 5]
-            sig_max = g[j, 6]  # sigma above ln(255 o) means alpha < 1/255: skip without an exp
+            sig_max = g[j, 6]
             dep = g[j, 7]
             cr = g[j, 8]
             cg = g[j, 9]
             cbl = g[j, 10]
             inv_ca = _ONE / ca
             for py in range(y0, y1 + 1):
+                r = py - ty0
+                blocked = done[r] & done2[r] if mine2 else done[r]
+                if (bbox & ~blocked) == 0:
+                    continue
                 dy = my - (np.float32(py) + _HALF)
-                # the row's pixels with sigma <= sig_max: solve 0.5 ca dx^2 + cb dy dx + (0.5 cc dy^2 - sig_max) <= 0
                 qb = cb * dy
                 half_cc_dy2 = _HALF * cc * dy * dy
                 disc = qb * qb - _TWO * ca * (half_cc_dy2 - sig_max)
                 if disc < _ZERO:
                     continue
                 root = math.sqrt(disc)
-                # dx = mx - (np.float32(px) + _HALF) in [(-qb - root) / ca, (-qb + root) / ca] (ca > 0); widen by a
-                # hair so that float rounding never drops a pixel the per-pixel test would keep
                 lo = (-qb - root) * inv_ca - 1e-3
                 hi = (-qb + root) * inv_ca + 1e-3
                 px0 = max(x0, int(math.ceil(mx - hi - 0.5)))
                 px1 = min(x1, int(math.floor(mx - lo - 0.5)))
-                row = (py - ty0) * TILE - tx0
-                for px in range(px0, px1 + 1):
-                    p = row + px
-                    need2 = mine2 and not done2[p]
-                    if done[p] and not need2:
-                        continue
-                    dx = mx - (np.float32(px) + _HALF)
+                if px1 < px0:
+                    continue
+                span = ((np.uint32(1) << np.uint32(px1 - px0 + 1)) - np.uint32(1)) << np.uint32(px0 - tx0)
+                cand = span & ~blocked
+                row = r * TILE
+                while cand != 0:
+                    b = trailing_zeros(cand)
+                    cand &= cand - np.uint32(1)
+                    p = row + b
+                    bit = np.uint32(1) << np.uint32(b)
+                    dx = mx - (np.float32(tx0 + b) + _HALF)
                     sigma = _HALF * ca * dx * dx + half_cc_dy2 + cb * dx * dy
                     if sigma < _ZERO or sigma > sig_max:
                         continue
@@ -433,21 +444,21 @@ def composite(offsets, lists, g, radii, tile_order, width, height, out_rgb, out_
                     alpha = min(_MAX_ALPHA32, o * _exp_neg(sigma))
                     if alpha < _ALPHA_T32:
                         continue
-                    if need2:
+                    if mine2 and (done2[r] & bit) == 0:
                         tr2 = trans2[p]
                         next2 = tr2 * (_ONE - alpha)
                         if next2 <= _MIN_T32:
-                            done2[p] = True
+                            done2[r] |= bit
                             n_done2 += 1
                         else:
                             acc2[p] += alpha * tr2 * dep
                             trans2[p] = next2
-                    if done[p]:
+                    if (done[r] & bit) != 0:
                         continue
                     tr = trans[p]
                     next_t = tr * (_ONE - alpha)
                     if next_t <= _MIN_T32:
-                        done[p] = True
+                        done[r] |= bit
                         n_done += 1
                         continue
                     w = alpha * tr
