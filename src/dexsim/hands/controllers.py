@@ -95,9 +95,10 @@ class Chunk:
 
 
 def hand_params(palm: np.ndarray, wrist: np.ndarray, grasp: np.ndarray) -> np.ndarray:
-    """(2, 51) parameters of both hands from palm centres (2, 3), wrist orientations (2, 3, 3) and
-    grasp closures (2,)."""
-    return np.stack([palm_params(wrist[h], palm[h], grip_pose(float(grasp[h])), side) for h, side in enumerate(SIDES)])
+    """(..., 2, 51) parameters of both hands from palm centres (..., 2, 3), wrist orientations (..., 2, 3, 3) and
+    grasp closures (..., 2) (one batched call for all frames of a chunk)."""
+    return np.stack([palm_params(wrist[..., h, :, :], palm[..., h, :], grip_pose(grasp[..., h]), side)
+                     for h, side in enumerate(SIDES)], axis=-2)  # fmt: skip
 
 
 def initial_state(table: tuple[float, float, float], start_camera: np.ndarray | None,
@@ -236,13 +237,11 @@ class DeltaController(_BaseController):
                 @ state.wrist[h]  # fmt: skip
             grasp_end[h] = (d[6] + 1.0) / 2.0
             visible[:, h] = d[7] > 0
-        turn = [matrix_to_axis_angle(torch.from_numpy(wrist_end[h] @ state.wrist[h].T)).numpy() for h in range(2)]
-        params = np.empty((self.chunk, 2, 51))
-        for i, f in enumerate(fractions):
-            wrist_i = np.stack([axis_angle_to_matrix(torch.from_numpy(f * turn[h])).numpy() @ state.wrist[h]
-                                for h in range(2)])  # fmt: skip
-            params[i] = hand_params((1 - f) * state.palm + f * palm_end, wrist_i,
-                                    (1 - f) * state.grasp + f * grasp_end)  # fmt: skip
+        turn = matrix_to_axis_angle(torch.from_numpy(wrist_end @ state.wrist.transpose(0, 2, 1))).numpy()  # (2, 3)
+        f = fractions[:, None, None]  # (C, 1, 1)
+        wrists = axis_angle_to_matrix(torch.from_numpy(f * turn)).numpy() @ state.wrist  # (C, 2, 3, 3)
+        params = hand_params((1 - f) * state.palm + f * palm_end, wrists,
+                             (1 - f[..., 0]) * state.grasp + f[..., 0] * grasp_end)  # fmt: skip
         chunk = Chunk(cameras, params, visible)
         return chunk, replace(self._next(state, chunk), palm=palm_end, wrist=wrist_end, grasp=grasp_end)
 
@@ -253,12 +252,12 @@ class DeltaController(_BaseController):
         pitch_axis = torch.from_numpy(R_cam[:, 0])
         z = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
         q0 = torch.from_numpy(camera[3:])
+        f = torch.from_numpy(fractions)[:, None]  # (C, 1)
+        qy = axis_angle_to_quat(z * DELTA_SCALE["camera_turn"] * a[3] * f)
+        qp = axis_angle_to_quat(pitch_axis * DELTA_SCALE["camera_turn"] * a[4] * f)
         cams = np.empty((len(fractions), 7))
-        for i, f in enumerate(fractions):
-            qy = axis_angle_to_quat(z * DELTA_SCALE["camera_turn"] * a[3] * f)
-            qp = axis_angle_to_quat(pitch_axis * DELTA_SCALE["camera_turn"] * a[4] * f)
-            cams[i, 3:] = quat_multiply(qy, quat_multiply(qp, q0)).numpy()
-            cams[i, :3] = (1 - f) * camera[:3] + f * t_end
+        cams[:, 3:] = quat_multiply(qy, quat_multiply(qp, q0)).numpy()
+        cams[:, :3] = (1 - fractions[:, None]) * camera[:3] + fractions[:, None] * t_end
         return cams
 
 

@@ -36,18 +36,22 @@ POINT = flex([0.0, 0.05, 0.05] + [1.3, 1.5, 1.0] * 3 + [0.4, 0.6, 0.6])
 HOOK = flex([0.6, 1.4, 0.9] * 4 + [0.3, 0.4, 0.5])
 
 
-def grip_pose(closure: float) -> np.ndarray:
-    """(45,) right-hand finger pose from relaxed (``closure`` 0) to hooked (1)."""
-    return (1 - closure) * RELAXED + closure * HOOK
+def grip_pose(closure: float | np.ndarray) -> np.ndarray:
+    """(..., 45) right-hand finger pose from relaxed (``closure`` 0) to hooked (1); ``closure`` a float or (...,)."""
+    c = np.asarray(closure, np.float64)[..., None]
+    return (1 - c) * RELAXED + c * HOOK
 
 
 def palm_params(R: np.ndarray, palm: np.ndarray, pose: np.ndarray, side: str) -> np.ndarray:
-    """(51,) parameters placing the palm centre at ``palm`` with wrist orientation ``R`` (3, 3) and
-    finger ``pose`` (45,) given for the right hand (mirrored for the left)."""
+    """(..., 51) parameters placing the palm centre at ``palm`` (..., 3) with wrist orientation ``R`` (..., 3, 3)
+    and finger ``pose`` (..., 45) given for the right hand (mirrored for the left); leading dims broadcast."""
     offset = PALM_OFFSET * (np.array([1.0, 1.0, -1.0]) if side == "left" else 1.0)
-    go = matrix_to_axis_angle(torch.from_numpy(R)).numpy()
-    hp = pose if side == "right" else (pose.reshape(15, 3) * [-1.0, -1.0, 1.0]).reshape(45)
-    return np.concatenate((go, hp, palm - R @ offset))
+    go = matrix_to_axis_angle(torch.from_numpy(np.asarray(R, np.float64))).numpy()
+    pose = np.asarray(pose, np.float64)
+    hp = pose if side == "right" else (pose.reshape(*pose.shape[:-1], 15, 3) * [-1.0, -1.0, 1.0]).reshape(pose.shape)
+    transl = palm - R @ offset
+    lead = np.broadcast_shapes(go.shape[:-1], hp.shape[:-1], transl.shape[:-1])
+    return np.concatenate([np.broadcast_to(x, (*lead, x.shape[-1])) for x in (go, hp, transl)], axis=-1)
 
 
 _DEFAULT_HANDS: list[tuple[HandModel, HandModel]] = []
