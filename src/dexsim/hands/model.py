@@ -142,6 +142,7 @@ class HandModel:
             faces = self.surface.faces
             self.faces = faces[:, [0, 2, 1]] if self.side == "left" else faces
         self.parents = torch.tensor(PARENTS[:NUM_POSE_JOINTS])
+        self._rest_cache: dict[tuple[str, torch.dtype], torch.Tensor] = {}
 
     @property
     def is_mano(self) -> bool:
@@ -181,7 +182,8 @@ class HandModel:
         batch = torch.broadcast_shapes(go.shape[:-1], hp.shape[:-1], transl.shape[:-1],
                                        () if betas is None or betas.ndim == 1 else betas.shape[:-1])  # fmt: skip
         pose = torch.cat((go, hp), dim=-1).expand(*batch, 48).reshape(*batch, 16, 3)
-        rest = rest_joints(betas, dtype=dt).expand(*batch, 21, 3)  # right-hand canonical frame
+        rest_1 = self._rest_joints(betas, dt)  # right-hand canonical frame, (21, 3) without per-frame betas
+        rest = rest_1.expand(*batch, 21, 3)
         if self.side == "left":
             pose = pose * _MIRROR_AA.to(dt)
         rot = axis_angle_to_matrix(pose)  # (..., 16, 3, 3)
@@ -197,18 +199,37 @@ class HandModel:
         joints = torch.stack(g_pos + tips, dim=-2)
         vertices = joints.new_zeros(*batch, 0, 3)
         if with_mesh:
-            size = (1.0 + 0.05 * betas[..., 0]).clamp(0.6, 1.4) if betas is not None else 1.0
-            v_rest = self.surface.vertices(rest, size)  # (..., V, 3)
+            v_rest = self._rest_vertices(rest_1, betas, dt)  # (V, 3), or (..., V, 3) with per-frame betas
             R = torch.stack(g_rot, dim=-3)  # (..., 16, 3, 3)
-            P = torch.stack(g_pos, dim=-2)  # (..., 16, 3)
-            # v = sum_j w_j (R_j (v_rest - J_j) + P_j)
-            local = v_rest[..., None, :, :] - rest[..., :16, None, :]  # (..., 16, V, 3)
-            moved = torch.einsum("...jab,...jvb->...jva", R, local) + P[..., :, None, :]
-            vertices = torch.einsum("vj,...jva->...va", self.surface.weights.to(dt), moved)
+            # v = sum_j w_j (R_j (v_rest - J_j) + P_j) = (sum_j w_j R_j) v_rest + sum_j w_j (P_j - R_j J_j):
+            # the weights blend the 16 joint transforms (one (V, 16) matmul), then each vertex moves once
+            t = torch.stack(g_pos, dim=-2) - (R @ rest[..., :16, :, None])[..., 0]  # (..., 16, 3)
+            w = self.surface.weights.to(dt)  # (V, 16)
+            blend = torch.matmul(w, torch.cat((R.flatten(-2), t), dim=-1))  # (..., V, 12)
+            Rv = blend[..., :9].unflatten(-1, (3, 3))
+            vertices = (Rv * v_rest[..., None, :]).sum(-1) + blend[..., 9:]
         if self.side == "left":
             joints = joints * _MIRROR_POINT.to(dt)
             vertices = vertices * _MIRROR_POINT.to(dt)
         return HandOutput(joints + transl[..., None, :], vertices + transl[..., None, :], self.faces)
+
+    def _rest_joints(self, betas: torch.Tensor | None, dt: torch.dtype) -> torch.Tensor:
+        """Right-hand canonical rest joints (21, 3) (cached without betas) or (..., 21, 3)."""
+        if betas is not None:
+            return rest_joints(betas, dtype=dt)
+        key = ("joints", dt)
+        if key not in self._rest_cache:
+            self._rest_cache[key] = rest_joints(None, dtype=dt)
+        return self._rest_cache[key]
+
+    def _rest_vertices(self, rest: torch.Tensor, betas: torch.Tensor | None, dt: torch.dtype) -> torch.Tensor:
+        """Rest vertices (V, 3) over ``rest`` (cached without betas) or (..., V, 3) with them."""
+        if betas is not None:
+            return self.surface.vertices(rest, (1.0 + 0.05 * betas[..., 0]).clamp(0.6, 1.4))
+        key = ("vertices", dt)
+        if key not in self._rest_cache:
+            self._rest_cache[key] = self.surface.vertices(rest, 1.0)
+        return self._rest_cache[key]
 
     def _mano_forward(self, go, hp, transl, betas, dt) -> HandOutput:
         batch = torch.broadcast_shapes(go.shape[:-1], hp.shape[:-1], transl.shape[:-1])
