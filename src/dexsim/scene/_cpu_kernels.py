@@ -255,51 +255,56 @@ def bin_tiles(xy, radii, width, height, chunks):
 
 
 @nb.njit(cache=True)
-def sort_visible(radii, depth, chunks=2):
+def sort_visible(radii, depth):
     """Indices of the visible Gaussians (radius > 0), sorted front to back (stable)."""
     n = radii.shape[0]
-    count = 0
-    for i in range(n):
-        if radii[i, 0] > 0 or radii[i, 1] > 0:
-            count += 1
-    vis = np.empty(count, np.int64)
-    keys = np.empty(count, np.float32)
+    vis = np.empty(n, np.int64)
+    keys = np.empty(n, np.float32)
     c = 0
     for i in range(n):
         if radii[i, 0] > 0 or radii[i, 1] > 0:
             vis[c] = i
             keys[c] = depth[i]
             c += 1
-    return vis[_radix_argsort_positive(keys, chunks)]
+    return vis[:c][_radix_argsort_positive(keys[:c])]
 
 
-@nb.njit(parallel=True, cache=True)
-def _radix_argsort_positive(keys, chunks):
-    """Stable argsort of non-negative float32 keys: LSD radix sort (3 passes of 11 bits) on the
-    IEEE bit patterns, which order like the values for non-negative floats. Each pass counts and scatters
-    ``chunks`` consecutive runs in parallel (a bucket takes run 0's items, then run 1's...: still stable)."""
+@nb.njit(cache=True)
+def _radix_argsort_positive(keys):
+    """Stable argsort of non-negative float32 keys: LSD radix sort (3 passes of 11 bits) on the IEEE bit patterns,
+    which order like the values for non-negative floats. One read builds the three histograms; each pass moves the
+    keys with their indices (no gathers); a pass whose digit is the same for every key is skipped. Serial: at the
+    renderer's sizes (1e4-1e5 visible Gaussians) it beat the two-thread version (tabletop frame: 0.64 -> 0.34 ms)."""
     n = keys.shape[0]
     bits = keys.view(np.uint32)
+    hist = np.zeros((3, 2048), np.int64)
+    for i in range(n):
+        b = bits[i]
+        hist[0, b & 2047] += 1
+        hist[1, (b >> 11) & 2047] += 1
+        hist[2, b >> 22] += 1
     idx = np.arange(n).astype(np.int64)
-    tmp = np.empty(n, np.int64)
-    for shift in (0, 11, 22):
-        counts = np.zeros((chunks, 2048), np.int64)
-        for c in nb.prange(chunks):
-            for i in range(c * n // chunks, (c + 1) * n // chunks):
-                counts[c, (bits[idx[i]] >> shift) & 2047] += 1
-        starts = np.empty((chunks, 2048), np.int64)
+    kb = bits.copy()
+    idx2 = np.empty(n, np.int64)
+    kb2 = np.empty(n, np.uint32)
+    pos = np.empty(2048, np.int64)
+    for p in range(3):
+        if n == 0 or hist[p].max() == n:
+            continue  # one digit for every key: this pass keeps the order
+        shift = 11 * p
         total = 0
         for b in range(2048):
-            for c in range(chunks):
-                starts[c, b] = total
-                total += counts[c, b]
-        for c in nb.prange(chunks):
-            pos = starts[c].copy()
-            for i in range(c * n // chunks, (c + 1) * n // chunks):
-                key = (bits[idx[i]] >> shift) & 2047
-                tmp[pos[key]] = idx[i]
-                pos[key] += 1
-        idx, tmp = tmp, idx
+            pos[b] = total
+            total += hist[p, b]
+        for i in range(n):
+            k = kb[i]
+            d = (k >> shift) & 2047
+            q = pos[d]
+            idx2[q] = idx[i]
+            kb2[q] = k
+            pos[d] = q + 1
+        idx, idx2 = idx2, idx
+        kb, kb2 = kb2, kb
     return idx
 
 

@@ -101,7 +101,7 @@ def render_cpu(
             near_plane, far_plane, eps2d, antialiased, xy, conic, opac, z, radii, world,
         )  # fmt: skip
         clock.lap("project")
-        order = kern.sort_visible(radii, z, numba.get_num_threads())
+        order = kern.sort_visible(radii, z)
         clock.lap("sort")
         campos = -vms[c][:3, :3].T @ vms[c][:3, 3]
         kern.sh_colors(arr["sh"], world, order, campos.astype(np.float32), arr["ids"], table, colors)
