@@ -65,13 +65,41 @@ def project(
     lim_xn = cx / fx + 0.3 * tan_fx
     lim_yp = (height - cy) / fy + 0.3 * tan_fy
     lim_yn = cy / fy + 0.3 * tan_fy
+    # the largest |row of the projection Jacobian| over the clamped view cone, per unit of fx / z (for the early cull)
+    jac_x = math.sqrt(1.0 + max(lim_xp, lim_xn) ** 2)
+    jac_y = math.sqrt(1.0 + max(lim_yp, lim_yn) ** 2)
     for i in nb.prange(n):
         out_radii[i, 0] = 0
         out_radii[i, 1] = 0
+        if opacities[i] < _ALPHA_T:  # the antialiasing factor only lowers it
+            continue
+        sx, sy, sz = scales[i, 0], scales[i, 1], scales[i, 2]
+        px, py, pz = means[i, 0], means[i, 1], means[i, 2]
+        oid = obj_ids[i]
+        T = obj_table[oid]
+        if oid > 0:
+            px, py, pz = (T[0, 0] * px + T[0, 1] * py + T[0, 2] * pz + T[0, 3],
+                          T[1, 0] * px + T[1, 1] * py + T[1, 2] * pz + T[1, 3],
+                          T[2, 0] * px + T[2, 1] * py + T[2, 2] * pz + T[2, 3])  # fmt: skip
+        V = viewmat
+        x = V[0, 0] * px + V[0, 1] * py + V[0, 2] * pz + V[0, 3]
+        y = V[1, 0] * px + V[1, 1] * py + V[1, 2] * pz + V[1, 3]
+        z = V[2, 0] * px + V[2, 1] * py + V[2, 2] * pz + V[2, 3]
+        if z < near or z > far:
+            continue
+        rz = 1.0 / z
+        mx = fx * x * rz + cx
+        my = fy * y * rz + cy
+        # early cull, before the covariance: the 2D extent is at most 3.33 sqrt(|J row|^2 s_max^2 + eps2d) (rigid
+        # motions and rotations keep the largest scale), plus a pixel of margin for rounding
+        s2 = max(abs(sx), abs(sy), abs(sz)) ** 2
+        bx = math.ceil(3.33 * math.sqrt((fx * rz * jac_x) ** 2 * s2 + eps2d)) + 1
+        by = math.ceil(3.33 * math.sqrt((fy * rz * jac_y) ** 2 * s2 + eps2d)) + 1
+        if mx + bx <= 0 or mx - bx >= width or my + by <= 0 or my - by >= height:
+            continue
         qw, qx, qy, qz = quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3]
         qn = 1.0 / math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
         qw, qx, qy, qz = qw * qn, qx * qn, qy * qn, qz * qn
-        sx, sy, sz = scales[i, 0], scales[i, 1], scales[i, 2]
         # M = R(q) S, row-major m[r][c]
         m00 = (1 - 2 * (qy * qy + qz * qz)) * sx
         m01 = 2 * (qx * qy - qw * qz) * sy
@@ -82,13 +110,7 @@ def project(
         m20 = 2 * (qx * qz - qw * qy) * sx
         m21 = 2 * (qy * qz + qw * qx) * sy
         m22 = (1 - 2 * (qx * qx + qy * qy)) * sz
-        px, py, pz = means[i, 0], means[i, 1], means[i, 2]
-        oid = obj_ids[i]
         if oid > 0:
-            T = obj_table[oid]
-            px, py, pz = (T[0, 0] * px + T[0, 1] * py + T[0, 2] * pz + T[0, 3],
-                          T[1, 0] * px + T[1, 1] * py + T[1, 2] * pz + T[1, 3],
-                          T[2, 0] * px + T[2, 1] * py + T[2, 2] * pz + T[2, 3])  # fmt: skip
             n00 = T[0, 0] * m00 + T[0, 1] * m10 + T[0, 2] * m20
             n01 = T[0, 0] * m01 + T[0, 1] * m11 + T[0, 2] * m21
             n02 = T[0, 0] * m02 + T[0, 1] * m12 + T[0, 2] * m22
@@ -102,12 +124,6 @@ def project(
         out_world[i, 0] = px
         out_world[i, 1] = py
         out_world[i, 2] = pz
-        V = viewmat
-        x = V[0, 0] * px + V[0, 1] * py + V[0, 2] * pz + V[0, 3]
-        y = V[1, 0] * px + V[1, 1] * py + V[1, 2] * pz + V[1, 3]
-        z = V[2, 0] * px + V[2, 1] * py + V[2, 2] * pz + V[2, 3]
-        if z < near or z > far:
-            continue
         # camera-space factor W = V_R M
         w00 = V[0, 0] * m00 + V[0, 1] * m10 + V[0, 2] * m20
         w01 = V[0, 0] * m01 + V[0, 1] * m11 + V[0, 2] * m21
@@ -118,7 +134,6 @@ def project(
         w20 = V[2, 0] * m00 + V[2, 1] * m10 + V[2, 2] * m20
         w21 = V[2, 0] * m01 + V[2, 1] * m11 + V[2, 2] * m21
         w22 = V[2, 0] * m02 + V[2, 1] * m12 + V[2, 2] * m22
-        rz = 1.0 / z
         tx = z * min(lim_xp, max(-lim_xn, x * rz))
         ty = z * min(lim_yp, max(-lim_yn, y * rz))
         j0 = fx * rz
@@ -146,8 +161,6 @@ def project(
         ry = math.ceil(ext * math.sqrt(c))
         if rx <= 0 and ry <= 0:
             continue
-        mx = fx * x * rz + cx
-        my = fy * y * rz + cy
         if mx + rx <= 0 or mx - rx >= width or my + ry <= 0 or my - ry >= height:
             continue
         out_xy[i, 0] = mx
