@@ -178,6 +178,12 @@ def project(
 def sh_colors(sh, world, visible, campos, obj_ids, obj_table, out):
     """Colours (N, 3) of the ``visible`` Gaussians from SH (N, K, 3) in the view direction."""
     k = sh.shape[1]
+    if k == 1:  # degree 0: no view direction needed
+        for j in nb.prange(visible.shape[0]):
+            i = visible[j]
+            for ch in range(3):
+                out[i, ch] = max(_C0 * sh[i, 0, ch] + 0.5, 0.0)
+        return
     for j in nb.prange(visible.shape[0]):
         i = visible[j]
         dx = world[i, 0] - campos[0]
