@@ -27,6 +27,7 @@ _ZERO = np.float32(0.0)
 _MAX_ALPHA32 = np.float32(0.999)
 _ALPHA_T32 = np.float32(1.0 / 255.0)
 _MIN_T32 = np.float32(1e-4)
+_TINY = np.float32(1e-10)
 _C0 = 0.28209479177387814
 _C1 = 0.4886025119029199
 _C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
@@ -369,16 +370,17 @@ def balanced_tile_order(offsets: np.ndarray, threads: int) -> np.ndarray:
 
 
 @nb.njit(parallel=True, cache=True, fastmath=True)
-def composite(offsets, lists, g, radii, tile_order, width, height, out_rgb, out_depth, out_alpha, out_evals,
+def composite(offsets, lists, g, radii, tile_order, width, height, background, out_rgb, out_depth, out_alpha, out_evals,
               in2=None, out_depth2=None, out_alpha2=None):  # fmt: skip
     """Front-to-back compositing of the packed rows ``g`` (:func:`pack_sorted`, indexed by the sorted position
     ``j``), tiles visited in ``tile_order`` (:func:`balanced_tile_order`).
 
-    ``out_evals`` (tiles,) gets the Gaussian-pixel evaluations (exponentials) of each tile. A second depth track
-    (``in2`` (m,) nonzero for the Gaussians it holds) composites the depth of that subset alone into
-    ``out_depth2`` / ``out_alpha2`` in the same pass: exactly what rendering the subset by itself gives (same
-    projections, same order), without projecting, sorting and binning twice. Without it (``in2=None``) numba
-    compiles the track away.
+    Writes the final pixels: ``out_rgb`` with ``background`` (3,) behind the light left over, ``out_depth`` the
+    alpha-weighted mean depth (0 where alpha <= 1e-10), ``out_alpha``. ``out_evals`` (tiles,) gets the Gaussian-pixel
+    evaluations (exponentials) of each tile. A second depth track (``in2`` (m,) nonzero for the Gaussians it holds)
+    composites the depth of that subset alone into ``out_depth2`` / ``out_alpha2`` (normalised the same way) in the
+    same pass: exactly what rendering the subset by itself gives (same projections, same order), without projecting,
+    sorting and binning twice. Without it (``in2=None``) numba compiles the track away.
 
     The inner loop is float32 throughout (typed constants keep numba from promoting to float64,
     which costs ~30% here). Per tile, Gaussians are visited in depth order and each one updates only the pixels of
@@ -405,7 +407,7 @@ def composite(offsets, lists, g, radii, tile_order, width, height, out_rgb, out_
         acc_g = np.zeros(TILE * TILE, np.float32)
         acc_b = np.zeros(TILE * TILE, np.float32)
         acc_d = np.zeros(TILE * TILE, np.float32)
-        done = np.zeros(TILE, np.uint32)   # per row: bit x set when pixel (row, x) is finished
+        done = np.zeros(TILE, np.uint32)  # per row: bit x set when pixel (row, x) is finished
         n_done = 0
         trans2 = np.ones(TILE * TILE, np.float32)
         acc2 = np.zeros(TILE * TILE, np.float32)
@@ -505,18 +507,21 @@ def composite(offsets, lists, g, radii, tile_order, width, height, out_rgb, out_
             if n_done == n_pix and n_open2 == 0:
                 break
         out_evals[t] = n_evals
+        # finished pixels: the background behind what is left of the light, depth as the alpha-weighted mean
         for py in range(ty0, ty1 + 1):
             for px in range(tx0, tx1 + 1):
                 p = (py - ty0) * TILE + (px - tx0)
                 if in2 is not None:
                     if (split[py - ty0] >> np.uint32(px - tx0)) & np.uint32(1):
-                        out_depth2[py, px] = acc2[p]
-                        out_alpha2[py, px] = 1.0 - trans2[p]
+                        d2, a2 = acc2[p], np.float32(1.0 - trans2[p])
                     else:
-                        out_depth2[py, px] = acc_d[p]
-                        out_alpha2[py, px] = 1.0 - trans[p]
-                out_rgb[py, px, 0] = acc_r[p]
-                out_rgb[py, px, 1] = acc_g[p]
-                out_rgb[py, px, 2] = acc_b[p]
-                out_depth[py, px] = acc_d[p]
-                out_alpha[py, px] = 1.0 - trans[p]
+                        d2, a2 = acc_d[p], np.float32(1.0 - trans[p])
+                    out_alpha2[py, px] = a2
+                    out_depth2[py, px] = d2 / a2 if a2 > _TINY else _ZERO
+                a = np.float32(1.0 - trans[p])
+                rest = _ONE - a
+                out_rgb[py, px, 0] = acc_r[p] + rest * background[0]
+                out_rgb[py, px, 1] = acc_g[p] + rest * background[1]
+                out_rgb[py, px, 2] = acc_b[p] + rest * background[2]
+                out_depth[py, px] = acc_d[p] / a if a > _TINY else _ZERO
+                out_alpha[py, px] = a

@@ -90,6 +90,7 @@ def render_cpu(
     vms = viewmats.detach().cpu().numpy().astype(np.float64)
     ks = Ks.detach().cpu().numpy().astype(np.float64)
     table = np.tile(np.eye(4, dtype=np.float32), (n_obj + 1, 1, 1))
+    bg = np.zeros(3, np.float32) if background is None else background.detach().cpu().numpy().astype(np.float32)
     for c in range(n_cam):
         if object_poses is not None and n_obj > 0:
             table[1:] = object_poses[c, :n_obj].detach().cpu().numpy()
@@ -113,18 +114,13 @@ def render_cpu(
         clock.lap("bin")
         evals = np.zeros(len(offsets) - 1, np.int64)
         if mask is None:
-            kern.composite(offsets, lists, packed, s_radii, tiles, width, height, rgb[c], depth[c], alpha[c], evals)
+            kern.composite(offsets, lists, packed, s_radii, tiles, width, height, bg, rgb[c], depth[c], alpha[c], evals)
         else:
-            kern.composite(offsets, lists, packed, s_radii, tiles, width, height, rgb[c], depth[c], alpha[c], evals,
+            kern.composite(offsets, lists, packed, s_radii, tiles, width, height, bg, rgb[c], depth[c], alpha[c], evals,
                            mask[order], depth2[c], alpha2[c])  # fmt: skip
         clock.lap("composite")
         clock.count("visible_gaussians", len(order))
         clock.count("tile_entries", len(lists))
         clock.count("evaluations", int(evals.sum()))
-    if background is not None:
-        rgb += (1.0 - alpha)[..., None] * background.detach().cpu().numpy().astype(np.float32)
-    depth = np.where(alpha > 1e-10, depth / np.maximum(alpha, 1e-10), 0.0).astype(np.float32)
-    masked = None
-    if mask is not None:
-        masked = torch.from_numpy(np.where(alpha2 > 1e-10, depth2 / np.maximum(alpha2, 1e-10), 0.0).astype(np.float32))
+    masked = None if mask is None else torch.from_numpy(depth2)
     return torch.from_numpy(rgb), torch.from_numpy(depth), torch.from_numpy(alpha), masked
