@@ -7,7 +7,7 @@
 #   bash scripts/train_default_gpu.sh [OUT]          (OUT defaults to outputs/train-default-gpu)
 #
 # Environment: WORKERS (datagen processes, default: all cores), STEPS (default 3000), BATCH (default 16),
-# TRAIN_CLIPS / DRAWER_CLIPS (default 900 / 300), CHANGE_WEIGHT (default 4), INIT (a model folder to start from; default: none,
+# TRAIN_CLIPS / DRAWER_CLIPS (default 900 / 300), CHANGE_WEIGHT (default 8), INIT (a model folder to start from; default: none,
 # i.e. from scratch; set INIT=default to continue from the shipped weights).
 # The CPU recipe is `make train-default`; both record their recipe in OUT/train/train_config.json.
 set -euo pipefail
@@ -18,7 +18,7 @@ WORKERS=${WORKERS:-$(nproc)}
 STEPS=${STEPS:-3000}
 BATCH=${BATCH:-16}
 TRAIN_CLIPS=${TRAIN_CLIPS:-900}
-CHANGE_WEIGHT=${CHANGE_WEIGHT:-4}
+CHANGE_WEIGHT=${CHANGE_WEIGHT:-8}
 DRAWER_CLIPS=${DRAWER_CLIPS:-300}
 INIT=${INIT:-}
 
