@@ -210,25 +210,33 @@ def test_cpu_depth_sort_is_stable() -> None:
         assert np.array_equal(got, np.argsort(keys, kind="stable")), len(keys)
 
 
-def test_cpu_cull_keeps_gaussians_reaching_in_from_outside() -> None:
+@pytest.mark.parametrize(("antialiased", "stretched"), [(False, False), (True, False), (False, True)])
+def test_cpu_cull_keeps_gaussians_reaching_in_from_outside(antialiased: bool, stretched: bool) -> None:
     """The projection's early screen-bounds cull drops only Gaussians that cannot reach the image: large, elongated
-    Gaussians centred outside the view still paint their tails in, exactly as the reference renders them."""
+    Gaussians centred outside the view still paint their tails in, exactly as the reference renders them; also
+    with antialiasing, and with an object pose that scales (not rigid: the cull's bound grows with it)."""
     g = torch.Generator().manual_seed(5)
     n = 300
     means = (torch.rand(n, 3, generator=g) - 0.5) * torch.tensor([4.0, 4.0, 0.6])
     scales = torch.exp(torch.rand(n, 3, generator=g) * 3.0 - 4.5) * torch.tensor([6.0, 1.0, 1.0])  # up to 0.9 long
+    ids = (torch.arange(n) % 2) if stretched else None
     scene = GaussianScene.from_activated(means, random_quat(n, g), scales, torch.rand(n, generator=g) * 0.9 + 0.05,
-                                         sh=torch.randn(n, 1, 3, generator=g) * 0.5)  # fmt: skip
+                                         sh=torch.randn(n, 1, 3, generator=g) * 0.5, object_ids=ids)  # fmt: skip
+    poses = None
+    if stretched:  # object 1 grown 3x about the origin: its Gaussians' tails reach 3x further
+        poses = torch.eye(4)[None].clone()
+        poses[0, :3, :3] *= 3.0
     vm, K = camera((0.3, -1.2, 0.9), size=24)
     cam = (vm.double() @ torch.cat((means.double(), torch.ones(n, 1, dtype=torch.float64)), 1).T).T[:, :3]
     uv = (K.double() @ cam.T).T
     outside = (cam[:, 2] > 0) & ((uv[:, :2] / uv[:, 2:]).lt(0).any(1) | (uv[:, :2] / uv[:, 2:]).ge(24).any(1))
     off = GaussianScene.from_activated(means[outside], scene.quats[outside], scales[outside], scene.opacities[outside],
                                        sh=scene.sh[outside])  # fmt: skip
-    tails = render(off, vm, K, 24, 24)
+    tails = render(off, vm, K, 24, 24, backend="torch")
     assert tails.alpha.max() > 0.3  # Gaussians centred off-screen do reach in: the comparison is not vacuous
-    out = render(scene, vm, K, 24, 24, backend="cpu")
-    rgb, depth, alpha = ref(scene, vm, K, 24)
+    out = render(scene, vm, K, 24, 24, backend="cpu", antialiased=antialiased, object_poses=poses)
+    kw = {} if poses is None else {"object_poses": poses.double().numpy()}
+    rgb, depth, alpha = ref(scene, vm, K, 24, antialiased=antialiased, **kw)
     assert np.abs(out.rgb[0].double().numpy() - rgb).max() <= 1e-4
     assert np.abs(out.alpha[0].double().numpy() - alpha).max() <= 1e-4
     assert np.abs(out.depth[0].double().numpy() - depth).max() <= 1e-4

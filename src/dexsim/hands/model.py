@@ -219,7 +219,8 @@ class HandModel:
             return rest_joints(betas, dtype=dt)
         key = ("joints", dt)
         if key not in self._rest_cache:
-            self._rest_cache[key] = rest_joints(None, dtype=dt)
+            with torch.inference_mode(False):  # a normal tensor even when first built under inference mode
+                self._rest_cache[key] = rest_joints(None, dtype=dt)
         return self._rest_cache[key]
 
     def _rest_vertices(self, rest: torch.Tensor, betas: torch.Tensor | None, dt: torch.dtype) -> torch.Tensor:
@@ -228,7 +229,8 @@ class HandModel:
             return self.surface.vertices(rest, (1.0 + 0.05 * betas[..., 0]).clamp(0.6, 1.4))
         key = ("vertices", dt)
         if key not in self._rest_cache:
-            self._rest_cache[key] = self.surface.vertices(rest, 1.0)
+            with torch.inference_mode(False):
+                self._rest_cache[key] = self.surface.vertices(rest.clone(), 1.0)
         return self._rest_cache[key]
 
     def _mano_forward(self, go, hp, transl, betas, dt) -> HandOutput:

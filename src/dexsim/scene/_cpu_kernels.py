@@ -18,7 +18,8 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 if "NUMBA_THREADING_LAYER" not in os.environ:
     nb.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
 
-TILE = 16
+TILE = 16  # the compositor's finished-pixel masks are uint32 rows: at most 32
+assert TILE <= 32
 _ALPHA_T = 1.0 / 255.0
 _HALF = np.float32(0.5)
 _ONE = np.float32(1.0)
@@ -55,10 +56,11 @@ def _exp_neg(s):
 @nb.njit(parallel=True, cache=True)
 def project(
     means, quats, scales, opacities, obj_ids, obj_table, viewmat, fx, fy, cx, cy, width, height,
-    near, far, eps2d, antialiased, out_xy, out_conic, out_opac, out_depth, out_radii, out_world,
+    near, far, eps2d, antialiased, out_xy, out_conic, out_opac, out_depth, out_radii, out_world, stretch=1.0,
 ):  # fmt: skip
-    """Project N Gaussians. ``out_radii[i] = 0`` marks a culled Gaussian; ``out_world`` gets the
-    world-space centre (after the object's motion)."""
+    """Project N Gaussians. ``out_radii[i] = 0`` marks a culled Gaussian; ``out_world`` gets the world-space centre
+    (after the object's motion) of the Gaussians not culled. ``stretch`` bounds how much the view and object
+    matrices can lengthen a vector (1 for rotations; the early cull's bound is scaled by it)."""
     n = means.shape[0]
     tan_fx = 0.5 * width / fx
     tan_fy = 0.5 * height / fy
@@ -93,7 +95,7 @@ def project(
         my = fy * y * rz + cy
         # early cull, before the covariance: the 2D extent is at most 3.33 sqrt(|J row|^2 s_max^2 + eps2d) (rigid
         # motions and rotations keep the largest scale), plus a pixel of margin for rounding
-        s2 = max(abs(sx), abs(sy), abs(sz)) ** 2
+        s2 = (stretch * max(abs(sx), abs(sy), abs(sz))) ** 2
         bx = math.ceil(3.33 * math.sqrt((fx * rz * jac_x) ** 2 * s2 + eps2d)) + 1
         by = math.ceil(3.33 * math.sqrt((fy * rz * jac_y) ** 2 * s2 + eps2d)) + 1
         if mx + bx <= 0 or mx - bx >= width or my + by <= 0 or my - by >= height:

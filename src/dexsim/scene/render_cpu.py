@@ -22,6 +22,15 @@ def _scene_arrays(scene: GaussianScene) -> dict[str, np.ndarray]:
     }
 
 
+def _stretch(viewmats: np.ndarray, object_poses: np.ndarray | None) -> float:
+    """How much the cameras' and the objects' 3x3 parts can lengthen a vector (their largest singular values, at
+    least 1): the projection's early cull scales its bound by it, so scaled or sheared poses never lose Gaussians."""
+    view = float(np.linalg.norm(viewmats[:, :3, :3], 2, axis=(1, 2)).max())
+    objects = 1.0 if object_poses is None or object_poses.size == 0 else float(
+        np.linalg.norm(object_poses[..., :3, :3].reshape(-1, 3, 3), 2, axis=(1, 2)).max())  # fmt: skip
+    return max(1.0, view) * max(1.0, objects) * (1.0 + 1e-6)
+
+
 class _Clock:
     """Accumulates stage times into a dict when one is given (no cost otherwise)."""
 
@@ -90,6 +99,8 @@ def render_cpu(
     vms = viewmats.detach().cpu().numpy().astype(np.float64)
     ks = Ks.detach().cpu().numpy().astype(np.float64)
     table = np.tile(np.eye(4, dtype=np.float32), (n_obj + 1, 1, 1))
+    poses = None if object_poses is None or n_obj == 0 else object_poses[:, :n_obj].detach().cpu().numpy()
+    stretch = _stretch(vms, poses)
     bg = np.zeros(3, np.float32) if background is None else background.detach().cpu().numpy().astype(np.float32)
     for c in range(n_cam):
         if object_poses is not None and n_obj > 0:
@@ -99,7 +110,7 @@ def render_cpu(
         kern.project(
             arr["means"], arr["quats"], arr["scales"], arr["opacities"], arr["ids"], table,
             vms[c].astype(np.float32), K[0, 0], K[1, 1], K[0, 2], K[1, 2], width, height,
-            near_plane, far_plane, eps2d, antialiased, xy, conic, opac, z, radii, world,
+            near_plane, far_plane, eps2d, antialiased, xy, conic, opac, z, radii, world, stretch,
         )  # fmt: skip
         clock.lap("project")
         order = kern.sort_visible(radii, z)
