@@ -149,3 +149,23 @@ def test_delta_chunks_stay_in_the_workspace_and_in_the_action_space(values: list
     assert ((s.palm >= lo - 1e-9) & (s.palm <= hi + 1e-9)).all()
     assert np.isfinite(chunk.params).all() and np.allclose(np.linalg.norm(chunk.cameras[:, 3:], axis=1), 1.0)
     assert ((s.grasp >= 0) & (s.grasp <= 1)).all()
+
+
+def test_hand_params_batched_equals_one_frame_at_a_time() -> None:
+    """The delta controller poses all frames of a chunk in one batched call: it must give what posing each frame
+    (and each hand, the left one mirrored) separately gives."""
+    from dexsim.geometry import axis_angle_to_matrix
+    from dexsim.hands.controllers import SIDES, hand_params
+    from dexsim.hands.poses import grip_pose, palm_params
+
+    rng = np.random.default_rng(3)
+    palm = rng.uniform(-0.3, 0.3, (5, 2, 3))
+    wrist = axis_angle_to_matrix(torch.from_numpy(rng.uniform(-2.0, 2.0, (5, 2, 3)))).numpy()
+    grasp = rng.uniform(0.0, 1.0, (5, 2))
+    batched = hand_params(palm, wrist, grasp)
+    assert batched.shape == (5, 2, 51)
+    for i in range(5):
+        for h, side in enumerate(SIDES):
+            one = palm_params(wrist[i, h], palm[i, h], grip_pose(float(grasp[i, h])), side)
+            np.testing.assert_allclose(batched[i, h], one, atol=1e-12)
+    assert not np.allclose(batched[:, 0, 3:48], batched[:, 1, 3:48])  # the left hand's fingers are mirrored

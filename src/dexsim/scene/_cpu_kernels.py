@@ -330,6 +330,10 @@ def _radix_argsort_positive(keys):
     return idx
 
 
+#: columns of the packed per-Gaussian rows that :func:`composite` reads (one cache line per Gaussian)
+PACKED = ("x", "y", "conic_a", "conic_b", "conic_c", "opacity", "sigma_max", "depth", "r", "g", "b")
+
+
 @nb.njit(parallel=True, cache=True)
 def pack_sorted(order, xy, radii, conic, opac, depth, color):
     """The Gaussians in ``order`` as contiguous rows of :data:`PACKED` (float32) plus their radii (int32):
@@ -422,7 +426,7 @@ def composite(offsets, lists, g, radii, tile_order, width, height, background, o
         for k in range(offsets[t], offsets[t + 1]):
             j = lists[k]
             mine2 = False if in2 is None else in2[j] != 0
-            if n_done == n_pix and (not mine2 or n_open2 == 0):
+            if n_done == n_pix and not mine2:  # (with n_open2 == 0 too the tile has already stopped)
                 continue
             mx = g[j, 0]
             my = g[j, 1]
