@@ -178,13 +178,13 @@ def test_cpu_tile_binning_and_thread_balance() -> None:
     m, w, h = 500, 70, 50
     xy = rng.uniform(-10, 80, (m, 2)).astype(np.float32)
     radii = rng.integers(0, 20, (m, 2)).astype(np.int32)
-    tw, th = -(-w // kern.TILE), -(-h // kern.TILE)
+    tw, th = -(-w // kern.TILE_W), -(-h // kern.TILE_H)
     expected: list[list[int]] = [[] for _ in range(tw * th)]
     for j in range(m):
         x0, x1 = max(0, math.ceil(xy[j, 0] - radii[j, 0] - 0.5)), min(w - 1, math.floor(xy[j, 0] + radii[j, 0] - 0.5))
         y0, y1 = max(0, math.ceil(xy[j, 1] - radii[j, 1] - 0.5)), min(h - 1, math.floor(xy[j, 1] + radii[j, 1] - 0.5))
-        for ty in range(y0 // kern.TILE, y1 // kern.TILE + 1) if y1 >= y0 and x1 >= x0 else ():
-            for tx in range(x0 // kern.TILE, x1 // kern.TILE + 1):
+        for ty in range(y0 // kern.TILE_H, y1 // kern.TILE_H + 1) if y1 >= y0 and x1 >= x0 else ():
+            for tx in range(x0 // kern.TILE_W, x1 // kern.TILE_W + 1):
                 expected[ty * tw + tx].append(j)
     for chunks in (1, 2, 3):
         offsets, lists = kern.bin_tiles(xy, radii, w, h, chunks)
