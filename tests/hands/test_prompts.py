@@ -8,7 +8,7 @@ import torch
 
 from dexsim.geometry import PinholeIntrinsics, look_at
 from dexsim.hands import HandModel
-from dexsim.hands.prompts import DWM_LEFT_RGB, DWM_RIGHT_RGB, render_prompt
+from dexsim.hands.prompts import DWM_LEFT_RGB, DWM_RIGHT_RGB, render_prompt, vertex_normals
 
 PALM_DOWN = torch.tensor([1.0, 1.0, 1.0]) / math.sqrt(3) * (2 * math.pi / 3)  # fingers +y, back of hand +z
 
@@ -111,3 +111,18 @@ def test_errors() -> None:
     with pytest.raises(ValueError, match="`scene_depth` must have shape"):
         render_prompt("mesh", vm, K, 160, 120, joints, torch.ones(1, 2, dtype=torch.bool), verts, faces,
                       scene_depth=np.zeros((1, 10, 10)))  # fmt: skip
+
+
+def test_vertex_normals_kernel_matches_torch() -> None:
+    """The numba path (CPU float64, no gradient) gives the torch path's unit normals; a flat square's normals are
+    its plane's normal, whatever the batch shape."""
+    rng = np.random.default_rng(0)
+    verts = torch.from_numpy(rng.normal(size=(2, 3, 40, 3)))
+    faces = torch.from_numpy(rng.integers(0, 40, (70, 3)))
+    fast = vertex_normals(verts, faces)
+    slow = vertex_normals(verts.clone().requires_grad_(True), faces).detach()
+    assert fast.shape == (2, 3, 40, 3)
+    assert torch.allclose(fast, slow, atol=1e-12)
+    square = torch.tensor([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=torch.float64)
+    n = vertex_normals(square, torch.tensor([[0, 1, 2], [0, 2, 3]]))
+    assert torch.allclose(n, torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64).expand(4, 3))

@@ -1,4 +1,4 @@
-"""Numba kernels: a z-buffered triangle rasteriser and a capsule (bone) rasteriser.
+"""Numba kernels: a z-buffered triangle rasteriser, a capsule (bone) rasteriser, area-weighted vertex normals.
 
 Pixel centres are at integer + 0.5 (as the Gaussian renderer). Triangles with a vertex behind
 the near plane are dropped (never wrapped around); both windings are drawn (double-sided).
@@ -125,3 +125,36 @@ def raster_capsules(uvz, segments, seg_color, radius, width, height, near, scene
 
 def empty_depth(n: int, height: int, width: int) -> np.ndarray:
     return np.full((n, height, width), np.inf, np.float32)
+
+
+@nb.njit(cache=True)
+def vertex_normals(vertices, faces, out):
+    """Unit area-weighted normals ``out`` (B, V, 3) of meshes ``vertices`` (B, V, 3) float64 with ``faces`` (F, 3):
+    face cross products summed corner 0 of every face first, then corner 1, then corner 2 (the order of three
+    ``index_add`` calls, so the sums match the torch version's bit for bit)."""
+    nb_, nf = vertices.shape[0], faces.shape[0]
+    fn = np.empty((nf, 3), np.float64)
+    for b in range(nb_):
+        for f in range(nf):
+            i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
+            ax = vertices[b, i1, 0] - vertices[b, i0, 0]
+            ay = vertices[b, i1, 1] - vertices[b, i0, 1]
+            az = vertices[b, i1, 2] - vertices[b, i0, 2]
+            bx = vertices[b, i2, 0] - vertices[b, i0, 0]
+            by = vertices[b, i2, 1] - vertices[b, i0, 1]
+            bz = vertices[b, i2, 2] - vertices[b, i0, 2]
+            fn[f, 0] = ay * bz - az * by
+            fn[f, 1] = az * bx - ax * bz
+            fn[f, 2] = ax * by - ay * bx
+        out[b] = 0.0
+        for corner in range(3):
+            for f in range(nf):
+                v = faces[f, corner]
+                out[b, v, 0] += fn[f, 0]
+                out[b, v, 1] += fn[f, 1]
+                out[b, v, 2] += fn[f, 2]
+        for v in range(vertices.shape[1]):
+            norm = max(math.sqrt(out[b, v, 0] ** 2 + out[b, v, 1] ** 2 + out[b, v, 2] ** 2), 1e-12)
+            out[b, v, 0] /= norm
+            out[b, v, 1] /= norm
+            out[b, v, 2] /= norm

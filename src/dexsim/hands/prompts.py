@@ -76,7 +76,15 @@ def depth_picture(depth: np.ndarray, depth_range: tuple[float, float] = (0.1, 1.
 
 
 def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """Area-weighted unit vertex normals (..., V, 3) of triangle meshes (..., V, 3) / (F, 3)."""
+    """Area-weighted unit vertex normals (..., V, 3) of triangle meshes (..., V, 3) / (F, 3). CPU float64 tensors
+    without gradients take a numba kernel (the same sums; index_add alone cost 0.7 ms per hand and chunk)."""
+    if vertices.device.type == "cpu" and vertices.dtype == torch.float64 and not vertices.requires_grad:
+        from . import _raster_kernels as kern
+
+        flat = np.ascontiguousarray(vertices.detach().reshape(-1, *vertices.shape[-2:]).numpy())
+        out = np.empty_like(flat)
+        kern.vertex_normals(flat, np.ascontiguousarray(faces.numpy(), np.int64), out)
+        return torch.from_numpy(out).reshape(vertices.shape)
     v0, v1, v2 = (vertices[..., faces[:, i], :] for i in range(3))
     fn = torch.cross(v1 - v0, v2 - v0, dim=-1)
     n = torch.zeros_like(vertices)

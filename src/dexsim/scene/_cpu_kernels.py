@@ -82,52 +82,15 @@ def _popcount(x):
 
 
 @nb.njit(parallel=True, cache=True)
-def project(
-    means, quats, scales, opacities, obj_ids, obj_table, viewmat, fx, fy, cx, cy, width, height,
-    near, far, eps2d, antialiased, out_xy, out_conic, out_opac, out_depth, out_radii, out_world, stretch=1.0,
-):  # fmt: skip
-    """Project N Gaussians. ``out_radii[i] = 0`` marks a culled Gaussian; ``out_world`` gets the world-space centre
-    (after the object's motion) of the Gaussians not culled. ``stretch`` bounds how much the view and object
-    matrices can lengthen a vector (1 for rotations; the early cull's bound is scaled by it)."""
-    n = means.shape[0]
-    tan_fx = 0.5 * width / fx
-    tan_fy = 0.5 * height / fy
-    lim_xp = (width - cx) / fx + 0.3 * tan_fx
-    lim_xn = cx / fx + 0.3 * tan_fx
-    lim_yp = (height - cy) / fy + 0.3 * tan_fy
-    lim_yn = cy / fy + 0.3 * tan_fy
-    # the largest |row of the projection Jacobian| over the clamped view cone, per unit of fx / z (for the early cull)
-    jac_x = math.sqrt(1.0 + max(lim_xp, lim_xn) ** 2)
-    jac_y = math.sqrt(1.0 + max(lim_yp, lim_yn) ** 2)
-    for i in nb.prange(n):
-        out_radii[i, 0] = 0
-        out_radii[i, 1] = 0
-        if opacities[i] < _ALPHA_T:  # the antialiasing factor only lowers it
-            continue
+def world_gaussians(means, quats, scales, obj_ids, obj_table, which, out_pos, out_factor):
+    """World centres ``out_pos`` (3, N) and covariance factors ``out_factor`` (9, N: M = R S row-major, covariance
+    M M^T) of the Gaussians ``which`` after their object's motion ``obj_table[obj_ids]`` (4, 4) (row 0: identity for
+    the static scene). The factor, not the covariance, is kept: the projection's 2D covariance is then a sum of squares,
+    well conditioned in float32 storage even for needle-thin Gaussians."""
+    for j in nb.prange(which.shape[0]):
+        i = which[j]
         sx, sy, sz = scales[i, 0], scales[i, 1], scales[i, 2]
         px, py, pz = means[i, 0], means[i, 1], means[i, 2]
-        oid = obj_ids[i]
-        T = obj_table[oid]
-        if oid > 0:
-            px, py, pz = (T[0, 0] * px + T[0, 1] * py + T[0, 2] * pz + T[0, 3],
-                          T[1, 0] * px + T[1, 1] * py + T[1, 2] * pz + T[1, 3],
-                          T[2, 0] * px + T[2, 1] * py + T[2, 2] * pz + T[2, 3])  # fmt: skip
-        V = viewmat
-        x = V[0, 0] * px + V[0, 1] * py + V[0, 2] * pz + V[0, 3]
-        y = V[1, 0] * px + V[1, 1] * py + V[1, 2] * pz + V[1, 3]
-        z = V[2, 0] * px + V[2, 1] * py + V[2, 2] * pz + V[2, 3]
-        if z < near or z > far:
-            continue
-        rz = 1.0 / z
-        mx = fx * x * rz + cx
-        my = fy * y * rz + cy
-        # early cull, before the covariance: the 2D extent is at most 3.33 sqrt(|J row|^2 s_max^2 + eps2d) (rigid
-        # motions and rotations keep the largest scale), plus a pixel of margin for rounding
-        s2 = (stretch * max(abs(sx), abs(sy), abs(sz))) ** 2
-        bx = math.ceil(3.33 * math.sqrt((fx * rz * jac_x) ** 2 * s2 + eps2d)) + 1
-        by = math.ceil(3.33 * math.sqrt((fy * rz * jac_y) ** 2 * s2 + eps2d)) + 1
-        if mx + bx <= 0 or mx - bx >= width or my + by <= 0 or my - by >= height:
-            continue
         qw, qx, qy, qz = quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3]
         qn = 1.0 / math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
         qw, qx, qy, qz = qw * qn, qx * qn, qy * qn, qz * qn
@@ -141,7 +104,12 @@ def project(
         m20 = 2 * (qx * qz - qw * qy) * sx
         m21 = 2 * (qy * qz + qw * qx) * sy
         m22 = (1 - 2 * (qx * qx + qy * qy)) * sz
+        oid = obj_ids[i]
         if oid > 0:
+            T = obj_table[oid]
+            px, py, pz = (T[0, 0] * px + T[0, 1] * py + T[0, 2] * pz + T[0, 3],
+                          T[1, 0] * px + T[1, 1] * py + T[1, 2] * pz + T[1, 3],
+                          T[2, 0] * px + T[2, 1] * py + T[2, 2] * pz + T[2, 3])  # fmt: skip
             n00 = T[0, 0] * m00 + T[0, 1] * m10 + T[0, 2] * m20
             n01 = T[0, 0] * m01 + T[0, 1] * m11 + T[0, 2] * m21
             n02 = T[0, 0] * m02 + T[0, 1] * m12 + T[0, 2] * m22
@@ -152,62 +120,132 @@ def project(
             n21 = T[2, 0] * m01 + T[2, 1] * m11 + T[2, 2] * m21
             n22 = T[2, 0] * m02 + T[2, 1] * m12 + T[2, 2] * m22
             m00, m01, m02, m10, m11, m12, m20, m21, m22 = n00, n01, n02, n10, n11, n12, n20, n21, n22
-        out_world[i, 0] = px
-        out_world[i, 1] = py
-        out_world[i, 2] = pz
-        # camera-space factor W = V_R M
-        w00 = V[0, 0] * m00 + V[0, 1] * m10 + V[0, 2] * m20
-        w01 = V[0, 0] * m01 + V[0, 1] * m11 + V[0, 2] * m21
-        w02 = V[0, 0] * m02 + V[0, 1] * m12 + V[0, 2] * m22
-        w10 = V[1, 0] * m00 + V[1, 1] * m10 + V[1, 2] * m20
-        w11 = V[1, 0] * m01 + V[1, 1] * m11 + V[1, 2] * m21
-        w12 = V[1, 0] * m02 + V[1, 1] * m12 + V[1, 2] * m22
-        w20 = V[2, 0] * m00 + V[2, 1] * m10 + V[2, 2] * m20
-        w21 = V[2, 0] * m01 + V[2, 1] * m11 + V[2, 2] * m21
-        w22 = V[2, 0] * m02 + V[2, 1] * m12 + V[2, 2] * m22
-        tx = z * min(lim_xp, max(-lim_xn, x * rz))
-        ty = z * min(lim_yp, max(-lim_yn, y * rz))
-        j0 = fx * rz
-        j2 = -fx * tx * rz * rz
-        k1 = fy * rz
-        k2 = -fy * ty * rz * rz
-        r00, r01, r02 = j0 * w00 + j2 * w20, j0 * w01 + j2 * w21, j0 * w02 + j2 * w22
-        r10, r11, r12 = k1 * w10 + k2 * w20, k1 * w11 + k2 * w21, k1 * w12 + k2 * w22
-        a = r00 * r00 + r01 * r01 + r02 * r02
-        b = r00 * r10 + r01 * r11 + r02 * r12
-        c = r10 * r10 + r11 * r11 + r12 * r12
-        det_orig = a * c - b * b
-        a += eps2d
-        c += eps2d
-        det = a * c - b * b
-        if det <= 0:
-            continue
-        op = opacities[i]
-        if antialiased:
-            op *= math.sqrt(max(0.0, det_orig / det))
-        if op < _ALPHA_T:
-            continue
-        ext = min(3.33, math.sqrt(2.0 * math.log(op / _ALPHA_T)))
-        rx = math.ceil(ext * math.sqrt(a))
-        ry = math.ceil(ext * math.sqrt(c))
-        if rx <= 0 and ry <= 0:
-            continue
-        if mx + rx <= 0 or mx - rx >= width or my + ry <= 0 or my - ry >= height:
-            continue
-        out_xy[i, 0] = mx
-        out_xy[i, 1] = my
-        out_conic[i, 0] = c / det
-        out_conic[i, 1] = -b / det
-        out_conic[i, 2] = a / det
-        out_opac[i] = op
-        out_depth[i] = z
-        out_radii[i, 0] = int(rx)
-        out_radii[i, 1] = int(ry)
+        out_pos[0, i] = px
+        out_pos[1, i] = py
+        out_pos[2, i] = pz
+        out_factor[0, i] = m00
+        out_factor[1, i] = m01
+        out_factor[2, i] = m02
+        out_factor[3, i] = m10
+        out_factor[4, i] = m11
+        out_factor[5, i] = m12
+        out_factor[6, i] = m20
+        out_factor[7, i] = m21
+        out_factor[8, i] = m22
+
+
+#: Gaussians per parallel chunk of :func:`project` (each chunk a vectorised loop)
+_PROJECT_CHUNK = 4096
+
+
+@nb.njit(inline="always", fastmath=True, cache=True)
+def _screen_terms(px, py, pz, m00, m01, m02, m10, m11, m12, m20, m21, m22, cam):
+    """One world Gaussian through the camera ``cam`` (:func:`project`'s tuple): camera z, pixel centre, the 2D
+    covariance (a, b, c) with the blur ``eps2d`` added, and its determinant before the blur."""
+    v00, v01, v02, v03, v10, v11, v12, v13, v20, v21, v22, v23, fx, fy, cx, cy, lxp, lxn, lyp, lyn, near, eps2d = cam
+    x = v00 * px + v01 * py + v02 * pz + v03
+    y = v10 * px + v11 * py + v12 * pz + v13
+    z = v20 * px + v21 * py + v22 * pz + v23
+    zc = max(z, near)
+    rz = 1.0 / zc
+    mx = fx * x * rz + cx
+    my = fy * y * rz + cy
+    tx = zc * min(lxp, max(-lxn, x * rz))
+    ty = zc * min(lyp, max(-lyn, y * rz))
+    # the rows of J V_R (J: the projection's Jacobian at the clamped point), times M: the 2D covariance is their Gram
+    j0 = fx * rz
+    j2 = -fx * tx * rz * rz
+    k1 = fy * rz
+    k2 = -fy * ty * rz * rz
+    r00, r01, r02 = j0 * v00 + j2 * v20, j0 * v01 + j2 * v21, j0 * v02 + j2 * v22
+    r10, r11, r12 = k1 * v10 + k2 * v20, k1 * v11 + k2 * v21, k1 * v12 + k2 * v22
+    u0 = r00 * m00 + r01 * m10 + r02 * m20
+    u1 = r00 * m01 + r01 * m11 + r02 * m21
+    u2 = r00 * m02 + r01 * m12 + r02 * m22
+    w0 = r10 * m00 + r11 * m10 + r12 * m20
+    w1 = r10 * m01 + r11 * m11 + r12 * m21
+    w2 = r10 * m02 + r11 * m12 + r12 * m22
+    a = u0 * u0 + u1 * u1 + u2 * u2
+    b = u0 * w0 + u1 * w1 + u2 * w2
+    c = w0 * w0 + w1 * w1 + w2 * w2
+    return z, mx, my, a + eps2d, b, c + eps2d, a * c - b * b
+
+
+@nb.njit(parallel=True, fastmath=True, cache=True)
+def project(pos, factor, opacities, log_opacity, viewmat, fx, fy, cx, cy, width, height, near, far, eps2d, antialiased,
+            out_xy, out_conic, out_opac, out_sigma_max, out_depth, out_radii):  # fmt: skip
+    """Project N world Gaussians (``pos`` (3, N), ``factor`` (9, N) from :func:`world_gaussians`; ``log_opacity`` (N,)
+    ``ln(255 o)``) through one camera. Writes ``out_xy`` (2, N), ``out_conic`` (3, N), ``out_opac``,
+    ``out_sigma_max`` (``ln(255 o)`` after antialiasing: the largest ``sigma`` whose alpha reaches 1/255),
+    ``out_depth`` and ``out_radii`` (2, N); ``out_radii = 0`` marks a culled Gaussian.
+
+    Struct-of-arrays and branch-free (the cull is a mask on the radii): LLVM vectorises it. The 2D covariance is
+    float64: its determinant cancels for large thin footprints (float32 moved garden pixels by 0.01). With
+    ``antialiased`` the opacity's factor needs a logarithm per Gaussian: the vectorised pass bounds the radius with the
+    opacity before the factor, and a scalar pass finishes the Gaussians it kept."""
+    n = pos.shape[1]
+    f32 = np.float32
+    fw, fh = f32(width), f32(height)
+    tan_fx = 0.5 * width / fx
+    tan_fy = 0.5 * height / fy
+    v = viewmat
+    f64 = np.float64
+    cam = (f64(v[0, 0]), f64(v[0, 1]), f64(v[0, 2]), f64(v[0, 3]), f64(v[1, 0]), f64(v[1, 1]), f64(v[1, 2]),
+           f64(v[1, 3]), f64(v[2, 0]), f64(v[2, 1]), f64(v[2, 2]), f64(v[2, 3]), f64(fx), f64(fy), f64(cx), f64(cy),
+           (width - cx) / fx + 0.3 * tan_fx, cx / fx + 0.3 * tan_fx, (height - cy) / fy + 0.3 * tan_fy,
+           cy / fy + 0.3 * tan_fy, f64(near), f64(eps2d))  # fmt: skip
+    near32, far32 = f32(near), f32(far)
+    wx, wy, wz = pos[0], pos[1], pos[2]
+    f0, f1, f2, f3, f4, f5, f6, f7, f8 = (factor[0], factor[1], factor[2], factor[3], factor[4], factor[5], factor[6],
+                                          factor[7], factor[8])  # fmt: skip
+    ox, oy, ra, rb, rc, rx_, ry_ = out_xy[0], out_xy[1], out_conic[0], out_conic[1], out_conic[2], out_radii[0], \
+        out_radii[1]  # fmt: skip
+    for chunk in nb.prange((n + _PROJECT_CHUNK - 1) // _PROJECT_CHUNK):
+        for k in range(chunk * _PROJECT_CHUNK, min(n, (chunk + 1) * _PROJECT_CHUNK)):
+            i = np.uint64(k)  # unsigned: no negative-index wraparound, which keeps LLVM from vectorising
+            z, mx, my, a, b, c, det_orig = _screen_terms(wx[i], wy[i], wz[i], f0[i], f1[i], f2[i], f3[i], f4[i], f5[i],
+                                                         f6[i], f7[i], f8[i], cam)  # fmt: skip
+            det = a * c - b * b
+            op = opacities[i]
+            if antialiased:
+                op *= math.sqrt(max(_ZERO, det_orig / det))
+            sig = log_opacity[i]  # exact without antialiasing, an upper bound with it
+            ext = min(f32(3.33), math.sqrt(_TWO * max(sig, _ZERO)))
+            rx = math.ceil(ext * math.sqrt(max(a, _ZERO)))
+            ry = math.ceil(ext * math.sqrt(max(c, _ZERO)))
+            keep = ((z >= near32) & (z <= far32) & (det > _ZERO) & (op >= _ALPHA_T32) & ((rx > _ZERO) | (ry > _ZERO))
+                    & (mx + rx > _ZERO) & (mx - rx < fw) & (my + ry > _ZERO) & (my - ry < fh))  # fmt: skip
+            rdet = _ONE / det if keep else _ZERO
+            ox[i] = mx
+            oy[i] = my
+            ra[i] = c * rdet
+            rb[i] = -b * rdet
+            rc[i] = a * rdet
+            out_opac[i] = op
+            out_sigma_max[i] = sig
+            out_depth[i] = z
+            rx_[i] = np.int32(rx) if keep else np.int32(0)
+            ry_[i] = np.int32(ry) if keep else np.int32(0)
+    if antialiased:
+        for k in nb.prange(n):
+            if rx_[k] == 0 and ry_[k] == 0:
+                continue
+            z, mx, my, a, b, c, det_orig = _screen_terms(wx[k], wy[k], wz[k], f0[k], f1[k], f2[k], f3[k], f4[k], f5[k],
+                                                         f6[k], f7[k], f8[k], cam)  # fmt: skip
+            sig = f32(math.log(out_opac[k] / _ALPHA_T))
+            ext = min(f32(3.33), math.sqrt(_TWO * sig))
+            rx = math.ceil(ext * math.sqrt(a))
+            ry = math.ceil(ext * math.sqrt(c))
+            if (rx <= 0 and ry <= 0) or mx + rx <= 0 or mx - rx >= fw or my + ry <= 0 or my - ry >= fh:
+                rx = ry = 0
+            out_sigma_max[k] = sig
+            rx_[k] = rx
+            ry_[k] = ry
 
 
 @nb.njit(parallel=True, cache=True)
 def sh_colors(sh, world, visible, campos, obj_ids, obj_table, out):
-    """Colours (N, 3) of the ``visible`` Gaussians from SH (N, K, 3) in the view direction."""
+    """Colours (N, 3) of the ``visible`` Gaussians from SH (N, K, 3) in the view direction (``world`` (3, N))."""
     k = sh.shape[1]
     if k == 1:  # degree 0: no view direction needed
         for j in nb.prange(visible.shape[0]):
@@ -217,9 +255,9 @@ def sh_colors(sh, world, visible, campos, obj_ids, obj_table, out):
         return
     for j in nb.prange(visible.shape[0]):
         i = visible[j]
-        dx = world[i, 0] - campos[0]
-        dy = world[i, 1] - campos[1]
-        dz = world[i, 2] - campos[2]
+        dx = world[0, i] - campos[0]
+        dy = world[1, i] - campos[1]
+        dz = world[2, i] - campos[2]
         oid = obj_ids[i]
         if oid > 0 and k > 1:  # evaluate in the object's own frame: R^T d
             T = obj_table[oid]
@@ -306,13 +344,13 @@ def bin_tiles(xy, radii, width, height, chunks):
 
 @nb.njit(cache=True)
 def sort_visible(radii, depth):
-    """Indices of the visible Gaussians (radius > 0), sorted front to back (stable)."""
-    n = radii.shape[0]
+    """Indices of the visible Gaussians (``radii`` (2, N) > 0), sorted front to back (stable)."""
+    n = radii.shape[1]
     vis = np.empty(n, np.int64)
     keys = np.empty(n, np.float32)
     c = 0
     for i in range(n):
-        if radii[i, 0] > 0 or radii[i, 1] > 0:
+        if radii[0, i] > 0 or radii[1, i] > 0:
             vis[c] = i
             keys[c] = depth[i]
             c += 1
@@ -363,28 +401,27 @@ PACKED = ("x", "y", "conic_a", "conic_b", "conic_c", "opacity", "sigma_max", "de
 
 
 @nb.njit(parallel=True, cache=True)
-def pack_sorted(order, xy, radii, conic, opac, depth, color):
-    """The Gaussians in ``order`` as contiguous rows of :data:`PACKED` (float32) plus their radii (int32):
-    ``sigma_max = ln(255 o)`` is the largest ``sigma`` whose alpha reaches 1/255 (computed once per frame,
-    not once per tile)."""
+def pack_sorted(order, xy, radii, conic, opac, sigma_max, depth, color):
+    """The Gaussians in ``order`` as contiguous rows of :data:`PACKED` (float32) plus their radii (m, 2) int32, from
+    :func:`project`'s struct-of-arrays outputs."""
     m = order.shape[0]
     g = np.empty((m, 11), np.float32)
     s_radii = np.empty((m, 2), np.int32)
     for j in nb.prange(m):
         i = order[j]
-        g[j, 0] = xy[i, 0]
-        g[j, 1] = xy[i, 1]
-        g[j, 2] = conic[i, 0]
-        g[j, 3] = conic[i, 1]
-        g[j, 4] = conic[i, 2]
+        g[j, 0] = xy[0, i]
+        g[j, 1] = xy[1, i]
+        g[j, 2] = conic[0, i]
+        g[j, 3] = conic[1, i]
+        g[j, 4] = conic[2, i]
         g[j, 5] = opac[i]
-        g[j, 6] = np.float32(math.log(opac[i] / _ALPHA_T))
+        g[j, 6] = sigma_max[i]
         g[j, 7] = depth[i]
         g[j, 8] = color[i, 0]
         g[j, 9] = color[i, 1]
         g[j, 10] = color[i, 2]
-        s_radii[j, 0] = radii[i, 0]
-        s_radii[j, 1] = radii[i, 1]
+        s_radii[j, 0] = radii[0, i]
+        s_radii[j, 1] = radii[1, i]
     return g, s_radii
 
 

@@ -22,15 +22,6 @@ def _scene_arrays(scene: GaussianScene) -> dict[str, np.ndarray]:
     }
 
 
-def _stretch(viewmats: np.ndarray, object_poses: np.ndarray | None) -> float:
-    """How much the cameras' and the objects' 3x3 parts can lengthen a vector (their largest singular values, at
-    least 1): the projection's early cull scales its bound by it, so scaled or sheared poses never lose Gaussians."""
-    view = float(np.linalg.norm(viewmats[:, :3, :3], 2, axis=(1, 2)).max())
-    objects = 1.0 if object_poses is None or object_poses.size == 0 else float(
-        np.linalg.norm(object_poses[..., :3, :3].reshape(-1, 3, 3), 2, axis=(1, 2)).max())  # fmt: skip
-    return max(1.0, view) * max(1.0, objects) * (1.0 + 1e-6)
-
-
 class _Clock:
     """Accumulates stage times into a dict when one is given (no cost otherwise)."""
 
@@ -89,35 +80,45 @@ def render_cpu(
     mask = None if depth_mask is None else depth_mask.detach().cpu().numpy().astype(np.uint8)
     depth2 = np.zeros((n_cam, height, width) if mask is not None else (n_cam, 0, 0), np.float32)
     alpha2 = np.zeros_like(depth2)
-    xy = np.zeros((n, 2), np.float32)
-    conic = np.zeros((n, 3), np.float32)
+    # per-Gaussian outputs of the projection, struct-of-arrays (rows contiguous: the projection vectorises)
+    pos = np.zeros((3, n), np.float32)
+    factor = np.zeros((9, n), np.float32)
+    xy = np.zeros((2, n), np.float32)
+    conic = np.zeros((3, n), np.float32)
     opac = np.zeros(n, np.float32)
+    sigma_max = np.zeros(n, np.float32)
     z = np.zeros(n, np.float32)
-    radii = np.zeros((n, 2), np.int32)
-    world = np.zeros((n, 3), np.float32)
+    radii = np.zeros((2, n), np.int32)
     colors = np.zeros((n, 3), np.float32)
+    # ln(255 o), rounded once from float64 (finite: zero opacities get a large negative value, culled all the same)
+    log_opacity = np.log(np.maximum(arr["opacities"].astype(np.float64), 1e-30) / (1.0 / 255.0)).astype(np.float32)
     vms = viewmats.detach().cpu().numpy().astype(np.float64)
     ks = Ks.detach().cpu().numpy().astype(np.float64)
     table = np.tile(np.eye(4, dtype=np.float32), (n_obj + 1, 1, 1))
-    poses = None if object_poses is None or n_obj == 0 else object_poses[:, :n_obj].detach().cpu().numpy()
-    stretch = _stretch(vms, poses)
+    moving = np.flatnonzero(arr["ids"] > 0)  # the Gaussians an object pose moves
     bg = np.zeros(3, np.float32) if background is None else background.detach().cpu().numpy().astype(np.float32)
     for c in range(n_cam):
-        if object_poses is not None and n_obj > 0:
-            table[1:] = object_poses[c, :n_obj].detach().cpu().numpy()
-        K = ks[c]
         clock.start()
+        if c == 0:
+            if object_poses is not None and n_obj > 0:
+                table[1:] = object_poses[c, :n_obj].detach().cpu().numpy()
+            kern.world_gaussians(arr["means"], arr["quats"], arr["scales"], arr["ids"], table, np.arange(n), pos, factor)
+        elif object_poses is not None and n_obj > 0:
+            poses = object_poses[c, :n_obj].detach().cpu().numpy()
+            if not np.array_equal(poses, table[1:]):
+                table[1:] = poses
+                kern.world_gaussians(arr["means"], arr["quats"], arr["scales"], arr["ids"], table, moving, pos, factor)
+        K = ks[c]
         kern.project(
-            arr["means"], arr["quats"], arr["scales"], arr["opacities"], arr["ids"], table,
-            vms[c].astype(np.float32), K[0, 0], K[1, 1], K[0, 2], K[1, 2], width, height,
-            near_plane, far_plane, eps2d, antialiased, xy, conic, opac, z, radii, world, stretch,
+            pos, factor, arr["opacities"], log_opacity, vms[c].astype(np.float32), K[0, 0], K[1, 1], K[0, 2], K[1, 2],
+            width, height, near_plane, far_plane, eps2d, antialiased, xy, conic, opac, sigma_max, z, radii,
         )  # fmt: skip
         clock.lap("project")
         order = kern.sort_visible(radii, z)
         clock.lap("sort")
         campos = -vms[c][:3, :3].T @ vms[c][:3, 3]
-        kern.sh_colors(arr["sh"], world, order, campos.astype(np.float32), arr["ids"], table, colors)
-        packed, s_radii = kern.pack_sorted(order, xy, radii, conic, opac, z, colors)
+        kern.sh_colors(arr["sh"], pos, order, campos.astype(np.float32), arr["ids"], table, colors)
+        packed, s_radii = kern.pack_sorted(order, xy, radii, conic, opac, sigma_max, z, colors)
         clock.lap("colors")
         threads = numba.get_num_threads()
         offsets, lists = kern.bin_tiles(packed[:, :2], s_radii, width, height, threads)
