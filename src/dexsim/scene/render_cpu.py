@@ -95,14 +95,14 @@ def render_cpu(
     vms = viewmats.detach().cpu().numpy().astype(np.float64)
     ks = Ks.detach().cpu().numpy().astype(np.float64)
     table = np.tile(np.eye(4, dtype=np.float32), (n_obj + 1, 1, 1))
-    moving = np.flatnonzero(arr["ids"] > 0)  # the Gaussians an object pose moves
+    every, moving = np.arange(n), np.flatnonzero(arr["ids"] > 0)  # all Gaussians; those an object pose moves
     bg = np.zeros(3, np.float32) if background is None else background.detach().cpu().numpy().astype(np.float32)
     for c in range(n_cam):
         clock.start()
         if c == 0:
             if object_poses is not None and n_obj > 0:
                 table[1:] = object_poses[c, :n_obj].detach().cpu().numpy()
-            kern.world_gaussians(arr["means"], arr["quats"], arr["scales"], arr["ids"], table, np.arange(n), pos, factor)
+            kern.world_gaussians(arr["means"], arr["quats"], arr["scales"], arr["ids"], table, every, pos, factor)
         elif object_poses is not None and n_obj > 0:
             poses = object_poses[c, :n_obj].detach().cpu().numpy()
             if not np.array_equal(poses, table[1:]):
