@@ -240,3 +240,35 @@ def test_cpu_cull_keeps_gaussians_reaching_in_from_outside(antialiased: bool, st
     assert np.abs(out.rgb[0].double().numpy() - rgb).max() <= 1e-4
     assert np.abs(out.alpha[0].double().numpy() - alpha).max() <= 1e-4
     assert np.abs(out.depth[0].double().numpy() - depth).max() <= 1e-4
+
+
+def test_cpu_compositor_counts_finished_pixels_in_every_column() -> None:
+    """The tile stops only when every pixel is finished: pixels finished in columns 0-7 and one in column 8, then a
+    half-opaque red Gaussian over the whole tile must still reach every unfinished pixel (a popcount that weighted
+    column 8 by 257 once stopped this tile early), and the bit count is exact for every column."""
+    from dexsim.scene import _cpu_kernels as kern
+
+    rng = np.random.default_rng(0)
+    for x in [0, 1, 0xFF, 0x100, 0xFFFFFFFF, *rng.integers(0, 2**32, 200).tolist()]:
+        assert int(kern._popcount(np.uint32(x))) == bin(x).count("1")
+
+    def row(mx: float, my: float, o: float, colour: tuple[int, int, int]) -> list[float]:
+        return [mx, my, 1e-6, 0.0, 1e-6, o, math.log(o * 255.0), 1.0, *colour]
+
+    w, h = 16, 32
+    rows, radii = [], []
+    for mx, my, r in ((4.0, 15.5, (4, 15)), (3.5, 31.5, (3, 0)), (8.5, 0.5, (0, 0))):  # cols 0-7 / 0-6 / 8
+        for _ in range(2):  # two opaque layers finish these pixels
+            rows.append(row(mx, my, 1.0, (0, 0, 1)))
+            radii.append(r)
+    rows.append(row(8.0, 16.0, 0.5, (1, 0, 0)))
+    radii.append((8, 16))
+    g, rad = np.asarray(rows, np.float32), np.asarray(radii, np.int32)
+    rgb, depth, alpha = np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
+    evals = np.zeros(1, np.int64)
+    kern.composite(np.array([0, len(g)]), np.arange(len(g), dtype=np.int32), g, rad, np.zeros(1, np.int64), w, h,
+                   np.zeros(3, np.float32), rgb, depth, alpha, evals)  # fmt: skip
+    untouched = alpha < 0.9  # not covered by the opaque layers
+    assert untouched.sum() == w * h - (8 * 31 + 7 + 1)
+    np.testing.assert_allclose(alpha[untouched], 0.5, atol=1e-3)
+    np.testing.assert_allclose(rgb[untouched][:, 0], 0.5, atol=1e-3)
