@@ -126,3 +126,5 @@ def test_vertex_normals_kernel_matches_torch() -> None:
     square = torch.tensor([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=torch.float64)
     n = vertex_normals(square, torch.tensor([[0, 1, 2], [0, 2, 3]]))
     assert torch.allclose(n, torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64).expand(4, 3))
+    with pytest.raises(ValueError, match="faces"):
+        vertex_normals(square, torch.tensor([[0, 1, 4]]))

@@ -78,7 +78,11 @@ def depth_picture(depth: np.ndarray, depth_range: tuple[float, float] = (0.1, 1.
 def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """Area-weighted unit vertex normals (..., V, 3) of triangle meshes (..., V, 3) / (F, 3). CPU float64 tensors
     without gradients take a numba kernel (the same sums; index_add alone cost 0.7 ms per hand and chunk)."""
-    if vertices.device.type == "cpu" and vertices.dtype == torch.float64 and not vertices.requires_grad:
+    lo, hi, nv = (int(faces.min()), int(faces.max()), vertices.shape[-2]) if faces.numel() else (0, -1, 0)
+    if lo < 0 or hi >= nv:
+        raise ValueError(f"`faces` must index vertices 0..{nv - 1}, got indices {lo}..{hi}")
+    fast = vertices.device.type == "cpu" and vertices.dtype == torch.float64 and vertices.shape[-2] > 0
+    if fast and not vertices.requires_grad:
         from . import _raster_kernels as kern
 
         flat = np.ascontiguousarray(vertices.detach().reshape(-1, *vertices.shape[-2:]).numpy())

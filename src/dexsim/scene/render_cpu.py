@@ -104,7 +104,7 @@ def render_cpu(
                 table[1:] = object_poses[c, :n_obj].detach().cpu().numpy()
             kern.world_gaussians(arr["means"], arr["quats"], arr["scales"], arr["ids"], table, every, pos, factor)
         elif object_poses is not None and n_obj > 0:
-            poses = object_poses[c, :n_obj].detach().cpu().numpy()
+            poses = object_poses[c, :n_obj].detach().cpu().numpy().astype(np.float32)  # compared with the table's
             if not np.array_equal(poses, table[1:]):
                 table[1:] = poses
                 kern.world_gaussians(arr["means"], arr["quats"], arr["scales"], arr["ids"], table, moving, pos, factor)
