@@ -233,16 +233,26 @@ class HandForecaster(ModelMixin, ConfigMixin):
 
     @torch.no_grad()
     def sample(self, batch: ForecastBatch, k: int = 8, steps: int = 10, generator: torch.Generator | None = None,
-               noise: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+               noise: torch.Tensor | None = None, init: torch.Tensor | None = None,
+               strength: float = 1.0) -> torch.Tensor:  # fmt: skip
         """Euler integration of the flow from noise: (B, k, horizon, STATE_DIM) raw states. ``noise``
-        (B, k, horizon, STATE_DIM) fixes the starting points (a planner's search space)."""
+        (B, k, horizon, STATE_DIM) fixes the starting points (a planner's search space). ``init`` (B, k,
+        horizon, STATE_DIM) raw states to refine (SDEdit): the flow starts at time ``1 - strength`` from
+        ``init`` mixed with the noise (``strength`` 1: from noise alone, 0: ``init`` returned unchanged)."""
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"`strength` must lie in [0, 1], got {strength}")
         cond, absent = self.encode_conditions(batch)
         B, H = cond.shape[0], self.config.horizon
         cond = cond.repeat_interleave(k, 0)
         absent = absent.repeat_interleave(k, 0)
         x = (noise.reshape(B * k, H, STATE_DIM).float() if noise is not None
              else torch.randn(B * k, H, STATE_DIM, generator=generator))  # fmt: skip
-        for i in range(steps):
+        t0 = 0.0
+        if init is not None:
+            t0 = 1.0 - strength
+            x = (1 - t0) * x + t0 * self.normalize(init.reshape(B * k, H, STATE_DIM).float())
+        first = min(steps, round(t0 * steps))
+        for i in range(first, steps):
             t = torch.full((B * k,), i / steps)
             x = x + self(x, t, cond, absent) / steps
         return self.denormalize(x).reshape(B, k, H, STATE_DIM)
@@ -250,8 +260,10 @@ class HandForecaster(ModelMixin, ConfigMixin):
     @torch.no_grad()
     def forecast_batch(self, batch: ForecastBatch, k: int = 8, horizon: int | None = None, steps: int = 10,
                        generator: torch.Generator | None = None,
-                       noise: torch.Tensor | None = None) -> list[Forecast]:  # fmt: skip
-        """Decoded forecasts, one :class:`Forecast` of ``k`` samples per window of ``batch``."""
+                       noise: torch.Tensor | None = None, init: torch.Tensor | None = None,
+                       strength: float = 1.0) -> list[Forecast]:  # fmt: skip
+        """Decoded forecasts, one :class:`Forecast` of ``k`` samples per window of ``batch`` (``init``,
+        ``strength``: see :meth:`sample`)."""
         horizon = horizon or self.config.horizon
-        raw = self.sample(batch, k, steps, generator, noise)[:, :, :horizon]
+        raw = self.sample(batch, k, steps, generator, noise, init, strength)[:, :, :horizon]
         return [Forecast.from_decoded(decode_states(r)) for r in raw]

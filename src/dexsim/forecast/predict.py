@@ -37,7 +37,10 @@ def load_forecaster(name: str | os.PathLike[str] = "default") -> HandForecaster:
     from .evaluate import NeighbourBank
 
     model = HandForecaster.from_pretrained(str(folder))
+    from .ground import ActionBank
+
     model.bank = NeighbourBank.load(folder) if (folder / "nn_bank.safetensors").is_file() else None
+    model.actions = ActionBank.load(folder) if (folder / "action_bank.safetensors").is_file() else None
     return model.eval()
 
 
@@ -79,7 +82,8 @@ def _history(history: Any, camera: np.ndarray, limit: int) -> tuple[np.ndarray, 
 def forecast(model: HandForecaster, frame: Any, camera: Any, K: Any, history: Any = None, goal_image: Any = None,
              text: str | None = None, target: Any = None, target_visible: Any = None, k: int = 8,
              horizon: int | None = None, steps: int = 10, generator: torch.Generator | None = None,
-             noise: torch.Tensor | None = None) -> Forecast:  # fmt: skip
+             noise: torch.Tensor | None = None, init: tuple[Any, Any, Any] | None = None,
+             strength: float = 1.0) -> Forecast:  # fmt: skip
     """K futures of both hands and the camera after ``frame``.
 
     Args:
@@ -91,6 +95,9 @@ def forecast(model: HandForecaster, frame: Any, camera: Any, K: Any, history: An
         text: what the hands should do. target / target_visible: (2, 51) / (2,) a hand pose at the horizon.
         k: samples; horizon: frames (at most the model's); steps: Euler steps of the flow.
         noise: (k, model horizon, STATE_DIM) starting points instead of random ones (CEM).
+        init: ``(params (k, F, 2, 51), visible (k, F, 2), camera (k, F, 7))`` trajectories to refine, F <= the
+            model's horizon (the last frame is held to fill it); strength: how much of the flow re-runs from
+            them (1: they are ignored, 0: returned unchanged).
     """
     c = model.config
     if not isinstance(k, int) or k < 1:
@@ -123,4 +130,23 @@ def forecast(model: HandForecaster, frame: Any, camera: Any, K: Any, history: An
             "history": hist, "future": (np.zeros((0, 2, 51)), np.zeros((0, 2), bool), np.zeros((0, 7))),
             "text": text, "target": tgt}  # fmt: skip
     batch: ForecastBatch = collate([item], c.history, c.horizon, s)
-    return model.forecast_batch(batch, k, horizon, steps, generator, None if noise is None else noise[None])[0]
+    start = None if init is None else _init_states(init, k, c.horizon)[None]
+    return model.forecast_batch(batch, k, horizon, steps, generator, None if noise is None else noise[None],
+                                start, strength)[0]  # fmt: skip
+
+
+def _init_states(init: tuple[Any, Any, Any], k: int, horizon: int) -> torch.Tensor:
+    """``(params, visible, camera)`` of k trajectories -> (k, horizon, STATE_DIM) raw states (last frame held)."""
+    from .state import encode_states
+
+    if not isinstance(init, tuple | list) or len(init) != 3:
+        raise ValueError("`init` must be a tuple (params (k, F, 2, 51), visible (k, F, 2), camera (k, F, 7))")
+    params = _array("init params", init[0], (k, None, 2, 51))
+    f = params.shape[1]
+    if not 1 <= f <= horizon:
+        raise ValueError(f"`init` holds {f} frames; this model predicts 1 to {horizon}")
+    visible = _array("init visible", init[1], (k, f, 2)).astype(bool)
+    camera = _array("init camera", init[2], (k, f, 7))
+    hold = np.minimum(np.arange(horizon), f - 1)
+    return encode_states(torch.from_numpy(params[:, hold].astype(np.float32)), torch.from_numpy(visible[:, hold]),
+                         torch.from_numpy(camera[:, hold].astype(np.float32)))  # fmt: skip

@@ -88,15 +88,60 @@ class ForecastProposals:
     """The hand forecaster, conditioned on the start frame, the goal image and the text, as a proposal
     source: ``n`` samples of the whole clip from nothing observed (hands not yet in view), each
     :meth:`propose` call drawing its noise from ``rng`` (or taking ``noise`` (n, horizon, STATE_DIM),
-    which is how :class:`~dexsim.planners.CEMPlanner` searches the forecaster's space)."""
+    which is how :class:`~dexsim.planners.CEMPlanner` searches the forecaster's space).
+
+    Grounded (the default when the forecaster ships an action bank and the context names the scene): the
+    goal image is read for where the task's object (or the drawer) must go (:func:`~dexsim.forecast.ground.
+    goal_shift`), training actions that moved such a thing so far are turned, moved onto it and time-warped
+    (:func:`~dexsim.forecast.ground.grounded_trajectories`), and the forecaster refines them from
+    ``strength`` of the way back to noise. ``spread``: how much the candidates' travel varies around the
+    goal's reading."""
 
     name = "forecast"
 
-    def __init__(self, forecaster: Any = "default", steps: int = 10) -> None:
+    def __init__(self, forecaster: Any = "default", steps: int = 10, grounded: bool = True,
+                 strength: float = 0.3, spread: float = 0.35) -> None:  # fmt: skip
         from ..forecast import load_forecaster
 
         self.model = load_forecaster(forecaster) if isinstance(forecaster, str) else forecaster
         self.steps = steps
+        self.grounded = grounded
+        self.strength = strength
+        self.spread = spread
+
+    def _grounding(self, context: PlanContext, n: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
+        """Retrieved, goal-aligned trajectories (params (n, F, 2, 51), visible (n, F, 2)), or None when the
+        forecaster has no action bank or the context does not say what must move."""
+        from ..forecast.ground import (
+            ACTION_KINDS,
+            drawer_anchor,
+            goal_shift,
+            grounded_trajectories,
+            object_anchor,
+            task_kind_from_text,
+        )
+
+        bank = getattr(self.model, "actions", None)
+        spec = context.spec
+        kind = context.kind or task_kind_from_text(context.text)
+        if not self.grounded or bank is None or spec is None or kind not in ACTION_KINDS:
+            return None
+        if kind == "open_drawer":
+            if spec.drawer is None:
+                return None
+            anchor = drawer_anchor(spec)
+        else:
+            target = context.target or _named_object(spec, context.text)
+            if target is None:
+                return None
+            anchor = object_anchor(spec, target)
+        shift = None
+        if context.goal_image is not None:
+            camera = np.asarray(context.camera, np.float64)[0]
+            shift = goal_shift(context.start, context.goal_image, camera, np.asarray(context.K, np.float64), anchor,
+                               drawer=kind == "open_drawer")  # fmt: skip
+        return grounded_trajectories(bank, kind, anchor, shift, n, rng, context.frames, spread=self.spread)
 
     @property
     def noise_shape(self) -> tuple[int, int]:
@@ -115,9 +160,15 @@ class ForecastProposals:
                              f"the plan asks for {context.frames}")  # fmt: skip
         camera = np.asarray(context.camera, np.float32)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        grounded = self._grounding(context, n, rng)
+        init, strength = None, 1.0
+        if grounded is not None:
+            path = camera if len(camera) == context.frames else np.repeat(camera[:1], context.frames, 0)
+            init, strength = (grounded[0], grounded[1], np.repeat(path[None], n, 0)), self.strength
         f = forecast(self.model, context.start, camera[0], context.K, None, context.goal_image, context.text,
                      k=n, horizon=context.frames, steps=self.steps, generator=gen,
-                     noise=None if noise is None else torch.as_tensor(noise))  # fmt: skip
+                     noise=None if noise is None else torch.as_tensor(noise), init=init,
+                     strength=strength)  # fmt: skip
         if context.spec is not None:
             _keep_in_workspace(f, context.spec)
         h, w = context.start.shape[:2]
@@ -126,6 +177,13 @@ class ForecastProposals:
                for i, t in enumerate(trajs)]  # fmt: skip
         cam = camera if len(camera) == context.frames else np.repeat(camera[:1], context.frames, 0)
         return [with_camera(a, cam) for a in out]
+
+
+def _named_object(spec: Any, text: str | None) -> str | None:
+    """The object of ``spec`` whose name (``red_box`` as ``red box``) the text mentions, None if none or several."""
+    said = " ".join((text or "").lower().replace("-", " ").replace("_", " ").split())
+    hits = [o.name for o in spec.objects if o.name.lower().replace("_", " ") in said]
+    return hits[0] if len(hits) == 1 else None
 
 
 def proposal_source(name: str, forecaster: Any = "default") -> ProposalSource:

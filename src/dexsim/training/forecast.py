@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import torch
 from .data import DataPosition
 
 __all__ = ["FORECAST_PRESET", "ForecastData", "ForecastPipe", "export_forecaster", "validate_forecaster"]
+
+logger = logging.getLogger(__name__)
 
 FORECAST_PRESET = "forecast-flow-matching"
 #: the observation frame and horizon of HandWorld-style evaluation windows (4 frames seen, 12 predicted)
@@ -49,6 +52,7 @@ class ForecastData:
 
         c = model.config
         self.clips = ForecastClips(roots, c.image_size, c.history, c.horizon, progress=progress)
+        self.roots = [str(r) for r in roots]
         self.seed, self.rank = seed, rank
         self.position = DataPosition()
 
@@ -107,7 +111,14 @@ def validate_forecaster(model: torch.nn.Module, root: str, clips: int = 16) -> d
 
 
 def export_forecaster(model: torch.nn.Module, data: ForecastData, path: Path) -> Path:
-    """Save the forecaster (``save_pretrained``: config.json + safetensors) and its nearest-neighbour bank."""
+    """Save the forecaster (``save_pretrained``: config.json + safetensors), its nearest-neighbour bank and,
+    when the data holds actions that move something, the action bank of grounded proposals."""
+    from ..forecast.ground import ActionBank
+
     model.save_pretrained(str(path))
     data.bank().save(path)
+    try:
+        ActionBank.build(data.roots).save(path)
+    except ValueError as e:  # no push, pick-and-place or drawer pull in the data: proposals stay ungrounded
+        logger.info("no action bank saved: %s", e)
     return path

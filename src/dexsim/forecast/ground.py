@@ -1,0 +1,257 @@
+"""Goal-grounded proposals: where the goal image says a thing must go, and training actions that took a thing there.
+
+Planning asks the forecaster for whole clips from nothing observed, and a sampler that does not know
+*which* object the goal concerns reaches for the wrong one. This module grounds it (PAM's first stage
+generates a hand trajectory between an initial and a target pose; here the target comes from the goal):
+
+- :func:`goal_shift` reads the goal image against the start frame: the pixels where the object (its colour
+  sampled in the start frame at its known place) appeared, cast onto the horizontal plane through its
+  centre, give where it should end; the drawer's front gives how far it should be open.
+- :class:`ActionBank` holds training actions that move something (pushes, pick-and-places, drawer pulls)
+  with what they moved and how far, frame by frame (from the clips' recorded physics).
+- :func:`grounded_trajectories` takes the bank actions whose motion best matches the goal, turns each
+  about the vertical so its motion points where the goal's does, moves it onto the object, and plays it
+  just far enough (time-warped by its own recorded motion). The forecaster then refines them
+  (:meth:`HandForecaster.sample` from a partly noised start, conditioned on the start frame, the goal,
+  the text and the retrieved final pose as PAM's target).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["ACTION_KINDS", "ActionBank", "goal_shift", "grounded_trajectories", "task_kind_from_text"]
+
+#: the action kinds a bank keeps (what planning tasks ask for)
+ACTION_KINDS = ("push", "pick_place", "open_drawer")
+
+
+@dataclass
+class ActionBank:
+    """Training actions: ``kinds`` (N,), ``anchor`` (N, 3) where the moved thing started (an object's centre;
+    the drawer's front at its handle), ``moved`` (N, T, 2) its (x, y) displacement from the start per frame,
+    ``params`` (N, T, 2, 51) and ``visible`` (N, T, 2) the hands."""
+
+    kinds: list[str]
+    anchor: np.ndarray
+    moved: np.ndarray
+    params: np.ndarray
+    visible: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    def save(self, folder: str | Path) -> None:
+        from safetensors.numpy import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({"anchor": self.anchor.astype(np.float32), "moved": self.moved.astype(np.float16),
+                   "params": self.params.astype(np.float16), "visible": self.visible.astype(np.uint8)},
+                  str(folder / "action_bank.safetensors"))  # fmt: skip
+        (folder / "action_bank.json").write_text(json.dumps({"kinds": self.kinds}))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ActionBank:
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        if not (folder / "action_bank.safetensors").is_file():
+            raise FileNotFoundError(f"no action bank (action_bank.safetensors) in {folder}")
+        a = load_file(str(folder / "action_bank.safetensors"))
+        kinds = json.loads((folder / "action_bank.json").read_text())["kinds"]
+        return cls(list(kinds), a["anchor"].astype(np.float64), a["moved"].astype(np.float64),
+                   a["params"].astype(np.float32), a["visible"].astype(bool))  # fmt: skip
+
+    @classmethod
+    def build(cls, roots: list[str | Path], kinds: tuple[str, ...] = ACTION_KINDS, min_motion: float = 0.01,
+              frames: int = 16) -> ActionBank:  # fmt: skip
+        """From ``dexsim datagen`` folders: every clip of ``kinds`` whose object (or drawer) moved at least
+        ``min_motion`` metres, its first ``frames`` frames."""
+        from ..physics.spec import randomized_scene
+
+        out: dict[str, list[Any]] = {"kinds": [], "anchor": [], "moved": [], "params": [], "visible": []}
+        for root in map(Path, roots):
+            for meta_path in sorted((root / "meta").glob("*.json")):
+                meta = json.loads(meta_path.read_text())
+                if meta.get("action") not in kinds:
+                    continue
+                cid = meta_path.stem
+                phys = np.load(root / "meta" / f"{cid}.npz")
+                act = np.load(root / "actions" / f"{cid}.npz")
+                if len(act["params"]) < frames:
+                    continue
+                spec = randomized_scene(str(meta["scene"]).rsplit("-", 1)[0], int(meta["scene_seed"]))
+                if meta["action"] == "open_drawer":
+                    if spec.drawer is None:
+                        continue
+                    anchor = drawer_anchor(spec)
+                    opening = phys["drawer"][:frames].astype(np.float64)
+                    moved = np.stack([np.zeros(frames), -(opening - opening[0])], -1)
+                else:
+                    k = spec.object_names.index(meta["target"])
+                    pos = phys["object_poses"][:frames, k, :3].astype(np.float64)
+                    anchor, moved = pos[0], pos[:, :2] - pos[:1, :2]
+                if np.linalg.norm(moved[-1]) < min_motion:
+                    continue
+                out["kinds"].append(meta["action"])
+                out["anchor"].append(anchor)
+                out["moved"].append(moved)
+                out["params"].append(act["params"][:frames])
+                out["visible"].append(act["visible"][:frames])
+        if not out["kinds"]:
+            raise ValueError(f"no clip of {kinds} that moves something in {[str(r) for r in roots]}")
+        return cls(out["kinds"], np.stack(out["anchor"]), np.stack(out["moved"]), np.stack(out["params"]),
+                   np.stack(out["visible"]))  # fmt: skip
+
+
+def drawer_anchor(spec: Any) -> np.ndarray:
+    """(3,) the closed drawer's front centre at handle height, plus its initial opening towards -y."""
+    d = spec.drawer
+    x, y = d.position
+    return np.array([x, y - d.size[1] / 2 - d.initial_open, spec.table_height + d.size[2] / 2])
+
+
+def object_anchor(spec: Any, name: str) -> np.ndarray:
+    """(3,) the centre of object ``name`` as it rests on the table."""
+    o = next(o for o in spec.objects if o.name == name)
+    return np.array([o.position[0], o.position[1], spec.table_height + o.size[2] / 2])
+
+
+def task_kind_from_text(text: str | None) -> str | None:
+    """``open_drawer``, ``pick_place`` or ``push`` from the words of a task text (None when it names none)."""
+    words = set((text or "").lower().replace("-", " ").split())
+    if "drawer" in words:
+        return "open_drawer"
+    if words & {"pick", "place", "put", "lift"}:
+        return "pick_place"
+    if words & {"push", "slide", "shove", "move"}:
+        return "push"
+    return None
+
+
+def _project(point: np.ndarray, camera: np.ndarray, K: np.ndarray) -> np.ndarray | None:
+    """World (3,) -> pixel (u, v) for a camera-to-world ``[t, q]`` pose (OpenCV axes), None behind it."""
+    from ..geometry.se3 import pose7_to_viewmat
+
+    view = pose7_to_viewmat(torch.as_tensor(camera, dtype=torch.float64)).numpy()
+    p = view[:3, :3] @ point + view[:3, 3]
+    if p[2] <= 1e-6:
+        return None
+    return (K @ (p / p[2]))[:2]
+
+
+def goal_shift(start: np.ndarray, goal: np.ndarray, camera: np.ndarray, K: np.ndarray, anchor: np.ndarray,
+               drawer: bool = False, threshold: float = 40.0, radius: float = 2.0) -> np.ndarray | None:  # fmt: skip
+    """Where the thing at ``anchor`` (3,) should go, read from images: its (x, y) displacement in metres (zeros
+    when the goal shows no new pixels of its colour), or None when the anchor is not in view.
+
+    ``start`` / ``goal`` (H, W, 3) uint8 (no hands), ``camera`` (7,) camera-to-world, ``K`` (3, 3). The
+    thing's colour is the median of the start frame within ``radius`` pixels of its projection; the pixels
+    where the goal changed (by more than ``threshold`` in some channel) and is nearer that colour than the
+    start frame was are where it appeared; their rays meet the horizontal plane through the anchor. An
+    object goes to their mean; a drawer's front (it slides towards -y) to their median."""
+    from ..geometry.camera import pixel_rays
+    from ..geometry.se3 import pose7_to_viewmat
+
+    uv = _project(anchor, camera, K)
+    h, w = start.shape[:2]
+    if uv is None or not (0 <= uv[0] < w and 0 <= uv[1] < h):
+        return None
+    s, g = start.astype(np.float64), goal.astype(np.float64)
+    ys, xs = np.mgrid[0:h, 0:w]
+    near = (xs + 0.5 - uv[0]) ** 2 + (ys + 0.5 - uv[1]) ** 2 <= radius**2
+    colour = np.median(s[near], axis=0) if near.any() else s[int(uv[1]), int(uv[0])]
+    changed = np.abs(g - s).max(-1) > threshold
+    appeared = changed & (np.abs(g - colour).sum(-1) < np.abs(s - colour).sum(-1))
+    if appeared.sum() < 2:
+        return np.zeros(2)
+    view = pose7_to_viewmat(torch.as_tensor(camera, dtype=torch.float64))
+    origins, dirs = pixel_rays(view, torch.as_tensor(K, dtype=torch.float64), w, h)
+    o, d = origins.numpy()[appeared], dirs.numpy()[appeared]
+    ok = np.abs(d[:, 2]) > 1e-6
+    t = (anchor[2] - o[ok, 2]) / d[ok, 2]
+    pts = (o[ok, :2] + t[:, None] * d[ok, :2])[t > 0]
+    if len(pts) < 2:
+        return np.zeros(2)
+    if drawer:
+        return np.array([0.0, min(0.0, float(np.median(pts[:, 1])) - anchor[1])])
+    return pts.mean(0) - anchor[:2]
+
+
+def _rotate_z(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _warp_time(x: np.ndarray, fraction: float) -> np.ndarray:
+    """(T, ...) played at ``fraction`` of its speed over the same T frames (linear interpolation)."""
+    s = fraction * np.arange(len(x))
+    lo = np.floor(s).astype(int)
+    hi = np.minimum(lo + 1, len(x) - 1)
+    wgt = (s - lo).reshape(-1, *([1] * (x.ndim - 1)))
+    return (1 - wgt) * x[lo] + wgt * x[hi]
+
+
+def _fraction_for(moved: np.ndarray, distance: float) -> float:
+    """The playback fraction at which the recorded displacement (T, 2) first reaches ``distance`` (1 if never)."""
+    dist = np.linalg.norm(moved, axis=-1)
+    if dist[-1] <= distance:
+        return 1.0
+    i = int(np.argmax(dist >= distance))
+    if i == 0:
+        return 1.0 / (len(dist) - 1)
+    frac_i = i - 1 + (distance - dist[i - 1]) / max(dist[i] - dist[i - 1], 1e-9)
+    return float(np.clip(frac_i / (len(dist) - 1), 1.0 / (len(dist) - 1), 1.0))
+
+
+def grounded_trajectories(bank: ActionBank, kind: str, anchor: np.ndarray, shift: np.ndarray | None, n: int,
+                          rng: np.random.Generator, frames: int = 16, pool: int = 3, max_turn: float = np.pi / 4,
+                          spread: float = 0.0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``n`` hand trajectories ``params`` (n, frames, 2, 51), ``visible`` (n, frames, 2) from the bank's
+    actions of ``kind``: drawn among the ``pool * n`` whose final displacement is nearest ``shift`` (any
+    when None), each turned about the vertical through its anchor (by at most ``max_turn``) so its motion
+    points along ``shift``, moved onto ``anchor`` and time-warped to stop where its recorded motion reaches
+    ``|shift|`` (after the first, scaled by a factor drawn from ``[1 - spread, 1 + spread]``: the goal's
+    reading is not exact, the planner's ranking picks among them)."""
+    from ..geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+
+    idx = np.nonzero(np.array(bank.kinds) == kind)[0]
+    if len(idx) == 0:
+        raise ValueError(f"the action bank holds no {kind!r} action; it has {sorted(set(bank.kinds))}")
+    final = bank.moved[idx, min(frames, bank.moved.shape[1]) - 1]
+    if shift is None:
+        order = rng.permutation(len(idx))
+    else:
+        order = np.argsort(np.linalg.norm(final - shift[None], axis=-1), kind="stable")
+    near = order[: max(n, min(len(order), pool * n))]
+    chosen = idx[rng.choice(near, size=n, replace=len(near) < n)]
+    params = np.zeros((n, frames, 2, 51), np.float64)
+    visible = np.zeros((n, frames, 2), bool)
+    for j, i in enumerate(chosen):
+        p = bank.params[i, :frames].astype(np.float64)
+        vis = bank.visible[i, :frames]
+        m = bank.moved[i, :frames]
+        turn = 0.0
+        if shift is not None and np.linalg.norm(shift) > 1e-3 and np.linalg.norm(m[-1]) > 1e-3:
+            a = np.arctan2(shift[1], shift[0]) - np.arctan2(m[-1, 1], m[-1, 0])
+            turn = float(np.clip((a + np.pi) % (2 * np.pi) - np.pi, -max_turn, max_turn))
+        R = _rotate_z(turn)
+        p[..., 48:51] = (p[..., 48:51] - bank.anchor[i]) @ R.T + anchor
+        go = axis_angle_to_matrix(torch.from_numpy(p[..., :3]))
+        p[..., :3] = matrix_to_axis_angle(torch.from_numpy(R) @ go).numpy()
+        if shift is not None:
+            scale = 1.0 if j == 0 else float(rng.uniform(1.0 - spread, 1.0 + spread))
+            f = _fraction_for(m, scale * float(np.linalg.norm(shift)))
+            if f < 1.0:
+                p = _warp_time(p, f)
+                vis = _warp_time(vis.astype(np.float64), f) > 0.5
+        p[~vis] = 0.0
+        params[j], visible[j] = p, vis
+    return params.astype(np.float32), visible
