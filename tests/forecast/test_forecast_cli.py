@@ -24,7 +24,8 @@ def test_bench_forecast_writes_the_protocols_json(tiny_forecaster_dir: Path, cli
 def test_plan_with_forecast_proposals_draws_them(tiny_forecaster_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan"
     r = CliRunner().invoke(main, ["plan", "--model", "oracle", "--candidates", "2", "--seed", "1", "--proposals",
-                                  "forecast", "--forecaster", str(tiny_forecaster_dir), "--out", str(out), "--json",
+                                  "forecast", "--forecaster", str(tiny_forecaster_dir), "--refine", "0.5", "--out",
+                                  str(out), "--json",
                                   str(tmp_path / "p.json")], catch_exceptions=False)  # fmt: skip
     assert r.exit_code == 0, r.output
     assert (out / "proposals.png").stat().st_size > 0 and "forecast:" in r.output
@@ -41,3 +42,5 @@ def test_forecast_commands_refuse_bad_input_in_one_line(clips: Path, tmp_path: P
         assert r.exit_code == 2 and "Traceback" not in r.output, r.output
         assert ("none" in r.output and "config.json" in r.output) or "'huge'" in r.output, r.output
         assert len(r.output.strip().splitlines()) == 1, r.output
+    r = CliRunner().invoke(main, ["plan", "--proposals", "forecast", "--refine", "1.5"])
+    assert r.exit_code == 2 and "1.5" in r.output and len(r.output.strip().splitlines()) == 1, r.output

@@ -209,6 +209,7 @@ def bench_plan(world_model: Any, task: str = "push-red-box", tasks: int = 20, ca
     pooled = _summary(rows)
     per_task = {n: _summary([r for r in rows if r["task"] == n]) for n in names}
     return {"task": task, "tasks": tasks, "candidates": candidates, "seed": seed, "proposals": proposals.name,
+            "proposals_refine": getattr(proposals, "strength", None),
             "world_model": world_model if isinstance(world_model, str) else getattr(world_model, "name",
                                                                                     type(world_model).__name__),
             "scorer": scorer.name, **{k: v for k, v in pooled.items() if k != "instances"},

@@ -43,19 +43,23 @@ def _scorer(name: str, weights_dir: Path | None) -> object:
 
 
 def _proposal_options(command: Callable[..., None]) -> Callable[..., None]:
-    """``--proposals`` and ``--forecaster``."""
+    """``--proposals``, ``--forecaster`` and ``--refine``."""
+    command = click.option("--refine", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+                           help="--proposals forecast: how far back towards noise the forecaster re-draws "
+                           "the goal-grounded actions it retrieved (0: as retrieved, 1: from noise alone)."
+                           )(command)  # fmt: skip
     command = click.option("--forecaster", "forecaster_name", default="default", show_default=True,
                            help="The forecaster of --proposals forecast: default | PATH.")(command)  # fmt: skip
     return click.option("--proposals", "proposals_name", type=click.Choice(PROPOSAL_SOURCES), default="primitives",
                         show_default=True, help="Where candidates come from: scripted primitives, or the hand "
-                        "forecaster conditioned on the goal image and text.")(command)  # fmt: skip
+                        "forecaster grounded in the goal image and text.")(command)  # fmt: skip
 
 
-def _proposals(name: str, forecaster: str) -> object:
+def _proposals(name: str, forecaster: str, refine: float = 0.0) -> object:
     from ..planners.proposals import proposal_source
 
     try:
-        return proposal_source(name, forecaster)
+        return proposal_source(name, forecaster, refine)
     except FileNotFoundError as e:
         raise click.BadParameter(str(e), param_hint="--forecaster") from None
 
@@ -73,7 +77,7 @@ def _proposals(name: str, forecaster: str) -> object:
 @rerun_option("the instance (scene, chosen candidate's episode, every candidate's videos)")
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name: str, weights_dir: Path | None,
-             proposals_name: str, forecaster_name: str, out_dir: Path | None, rerun_path: Path | None,
+             proposals_name: str, forecaster_name: str, refine: float, out_dir: Path | None, rerun_path: Path | None,
              json_path: Path | None) -> None:  # fmt: skip
     """Rank N candidate actions for a held-out instance of TASK with a world model; check with physics."""
     import numpy as np
@@ -82,7 +86,7 @@ def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name
     from ..bench.plan import plan_instance
 
     scorer = _scorer(scorer_name, weights_dir)
-    source = _proposals(proposals_name, forecaster_name)
+    source = _proposals(proposals_name, forecaster_name, refine)
     r = plan_instance(_model(model_name), task, candidates, seed, scorer=scorer, proposals=source)
     order = np.argsort(-np.asarray(r["model_scores"]))
     for rank, i in enumerate(order):
@@ -125,7 +129,7 @@ def plan_cmd(task: str, candidates: int, seed: int, model_name: str, scorer_name
 @_proposal_options
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 def bench_plan_cmd(task: str, num_tasks: int, candidates: int, seed: int, model_name: str, cost_instances: int,
-                   scorer_name: str, weights_dir: Path | None, proposals_name: str, forecaster_name: str,
+                   scorer_name: str, weights_dir: Path | None, proposals_name: str, forecaster_name: str, refine: float,
                    json_path: Path | None) -> None:  # fmt: skip
     """Top-1 agreement of world-model ranking with the physics oracle over held-out task instances
     (--tasks instances of each task; pooled and per task)."""
@@ -137,7 +141,7 @@ def bench_plan_cmd(task: str, num_tasks: int, candidates: int, seed: int, model_
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--task") from None
     scorer = _scorer(scorer_name, weights_dir)
-    source = _proposals(proposals_name, forecaster_name)
+    source = _proposals(proposals_name, forecaster_name, refine)
     r = bench_plan(_model(model_name), task, num_tasks, candidates, seed, cost_instances=cost_instances, scorer=scorer,
                    proposals=source)  # fmt: skip
     click.echo(f"{r['tasks']} instances x {len(r['per_task'])} task(s) x {r['candidates']} candidates: "

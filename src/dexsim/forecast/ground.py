@@ -211,44 +211,62 @@ def _fraction_for(moved: np.ndarray, distance: float) -> float:
     return float(np.clip(frac_i / (len(dist) - 1), 1.0 / (len(dist) - 1), 1.0))
 
 
+#: kinds whose action may stop early and still leave the scene at rest (a pick-and-place stopped mid-carry
+#: would leave the object in the hand)
+WARPED_KINDS = ("push", "open_drawer")
+
+
+def _turns(moved_end: np.ndarray, shift: np.ndarray | None, max_turn: float) -> np.ndarray:
+    """(N,) angles about the vertical (clipped to ``max_turn``) that point each (N, 2) displacement along ``shift``."""
+    if shift is None or np.linalg.norm(shift) <= 1e-3:
+        return np.zeros(len(moved_end))
+    a = np.arctan2(shift[1], shift[0]) - np.arctan2(moved_end[:, 1], moved_end[:, 0])
+    a = (a + np.pi) % (2 * np.pi) - np.pi
+    return np.where(np.linalg.norm(moved_end, axis=-1) > 1e-3, np.clip(a, -max_turn, max_turn), 0.0)
+
+
 def grounded_trajectories(bank: ActionBank, kind: str, anchor: np.ndarray, shift: np.ndarray | None, n: int,
                           rng: np.random.Generator, frames: int = 16, pool: int = 3, max_turn: float = np.pi / 4,
                           spread: float = 0.0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """``n`` hand trajectories ``params`` (n, frames, 2, 51), ``visible`` (n, frames, 2) from the bank's
-    actions of ``kind``: drawn among the ``pool * n`` whose final displacement is nearest ``shift`` (any
-    when None), each turned about the vertical through its anchor (by at most ``max_turn``) so its motion
-    points along ``shift``, moved onto ``anchor`` and time-warped to stop where its recorded motion reaches
-    ``|shift|`` (after the first, scaled by a factor drawn from ``[1 - spread, 1 + spread]``: the goal's
-    reading is not exact, the planner's ranking picks among them)."""
+    actions of ``kind``. Each bank action is turned about the vertical through its anchor (by at most
+    ``max_turn``) so its motion points along ``shift``, moved onto ``anchor`` and (pushes, drawer pulls)
+    time-warped to stop where its recorded motion reaches ``|shift|`` (after the first, that distance scaled
+    by a factor drawn from ``[1 - spread, 1 + spread]``: the goal's reading is not exact, the planner's
+    ranking picks among them); the ``n`` are drawn among the ``pool * n`` whose end displacement, so
+    transformed, lands nearest ``shift`` (any when ``shift`` is None)."""
     from ..geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
     idx = np.nonzero(np.array(bank.kinds) == kind)[0]
     if len(idx) == 0:
         raise ValueError(f"the action bank holds no {kind!r} action; it has {sorted(set(bank.kinds))}")
-    final = bank.moved[idx, min(frames, bank.moved.shape[1]) - 1]
+    warp = kind in WARPED_KINDS
+    end = bank.moved[idx, min(frames, bank.moved.shape[1]) - 1]
+    turns = _turns(end, shift, max_turn)
     if shift is None:
         order = rng.permutation(len(idx))
     else:
-        order = np.argsort(np.linalg.norm(final - shift[None], axis=-1), kind="stable")
+        c, s = np.cos(turns), np.sin(turns)
+        landed = np.stack([c * end[:, 0] - s * end[:, 1], s * end[:, 0] + c * end[:, 1]], -1)
+        if warp:  # played until it went |shift| far (if it ever does)
+            length = np.linalg.norm(landed, axis=-1, keepdims=True)
+            landed = landed * np.minimum(1.0, np.linalg.norm(shift) / np.maximum(length, 1e-9))
+        order = np.argsort(np.linalg.norm(landed - shift[None], axis=-1), kind="stable")
     near = order[: max(n, min(len(order), pool * n))]
-    chosen = idx[rng.choice(near, size=n, replace=len(near) < n)]
+    picks = rng.choice(near, size=n, replace=len(near) < n)
     params = np.zeros((n, frames, 2, 51), np.float64)
     visible = np.zeros((n, frames, 2), bool)
-    for j, i in enumerate(chosen):
+    for j, q in enumerate(picks):
+        i = idx[q]
         p = bank.params[i, :frames].astype(np.float64)
         vis = bank.visible[i, :frames]
-        m = bank.moved[i, :frames]
-        turn = 0.0
-        if shift is not None and np.linalg.norm(shift) > 1e-3 and np.linalg.norm(m[-1]) > 1e-3:
-            a = np.arctan2(shift[1], shift[0]) - np.arctan2(m[-1, 1], m[-1, 0])
-            turn = float(np.clip((a + np.pi) % (2 * np.pi) - np.pi, -max_turn, max_turn))
-        R = _rotate_z(turn)
+        R = _rotate_z(float(turns[q]))
         p[..., 48:51] = (p[..., 48:51] - bank.anchor[i]) @ R.T + anchor
         go = axis_angle_to_matrix(torch.from_numpy(p[..., :3]))
         p[..., :3] = matrix_to_axis_angle(torch.from_numpy(R) @ go).numpy()
-        if shift is not None:
+        if shift is not None and warp:
             scale = 1.0 if j == 0 else float(rng.uniform(1.0 - spread, 1.0 + spread))
-            f = _fraction_for(m, scale * float(np.linalg.norm(shift)))
+            f = _fraction_for(bank.moved[i, :frames], scale * float(np.linalg.norm(shift)))
             if f < 1.0:
                 p = _warp_time(p, f)
                 vis = _warp_time(vis.astype(np.float64), f) > 0.5

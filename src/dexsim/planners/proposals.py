@@ -100,7 +100,7 @@ class ForecastProposals:
     name = "forecast"
 
     def __init__(self, forecaster: Any = "default", steps: int = 10, grounded: bool = True,
-                 strength: float = 0.3, spread: float = 0.35) -> None:  # fmt: skip
+                 strength: float = 0.0, spread: float = 0.35) -> None:  # fmt: skip
         from ..forecast import load_forecaster
 
         self.model = load_forecaster(forecaster) if isinstance(forecaster, str) else forecaster
@@ -186,10 +186,11 @@ def _named_object(spec: Any, text: str | None) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def proposal_source(name: str, forecaster: Any = "default") -> ProposalSource:
-    """``primitives`` or ``forecast`` (with ``forecaster``: ``"default"``, a folder or a model)."""
+def proposal_source(name: str, forecaster: Any = "default", refine: float = 0.0) -> ProposalSource:
+    """``primitives`` or ``forecast`` (with ``forecaster``: ``"default"``, a folder or a model; ``refine``: the
+    strength of its refinement of the grounded actions, see :class:`ForecastProposals`)."""
     if name == "primitives":
         return PrimitiveProposals()
     if name == "forecast":
-        return ForecastProposals(forecaster)
+        return ForecastProposals(forecaster, strength=refine)
     raise ValueError(f"unknown proposal source {name!r}; choose one of {PROPOSAL_SOURCES}")
