@@ -161,6 +161,27 @@ def test_neighbour_bank_retrieves_the_matching_history(tmp_path: Path) -> None:
     assert len(bank.retrieve(query, vis[3, :4], 12, k=2, text="a")) == 2
     with pytest.raises(ValueError, match="16 frames"):
         bank.retrieve(query, vis[3, :4], 13, k=1)
+    with pytest.raises(ValueError, match="no hand parameters"):
+        bank.retrieve_params(query, vis[3, :4], 12, k=1)
+    params = rng.normal(size=(6, 16, 2, 51)).astype(np.float32)
+    NeighbourBank(kp, vis, bank.texts, params).save(tmp_path)
+    p, v = NeighbourBank.load(tmp_path).retrieve_params(query, vis[3, :4], 12, k=1)
+    shift = query[-1].reshape(2, 6, 3)[:, 0] - kp[3, 3].reshape(2, 6, 3)[:, 0]  # (2, 3): each hand's wrist
+    assert p.shape == (1, 12, 2, 51) and v.all()
+    assert np.allclose(p[0, ..., 48:], params[3, 4:, :, 48:] + shift, atol=2e-2)  # wrists moved as the keypoints
+    assert np.allclose(p[0, ..., :48], params[3, 4:, :, :48], atol=2e-2)  # the pose kept
+
+
+def test_bench_forecast_started_from_retrieval(tiny_forecaster, clips: Path) -> None:
+    from dexsim.bench.forecast import bench_forecast
+
+    # strength 0: the model returns the retrieved futures (decoded through the hand model): the retrieval's figures
+    kept = bench_forecast(tiny_forecaster, [clips], progress=False, refine=0.0)
+    assert kept["refine"] == 0.0
+    for key in ("ade_k5", "fde_k5"):
+        assert abs(kept["model"][key] - kept["nearest_neighbour"][key]) < 2e-3
+    redrawn = bench_forecast(tiny_forecaster, [clips], progress=False, refine=0.5)
+    assert redrawn["model"]["fde_k5"] != kept["model"]["fde_k5"]
 
 
 def test_bench_forecast_reports_every_method(tiny_forecaster, clips: Path) -> None:

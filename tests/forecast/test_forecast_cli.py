@@ -13,9 +13,11 @@ from dexsim.cli import main
 def test_bench_forecast_writes_the_protocols_json(tiny_forecaster_dir: Path, clips: Path, tmp_path: Path) -> None:
     out = tmp_path / "f.json"
     r = CliRunner().invoke(main, ["bench", "forecast", "--data", str(clips), "--forecaster", str(tiny_forecaster_dir),
-                                  "--clips", "2", "--json", str(out)], catch_exceptions=False)  # fmt: skip
+                                  "--clips", "2", "--refine", "0.2", "--json", str(out)],
+                           catch_exceptions=False)  # fmt: skip
     assert r.exit_code == 0, r.output
     got = json.loads(out.read_text())
+    assert got["refine"] == 0.2
     for key in ("model", "still", "constant_velocity", "nearest_neighbour"):
         assert set(got[key]) == {"ade_k1", "fde_k1", "ade_k5", "fde_k5"}
     assert got["clips"] == 2 and got["train_data"] == "shipped bank" and "constant_velocity" in r.output

@@ -170,3 +170,28 @@ def test_forecast_proposals_ground_on_the_task_object(tiny_forecaster, monkeypat
             assert a.trajectory.visible[:, 1].all() and abs(np.linalg.norm(first - anchor) - 0.05) < 1e-4
     monkeypatch.setattr(source.model, "actions", None)  # no bank: the ungrounded sampler
     assert len(source.propose(ctx, 2, np.random.default_rng(1))) == 2
+
+
+def test_refine_shift_by_render_finds_the_goal_pose() -> None:
+    from dexsim.forecast.ground import refine_shift_by_render
+    from dexsim.physics.oracle import Oracle
+    from dexsim.physics.spec import randomized_scene
+
+    cam = _camera()
+    spec = randomized_scene("tabletop", 5)
+    world = Oracle(spec, 48, 48).world
+    k = spec.object_names.index("red_box")
+    motion = torch.eye(4, dtype=torch.float64).repeat(1, len(spec.object_names), 1, 1)
+    motion[0, k, :2, 3] = torch.tensor([0.05, 0.02], dtype=torch.float64)
+    goal = world.render_scene(cam[None], motion).rgb_uint8().numpy()[0]
+    found = refine_shift_by_render(world, spec, cam, goal, k, np.array([0.04, 0.03]))  # read 1.4 cm off
+    assert np.allclose(found, [0.05, 0.02], atol=1e-9)
+    drawer_spec = randomized_scene("drawer", 3)
+    world = Oracle(drawer_spec, 48, 48).world
+    n = len(drawer_spec.object_names)
+    opening = drawer_spec.drawer.travel * 6 / 14
+    motion = torch.eye(4, dtype=torch.float64).repeat(1, n, 1, 1)
+    motion[0, n - 1, 1, 3] = -opening
+    goal = world.render_scene(cam[None], motion).rgb_uint8().numpy()[0]
+    found = refine_shift_by_render(world, drawer_spec, cam, goal, n - 1, np.zeros(2), drawer=True)
+    assert np.allclose(found, [0.0, -opening], atol=1e-9)

@@ -30,6 +30,18 @@ def _metrics(rows: list[tuple[float, float, float, float]]) -> dict[str, float]:
     return {k: float(np.nanmean(a[:, i])) for i, k in enumerate(keys)}
 
 
+def _retrieved_start(bank: Any, seen: np.ndarray, clip: Any, text: str | None, horizon: int) -> torch.Tensor:
+    """(5, horizon, STATE_DIM): the bank's 5 retrieved futures (repeated if it has fewer), the last observed camera
+    held."""
+    from ..forecast.predict import _init_states
+
+    params, visible = bank.retrieve_params(seen, clip.visible[: OBSERVED + 1], HORIZON, 5, text)
+    fill = np.arange(5) % len(params)  # a bank of fewer than 5 windows: its futures repeated
+    params, visible = params[fill], visible[fill]
+    camera = np.repeat(clip.camera[OBSERVED][None, None], 5, 0).repeat(HORIZON, 1)
+    return _init_states((params, visible, camera), 5, horizon)
+
+
 def _inference_seconds(model: Any, batch: Any, repeats: int = 7) -> float:
     times = []
     for r in range(repeats):
@@ -40,11 +52,13 @@ def _inference_seconds(model: Any, batch: Any, repeats: int = 7) -> float:
 
 
 def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Path] | None = None,
-                   goal: str = "text", clips: int | None = None, seed: int = 0,
-                   progress: bool = True) -> dict[str, Any]:  # fmt: skip
+                   goal: str = "text", clips: int | None = None, seed: int = 0, progress: bool = True,
+                   refine: float | None = None) -> dict[str, Any]:  # fmt: skip
     """The forecasting benchmark of ``model`` (a :class:`~dexsim.forecast.HandForecaster`) on the held-out
     ``data`` folders; the nearest-neighbour baseline retrieves from ``train_data`` (default: the bank
-    shipped with the model, ``model.bank``)."""
+    shipped with the model, ``model.bank``). ``refine``: the model starts from the bank's K retrieved
+    futures (as hand parameters) and re-draws them from ``refine`` of the way back to noise (None: from
+    noise alone)."""
     from ..forecast.data import ForecastClips
     from ..forecast.evaluate import (
         constant_velocity,
@@ -79,9 +93,13 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
         valid = keypoint_visibility(clip.visible[fut])
         seen = forecast_keypoints(clip.joints[: OBSERVED + 1]).numpy()
         batch = held.window(i, OBSERVED, goal="image" in goal, text="text" in goal)
-        f = model.forecast_batch(batch, 5, HORIZON, generator=torch.Generator().manual_seed(seed * 100_003 + i))[0]
-        pred = forecast_keypoints(f.joints).numpy()
         text = clip.text if "text" in goal else None
+        init, strength = None, 1.0
+        if refine is not None:
+            init, strength = _retrieved_start(bank, seen, clip, text, c.horizon)[None], refine
+        f = model.forecast_batch(batch, 5, HORIZON, generator=torch.Generator().manual_seed(seed * 100_003 + i),
+                                 init=init, strength=strength)[0]  # fmt: skip
+        pred = forecast_keypoints(f.joints).numpy()
         nn = bank.retrieve(seen, clip.visible[: OBSERVED + 1], HORIZON, 5, text)
         methods = {"model": pred, "still": held_still(seen, HORIZON),
                    "constant_velocity": constant_velocity(seen, HORIZON), "nearest_neighbour": nn}  # fmt: skip
@@ -96,7 +114,7 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
     out: dict[str, Any] = {name: _metrics(r) for name, r in rows.items()}
     cv = out["constant_velocity"]["fde_k5"]
     out |= {
-        "clips": n, "observed_frames": OBSERVED + 1, "horizon": HORIZON, "goal": goal, "seed": seed,
+        "clips": n, "observed_frames": OBSERVED + 1, "horizon": HORIZON, "goal": goal, "seed": seed, "refine": refine,
         "data": [str(d) for d in data], "train_data": [str(d) for d in train_data] if train_data else "shipped bank",
         "fde_k5_vs_constant_velocity": float(1 - out["model"]["fde_k5"] / cv) if cv > 0 else float("nan"),
         "joint_limit_violation_rate": float(np.mean(violations)),

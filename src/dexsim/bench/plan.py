@@ -113,7 +113,7 @@ def plan_instance(world_model: Any, task_name: str, candidates: int, seed: int, 
     goal = Goal(image=goal_clip.scene[-1], text=task.text, start=goal_clip.static[0])
     if source.name != "primitives":  # the same goal, other candidates
         context = PlanContext(goal_clip.static[0], camera, oracle.K.numpy(), goal.image, task.text, frames, spec,
-                              task.kind, task.target)  # fmt: skip
+                              task.kind, task.target, oracle.world)  # fmt: skip
         t0 = time.perf_counter()
         cands = source.propose(context, candidates, rng)
         propose_s = time.perf_counter() - t0

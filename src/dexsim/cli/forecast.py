@@ -30,16 +30,25 @@ def _forecaster(name: str) -> object:
               help="What the forecaster is told of the goal.")  # fmt: skip
 @click.option("--clips", type=click.IntRange(1), default=None, help="Use the first CLIPS held-out clips.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--refine", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Start the forecaster from the bank's 5 retrieved futures and re-draw them from this far back "
+              "towards noise (default: from noise alone).")  # fmt: skip
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 def bench_forecast_cmd(data: tuple[str, ...], train_data: tuple[str, ...], forecaster_name: str, goal: str,
-                       clips: int | None, seed: int, json_path: Path | None) -> None:  # fmt: skip
+                       clips: int | None, seed: int, refine: float | None, json_path: Path | None) -> None:  # fmt: skip
     """Best-of-K displacement of forecast hand keypoints (HandWorld's protocol) against the hands held
     still, constant velocity and nearest-neighbour retrieval, on held-out clips."""
     from .._io import write_json
     from ..bench.forecast import bench_forecast
 
     model = _forecaster(forecaster_name)
-    r = bench_forecast(model, list(data), list(train_data) or None, goal=goal, clips=clips, seed=seed)
+    try:
+        r = bench_forecast(model, list(data), list(train_data) or None, goal=goal, clips=clips, seed=seed,
+                           refine=refine)  # fmt: skip
+    except ValueError as e:
+        if refine is None or "hand parameters" not in str(e):
+            raise
+        raise click.BadParameter(str(e), param_hint="--refine") from None
     click.echo(f"{r['clips']} clips, {r['observed_frames']} frames seen, {r['horizon']} predicted, goal {goal}:")
     for name in ("model", "still", "constant_velocity", "nearest_neighbour"):
         m = r[name]

@@ -64,19 +64,23 @@ def table_penetration(joints: np.ndarray, visible: np.ndarray, table_height: flo
 
 @dataclass
 class NeighbourBank:
-    """Training trajectories for retrieval: ``keypoints`` (N, T, 12, 3), ``visible`` (N, T, 2), ``texts`` (N,)."""
+    """Training trajectories for retrieval: ``keypoints`` (N, T, 12, 3), ``visible`` (N, T, 2), ``texts`` (N,),
+    and optionally the hands' ``params`` (N, T, 2, 51) (what retrieval-started forecasts refine)."""
 
     keypoints: np.ndarray
     visible: np.ndarray
     texts: list[str]
+    params: np.ndarray | None = None
 
     def save(self, folder: str | Path) -> None:
         from safetensors.numpy import save_file
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({"keypoints": self.keypoints.astype(np.float16), "visible": self.visible.astype(np.uint8)},
-                  str(folder / "nn_bank.safetensors"))  # fmt: skip
+        arrays = {"keypoints": self.keypoints.astype(np.float16), "visible": self.visible.astype(np.uint8)}
+        if self.params is not None:
+            arrays["params"] = self.params.astype(np.float16)
+        save_file(arrays, str(folder / "nn_bank.safetensors"))
         (folder / "nn_bank.json").write_text(json.dumps({"texts": self.texts}))
 
     @classmethod
@@ -88,13 +92,36 @@ class NeighbourBank:
             raise FileNotFoundError(f"no nearest-neighbour bank (nn_bank.safetensors) in {folder}; pass --train-data")
         arrays = load_file(str(folder / "nn_bank.safetensors"))
         texts = json.loads((folder / "nn_bank.json").read_text())["texts"]
-        return cls(arrays["keypoints"].astype(np.float32), arrays["visible"].astype(bool), list(texts))
+        params = arrays["params"].astype(np.float32) if "params" in arrays else None
+        return cls(arrays["keypoints"].astype(np.float32), arrays["visible"].astype(bool), list(texts), params)
 
     def retrieve(self, history: np.ndarray, history_visible: np.ndarray, horizon: int, k: int,
                  text: str | None = None) -> np.ndarray:  # fmt: skip
         """(k, horizon, 12, 3) futures of the ``k`` bank windows whose last ``len(history)`` observed frames
         are nearest to ``history`` (H, 12, 3) with visibility ``history_visible`` (H, 2), each moved so
         that its last observed frame sits on the query's (per hand)."""
+        best, shift = self.nearest(history, history_visible, horizon, k, text)
+        H = len(history)
+        fut = self.keypoints[best, H : H + horizon]  # (k, F, 12, 3)
+        return fut + np.repeat(shift, len(KEYPOINTS), 1).reshape(len(best), 1, 12, 3)
+
+    def retrieve_params(self, history: np.ndarray, history_visible: np.ndarray, horizon: int, k: int,
+                        text: str | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """The same ``k`` futures as :meth:`retrieve` as hand parameters: ``params`` (k, horizon, 2, 51), wrists
+        moved alike, and ``visible`` (k, horizon, 2)."""
+        if self.params is None:
+            raise ValueError("this bank holds no hand parameters (an older bank); rebuild it with the trainer")
+        best, shift = self.nearest(history, history_visible, horizon, k, text)
+        H = len(history)
+        params = self.params[best, H : H + horizon].copy()
+        visible = self.visible[best, H : H + horizon]
+        params[..., 48:51] += shift[:, None, :, :] * visible[..., None]
+        return params, visible
+
+    def nearest(self, history: np.ndarray, history_visible: np.ndarray, horizon: int, k: int,
+                text: str | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """Indices (k,) of the nearest bank windows (see :meth:`retrieve`) and the per-hand shift (k, 2, 3)
+        that moves each one's last observed wrist onto the query's (zero where a hand is not seen in both)."""
         H = len(history)
         T = self.keypoints.shape[1]
         if H + horizon > T:
@@ -110,10 +137,7 @@ class NeighbourBank:
         d = (np.linalg.norm(past - history[None], axis=-1) * kv[None]).sum((1, 2))
         d += 1.0 * (vis != history_visible[None]).sum((1, 2))  # a hand seen in one and not the other is far
         best = pool[np.argsort(d, kind="stable")[:k]]
-        fut = self.keypoints[best, H : H + horizon]  # (k, F, 12, 3)
         shift = history[-1][None] - self.keypoints[best, H - 1]  # (k, 12, 3)
-        hand_shift = shift.reshape(len(best), 2, len(KEYPOINTS), 3)[:, :, :1]  # move each hand by its wrist
+        hand_shift = shift.reshape(len(best), 2, len(KEYPOINTS), 3)[:, :, 0]  # move each hand by its wrist
         both = history_visible[-1][None] & self.visible[best, H - 1]  # (k, 2): seen in both
-        hand_shift = hand_shift * both[:, :, None, None]
-        shift = np.repeat(hand_shift, len(KEYPOINTS), 2).reshape(len(best), 1, 12, 3)
-        return fut + shift
+        return best, hand_shift * both[:, :, None]

@@ -25,7 +25,8 @@ class PlanContext:
     """What a planner knows: ``start`` (H, W, 3) uint8 the first frame without hands, ``camera`` (T, 7) the
     camera path the candidates share (camera-to-world), ``K`` (3, 3) at the start frame's size, the
     ``goal_image`` (H, W, 3) and ``text`` (either may be None), ``frames`` per candidate, and for scripted
-    primitives the scene ``spec`` and the task's ``kind`` and ``target``."""
+    primitives the scene ``spec`` and the task's ``kind`` and ``target``; ``world``: the scene's renderer
+    (:class:`~dexsim.world.World`) when the planner has it, to read the goal by rendering."""
 
     start: np.ndarray
     camera: np.ndarray
@@ -36,6 +37,7 @@ class PlanContext:
     spec: Any = None
     kind: str | None = None
     target: str | None = None
+    world: Any = None
 
 
 class ProposalSource(Protocol):
@@ -119,6 +121,7 @@ class ForecastProposals:
             goal_shift,
             grounded_trajectories,
             object_anchor,
+            refine_shift_by_render,
             task_kind_from_text,
         )
 
@@ -139,8 +142,12 @@ class ForecastProposals:
         shift = None
         if context.goal_image is not None:
             camera = np.asarray(context.camera, np.float64)[0]
+            drawer = kind == "open_drawer"
             shift = goal_shift(context.start, context.goal_image, camera, np.asarray(context.K, np.float64), anchor,
-                               drawer=kind == "open_drawer")  # fmt: skip
+                               drawer=drawer)  # fmt: skip
+            if context.world is not None and shift is not None:
+                part = len(spec.object_names) - 1 if drawer else spec.object_names.index(target)
+                shift = refine_shift_by_render(context.world, spec, camera, context.goal_image, part, shift, drawer)
         return grounded_trajectories(bank, kind, anchor, shift, n, rng, context.frames, spread=self.spread)
 
     @property

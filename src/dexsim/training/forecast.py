@@ -81,7 +81,8 @@ class ForecastData:
         n = min(len(c.params) for c in self.clips.clips)
         kp = np.stack([c.joints[:n][:, :, list(KEYPOINTS)].reshape(n, -1, 3) for c in self.clips.clips])
         vis = np.stack([c.visible[:n] for c in self.clips.clips])
-        return NeighbourBank(kp, vis, [c.text for c in self.clips.clips])
+        params = np.stack([c.params[:n] for c in self.clips.clips])
+        return NeighbourBank(kp, vis, [c.text for c in self.clips.clips], params)
 
 
 _VALIDATION: dict[str, Any] = {}
