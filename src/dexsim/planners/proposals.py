@@ -102,7 +102,7 @@ class ForecastProposals:
     name = "forecast"
 
     def __init__(self, forecaster: Any = "default", steps: int = 10, grounded: bool = True,
-                 strength: float = 0.0, spread: float = 0.35) -> None:  # fmt: skip
+                 strength: float = 0.0, spread: float = 0.1) -> None:  # fmt: skip
         from ..forecast import load_forecaster
 
         self.model = load_forecaster(forecaster) if isinstance(forecaster, str) else forecaster
