@@ -103,6 +103,18 @@ def test_task_kind_from_text() -> None:
     assert task_kind_from_text("pick up the green can and place it") == "pick_place"
     assert task_kind_from_text("push the red box away") == "push"
     assert task_kind_from_text("wave") is None and task_kind_from_text(None) is None
+    assert task_kind_from_text("the right hand pushes the drawer closed") is None  # not a pull
+
+
+def test_object_anchor_sits_at_the_objects_centre() -> None:
+    from dexsim.physics.spec import randomized_scene
+
+    spec = randomized_scene("tabletop", 5)
+    for o in spec.objects:  # a sphere's size holds radii: its centre is one radius above the table
+        want = spec.table_height + (o.size[0] if o.shape == "sphere" else o.size[2] / 2)
+        assert np.isclose(object_anchor(spec, o.name)[2], want)
+    with pytest.raises(ValueError, match="no object 'cup'"):
+        object_anchor(spec, "cup")
 
 
 def test_action_bank_from_datagen_clips_round_trips(clips: Path, tmp_path: Path) -> None:
@@ -145,6 +157,10 @@ def test_refinement_strength_zero_returns_the_start_and_one_ignores_it(tiny_fore
     assert np.allclose(free.params, ignored.params, atol=1e-5)
     with pytest.raises(ValueError, match="init"):
         forecast(tiny_forecaster, frame, cam[0, 0], K, k=2, init=(params[:1], visible[:1], cam[:1]))
+    # a strength between steps re-runs whole steps: 0.15 of 10 steps mixes and restarts at t = 0.8, like 0.2
+    a, b = (forecast(tiny_forecaster, frame, cam[0, 0], K, k=2, horizon=8, generator=g(), steps=10,
+                     init=(params[:, :8], visible[:, :8], cam[:, :8]), strength=s) for s in (0.15, 0.2))  # fmt: skip
+    assert np.allclose(a.params, b.params, atol=1e-6) and not np.allclose(a.params, keep.params, atol=1e-3)
 
 
 def test_forecast_proposals_ground_on_the_task_object(tiny_forecaster, monkeypatch) -> None:

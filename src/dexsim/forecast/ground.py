@@ -120,15 +120,17 @@ def drawer_anchor(spec: Any) -> np.ndarray:
 
 def object_anchor(spec: Any, name: str) -> np.ndarray:
     """(3,) the centre of object ``name`` as it rests on the table."""
-    o = next(o for o in spec.objects if o.name == name)
-    return np.array([o.position[0], o.position[1], spec.table_height + o.size[2] / 2])
+    o = next((o for o in spec.objects if o.name == name), None)
+    if o is None:
+        raise ValueError(f"no object {name!r} in the scene; it has {[o.name for o in spec.objects]}")
+    return np.array([o.position[0], o.position[1], spec.table_height + o.height / 2])
 
 
 def task_kind_from_text(text: str | None) -> str | None:
     """``open_drawer``, ``pick_place`` or ``push`` from the words of a task text (None when it names none)."""
     words = set((text or "").lower().replace("-", " ").split())
     if "drawer" in words:
-        return "open_drawer"
+        return None if words & {"close", "closed", "shut"} else "open_drawer"
     if words & {"pick", "place", "put", "lift"}:
         return "pick_place"
     if words & {"push", "slide", "shove", "move"}:
@@ -160,6 +162,8 @@ def goal_shift(start: np.ndarray, goal: np.ndarray, camera: np.ndarray, K: np.nd
     from ..geometry.camera import pixel_rays
     from ..geometry.se3 import pose7_to_viewmat
 
+    if start.shape != goal.shape:
+        raise ValueError(f"`start` {start.shape} and `goal` {goal.shape} must have the same size")
     uv = _project(anchor, camera, K)
     h, w = start.shape[:2]
     if uv is None or not (0 <= uv[0] < w and 0 <= uv[1] < h):
@@ -240,6 +244,8 @@ def grounded_trajectories(bank: ActionBank, kind: str, anchor: np.ndarray, shift
     idx = np.nonzero(np.array(bank.kinds) == kind)[0]
     if len(idx) == 0:
         raise ValueError(f"the action bank holds no {kind!r} action; it has {sorted(set(bank.kinds))}")
+    if not 1 <= frames <= bank.params.shape[1]:
+        raise ValueError(f"`frames` must lie in [1, {bank.params.shape[1]}] (the bank's actions), got {frames}")
     warp = kind in WARPED_KINDS
     end = bank.moved[idx, min(frames, bank.moved.shape[1]) - 1]
     turns = _turns(end, shift, max_turn)
@@ -292,12 +298,16 @@ def refine_shift_by_render(world: Any, spec: Any, camera: np.ndarray, goal: np.n
         axis = np.linspace(-radius, radius, grid)
         gx, gy = np.meshgrid(axis, axis, indexing="ij")
         offsets = shift[None] + np.stack([gx.ravel(), gy.ravel()], -1)
-    motions = torch.eye(4, dtype=torch.float64).repeat(len(offsets), n, 1, 1)
+    rest = getattr(world, "rest_motions", None)  # the other parts where the scene keeps them (an open drawer)
+    motions = (torch.eye(4, dtype=torch.float64).repeat(len(offsets), n, 1, 1) if rest is None
+               else rest.to(torch.float64).reshape(1, n, 4, 4).repeat(len(offsets), 1, 1, 1).clone())  # fmt: skip
     if drawer:
         motions[:, part, 1, 3] = -torch.from_numpy(opening)
     else:
         motions[:, part, :2, 3] = torch.from_numpy(offsets)
     cams = np.repeat(np.asarray(camera, np.float64)[None], len(offsets), 0)
     frames = world.render_scene(cams, motions).rgb_uint8().numpy().astype(np.float64)
+    if frames.shape[1:] != np.shape(goal):
+        raise ValueError(f"`goal` {np.shape(goal)} must have the renderer's size {frames.shape[1:]}")
     err = ((frames - np.asarray(goal, np.float64)[None]) ** 2).mean((1, 2, 3))
     return offsets[int(np.argmin(err))]

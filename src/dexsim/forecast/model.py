@@ -237,8 +237,9 @@ class HandForecaster(ModelMixin, ConfigMixin):
                strength: float = 1.0) -> torch.Tensor:  # fmt: skip
         """Euler integration of the flow from noise: (B, k, horizon, STATE_DIM) raw states. ``noise``
         (B, k, horizon, STATE_DIM) fixes the starting points (a planner's search space). ``init`` (B, k,
-        horizon, STATE_DIM) raw states to refine (SDEdit): the flow starts at time ``1 - strength`` from
-        ``init`` mixed with the noise (``strength`` 1: from noise alone, 0: ``init`` returned unchanged)."""
+        horizon, STATE_DIM) raw states to refine (SDEdit): the flow starts at time ``1 - strength`` (rounded
+        up to whole steps) from ``init`` mixed with the noise (``strength`` 1: from noise alone, 0: ``init``
+        returned unchanged)."""
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"`strength` must lie in [0, 1], got {strength}")
         cond, absent = self.encode_conditions(batch)
@@ -247,11 +248,11 @@ class HandForecaster(ModelMixin, ConfigMixin):
         absent = absent.repeat_interleave(k, 0)
         x = (noise.reshape(B * k, H, STATE_DIM).float() if noise is not None
              else torch.randn(B * k, H, STATE_DIM, generator=generator))  # fmt: skip
-        t0 = 0.0
-        if init is not None:
-            t0 = 1.0 - strength
+        first = 0
+        if init is not None:  # the strength rounded to whole steps, so the flow restarts where it was mixed
+            first = steps - math.ceil(strength * steps - 1e-9)
+            t0 = first / steps
             x = (1 - t0) * x + t0 * self.normalize(init.reshape(B * k, H, STATE_DIM).float())
-        first = min(steps, round(t0 * steps))
         for i in range(first, steps):
             t = torch.full((B * k,), i / steps)
             x = x + self(x, t, cond, absent) / steps

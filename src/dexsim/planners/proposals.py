@@ -86,6 +86,10 @@ def _keep_in_workspace(f: Any, spec: Any) -> None:
     f.joints += delta[..., None, :]
 
 
+#: the least refinement strength when CEM searches grounded proposals' noise
+CEM_MIN_STRENGTH = 0.5
+
+
 class ForecastProposals:
     """The hand forecaster, conditioned on the start frame, the goal image and the text, as a proposal
     source: ``n`` samples of the whole clip from nothing observed (hands not yet in view), each
@@ -105,6 +109,10 @@ class ForecastProposals:
                  strength: float = 0.0, spread: float = 0.1) -> None:  # fmt: skip
         from ..forecast import load_forecaster
 
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"`strength` must lie in [0, 1], got {strength}")
+        if not 0.0 <= spread < 1.0:
+            raise ValueError(f"`spread` must lie in [0, 1), got {spread}")
         self.model = load_forecaster(forecaster) if isinstance(forecaster, str) else forecaster
         self.steps = steps
         self.grounded = grounded
@@ -167,11 +175,14 @@ class ForecastProposals:
                              f"the plan asks for {context.frames}")  # fmt: skip
         camera = np.asarray(context.camera, np.float32)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        grounded = self._grounding(context, n, rng)
+        # CEM (``noise`` given) searches the refinement's noise: the same retrieved starts on every call, and
+        # at least half of the flow re-run so that the noise matters
+        grounded = self._grounding(context, n, rng if noise is None else np.random.default_rng(0))
         init, strength = None, 1.0
         if grounded is not None:
             path = camera if len(camera) == context.frames else np.repeat(camera[:1], context.frames, 0)
-            init, strength = (grounded[0], grounded[1], np.repeat(path[None], n, 0)), self.strength
+            init = (grounded[0], grounded[1], np.repeat(path[None], n, 0))
+            strength = self.strength if noise is None else max(self.strength, CEM_MIN_STRENGTH)
         f = forecast(self.model, context.start, camera[0], context.K, None, context.goal_image, context.text,
                      k=n, horizon=context.frames, steps=self.steps, generator=gen,
                      noise=None if noise is None else torch.as_tensor(noise), init=init,
