@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["ACTION_KINDS", "ActionBank", "goal_shift", "grounded_trajectories", "task_kind_from_text"]
+__all__ = ["ACTION_KINDS", "ActionBank", "goal_shift", "grounded_trajectories", "task_kind_from_text", "warp_time"]
 
 #: the action kinds a bank keeps (what planning tasks ask for)
 ACTION_KINDS = ("push", "pick_place", "open_drawer")
@@ -139,14 +139,14 @@ def task_kind_from_text(text: str | None) -> str | None:
 
 
 def _project(point: np.ndarray, camera: np.ndarray, K: np.ndarray) -> np.ndarray | None:
-    """World (3,) -> pixel (u, v) for a camera-to-world ``[t, q]`` pose (OpenCV axes), None behind it."""
+    """World (3,) -> pixel (u, v) for a camera-to-world ``[t, q]`` pose, None behind the camera."""
+    from ..geometry.camera import project_points
     from ..geometry.se3 import pose7_to_viewmat
 
-    view = pose7_to_viewmat(torch.as_tensor(camera, dtype=torch.float64)).numpy()
-    p = view[:3, :3] @ point + view[:3, 3]
-    if p[2] <= 1e-6:
-        return None
-    return (K @ (p / p[2]))[:2]
+    view = pose7_to_viewmat(torch.as_tensor(camera, dtype=torch.float64))
+    uv, depth = project_points(torch.as_tensor(point, dtype=torch.float64)[None], view,
+                               torch.as_tensor(K, dtype=torch.float64))  # fmt: skip
+    return None if float(depth[0]) <= 1e-6 else uv[0].numpy()
 
 
 def goal_shift(start: np.ndarray, goal: np.ndarray, camera: np.ndarray, K: np.ndarray, anchor: np.ndarray,
@@ -194,7 +194,7 @@ def _rotate_z(angle: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def _warp_time(x: np.ndarray, fraction: float) -> np.ndarray:
+def warp_time(x: np.ndarray, fraction: float) -> np.ndarray:
     """(T, ...) played at ``fraction`` of its speed over the same T frames (linear interpolation)."""
     s = fraction * np.arange(len(x))
     lo = np.floor(s).astype(int)
@@ -274,8 +274,8 @@ def grounded_trajectories(bank: ActionBank, kind: str, anchor: np.ndarray, shift
             scale = 1.0 if j == 0 else float(rng.uniform(1.0 - spread, 1.0 + spread))
             f = _fraction_for(bank.moved[i, :frames], scale * float(np.linalg.norm(shift)))
             if f < 1.0:
-                p = _warp_time(p, f)
-                vis = _warp_time(vis.astype(np.float64), f) > 0.5
+                p = warp_time(p, f)
+                vis = warp_time(vis.astype(np.float64), f) > 0.5
         p[~vis] = 0.0
         params[j], visible[j] = p, vis
     return params.astype(np.float32), visible

@@ -113,11 +113,9 @@ def slowed(action: Any, fraction: float) -> Any:
     tr = action.trajectory
     if tr.params is None:
         raise ValueError("slowed needs hand parameters in the trajectory")
-    s = fraction * np.arange(len(tr.t))
-    lo = np.floor(s).astype(int)
-    hi = np.minimum(lo + 1, len(tr.t) - 1)
-    w = (s - lo)[:, None, None]
-    params = (1 - w) * tr.params[lo].astype(np.float64) + w * tr.params[hi].astype(np.float64)
+    from ..forecast.ground import warp_time
+
+    params = warp_time(tr.params.astype(np.float64), fraction)
     joints = tr.joints.copy()
     for h, side in enumerate(("left", "right")):
         if tr.visible[:, h].any():
