@@ -53,12 +53,13 @@ def _inference_seconds(model: Any, batch: Any, repeats: int = 7) -> float:
 
 def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Path] | None = None,
                    goal: str = "text", clips: int | None = None, seed: int = 0, progress: bool = True,
-                   refine: float | None = None) -> dict[str, Any]:  # fmt: skip
+                   refine: float | None = None, start: str = "noise") -> dict[str, Any]:  # fmt: skip
     """The forecasting benchmark of ``model`` (a :class:`~dexsim.forecast.HandForecaster`) on the held-out
     ``data`` folders; the nearest-neighbour baseline retrieves from ``train_data`` (default: the bank
     shipped with the model, ``model.bank``). ``refine``: the model starts from the bank's K retrieved
     futures (as hand parameters) and re-draws them from ``refine`` of the way back to noise (None: from
-    noise alone)."""
+    noise alone). ``start="retrieval"`` (a bridge forecaster): its whole flow runs from those K retrieved
+    futures."""
     from ..forecast.data import ForecastClips
     from ..forecast.evaluate import (
         constant_velocity,
@@ -73,6 +74,10 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
     if goal not in GOALS:
         raise ValueError(f"`goal` must be one of {GOALS}, got {goal!r}")
     c = model.config
+    if start not in ("noise", "retrieval"):
+        raise ValueError(f"`start` must be 'noise' or 'retrieval', got {start!r}")
+    if start == "retrieval" and (refine is not None or not getattr(c, "bridge", False)):
+        raise ValueError("`start='retrieval'` needs a bridge forecaster (trained with bridge=True) and no `refine`")
     if train_data:
         bank = ForecastData(list(train_data), model, progress=progress).bank()
     else:
@@ -95,10 +100,10 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
         batch = held.window(i, OBSERVED, goal="image" in goal, text="text" in goal)
         text = clip.text if "text" in goal else None
         init, strength = None, 1.0
-        if refine is not None:
-            init, strength = _retrieved_start(bank, seen, clip, text, c.horizon)[None], refine
+        if refine is not None or start == "retrieval":
+            init, strength = _retrieved_start(bank, seen, clip, text, c.horizon)[None], refine or 1.0
         f = model.forecast_batch(batch, 5, HORIZON, generator=torch.Generator().manual_seed(seed * 100_003 + i),
-                                 init=init, strength=strength)[0]  # fmt: skip
+                                 init=init, strength=strength, source=start)[0]  # fmt: skip
         pred = forecast_keypoints(f.joints).numpy()
         nn = bank.retrieve(seen, clip.visible[: OBSERVED + 1], HORIZON, 5, text)
         methods = {"model": pred, "still": held_still(seen, HORIZON),
@@ -115,6 +120,7 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
     cv = out["constant_velocity"]["fde_k5"]
     out |= {
         "clips": n, "observed_frames": OBSERVED + 1, "horizon": HORIZON, "goal": goal, "seed": seed, "refine": refine,
+        "start": start,
         "data": [str(d) for d in data], "train_data": [str(d) for d in train_data] if train_data else "shipped bank",
         "fde_k5_vs_constant_velocity": float(1 - out["model"]["fde_k5"] / cv) if cv > 0 else float("nan"),
         "joint_limit_violation_rate": float(np.mean(violations)),

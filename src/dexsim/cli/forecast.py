@@ -33,18 +33,26 @@ def _forecaster(name: str) -> object:
 @click.option("--refine", type=click.FloatRange(0.0, 1.0), default=None,
               help="Start the forecaster from the bank's 5 retrieved futures and re-draw them from this far back "
               "towards noise (default: from noise alone).")  # fmt: skip
+@click.option("--start", type=click.Choice(("noise", "retrieval")), default="noise", show_default=True,
+              help="Where the forecaster's flow starts: noise, or (a bridge forecaster) the bank's 5 retrieved "
+              "futures.")  # fmt: skip
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 def bench_forecast_cmd(data: tuple[str, ...], train_data: tuple[str, ...], forecaster_name: str, goal: str,
-                       clips: int | None, seed: int, refine: float | None, json_path: Path | None) -> None:  # fmt: skip
+                       clips: int | None, seed: int, refine: float | None, start: str,
+                       json_path: Path | None) -> None:  # fmt: skip
     """Best-of-K displacement of forecast hand keypoints (HandWorld's protocol) against the hands held
     still, constant velocity and nearest-neighbour retrieval, on held-out clips."""
     from .._io import write_json
     from ..bench.forecast import bench_forecast
 
     model = _forecaster(forecaster_name)
+    if start == "retrieval" and (refine is not None or not getattr(model.config, "bridge", False)):
+        why = "--refine re-draws retrieved futures; it does not combine with" if refine is not None else \
+            f"forecaster {forecaster_name!r} is not a bridge forecaster (trained with --model bridge) for"  # fmt: skip
+        raise click.BadParameter(f"{why} --start retrieval", param_hint="--start")
     try:
         r = bench_forecast(model, list(data), list(train_data) or None, goal=goal, clips=clips, seed=seed,
-                           refine=refine)  # fmt: skip
+                           refine=refine, start=start)  # fmt: skip
     except ValueError as e:
         if refine is None or "hand parameters" not in str(e):
             raise

@@ -16,6 +16,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,7 +88,9 @@ class ForecastBatch:
     (B, Hh, 2, 51) / ``history_visible`` (B, Hh, 2) / ``history_camera`` (B, Hh, 7) right-aligned with
     ``history_mask`` (B, Hh) true where a frame exists, ``future`` (B, F, 2, 51) / ``future_visible`` /
     ``future_camera`` with ``future_mask`` (B, F), ``texts`` (B,) (``None`` = no text), ``target``
-    (B, 2, 51) / ``target_visible`` (B, 2) with ``has_target`` (B,)."""
+    (B, 2, 51) / ``target_visible`` (B, 2) with ``has_target`` (B,); ``start`` (B, F, STATE_DIM) raw states of
+    a retrieved future from another clip where ``has_start`` (B,) (a bridge forecaster's training starts), or
+    None."""
 
     image: torch.Tensor
     goal: torch.Tensor
@@ -106,6 +109,8 @@ class ForecastBatch:
     target: torch.Tensor
     target_visible: torch.Tensor
     has_target: torch.Tensor
+    start: torch.Tensor | None = None
+    has_start: torch.Tensor | None = None
 
 
 def _render_goals(root: Path, cid: str, cameras: np.ndarray, width: int, height: int,
@@ -302,14 +307,30 @@ class ForecastClips:
                 "text": c.text if text else None,
                 "target": (c.params[T - 1], c.visible[T - 1]) if target else None}  # fmt: skip
 
+    def retrieved_start(self, i: int, s: int, text: str | None, bank: Any,
+                        rng: np.random.Generator, k: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """The future of one of the ``k`` bank windows nearest to clip ``i`` observed up to frame ``s`` >= 0 (the
+        bank's clips in this object's order; clip ``i`` itself left out), as ``(params, visible, camera)``
+        with the last observed camera held: what a bridge forecaster starts from."""
+        c = self.clips[i]
+        from .state import forecast_keypoints
+
+        seen = forecast_keypoints(c.joints[: s + 1]).numpy()
+        n = min(self.horizon, bank.keypoints.shape[1] - (s + 1))
+        params, visible = bank.retrieve_params(seen, c.visible[: s + 1], n, k, text, exclude=i)
+        j = int(rng.integers(len(params)))
+        return params[j], visible[j], np.repeat(c.camera[s][None], n, 0)
+
     def sample(self, batch_size: int, rng: np.random.Generator, plan_prob: float = 0.5, drop_goal: float = 0.3,
-               drop_text: float = 0.3, target_prob: float = 0.3,
-               partial_prob: float = 0.3) -> ForecastBatch:  # fmt: skip
+               drop_text: float = 0.3, target_prob: float = 0.3, partial_prob: float = 0.3,
+               bank: Any = None, bridge_prob: float = 0.0) -> ForecastBatch:  # fmt: skip
         """A random training batch: ``plan_prob`` planning windows (``partial_prob`` of them with a partial
-        goal), the rest split in [0, OBSERVED_MAX]."""
+        goal), the rest split in [0, OBSERVED_MAX]; ``bridge_prob`` of those observed windows carry a start
+        retrieved from ``bank`` (:meth:`retrieved_start`)."""
         items = []
         for _ in range(batch_size):
-            c = self.clips[int(rng.integers(len(self.clips)))]
+            i = int(rng.integers(len(self.clips)))
+            c = self.clips[i]
             top = min(len(c.params) - 2, OBSERVED_MAX)
             plan = rng.random() < plan_prob
             goal, text, target = rng.random() >= drop_goal, rng.random() >= drop_text, rng.random() < target_prob
@@ -317,7 +338,10 @@ class ForecastClips:
                 items.append(self._partial_window(c, int(rng.integers(len(PARTIAL_FRAMES))), goal, text, target))
                 continue
             s = -1 if plan else int(rng.integers(0, top + 1))
-            items.append(self._window(c, s, goal, text, target))
+            item = self._window(c, s, goal, text, target)
+            if s >= 0 and bank is not None and rng.random() < bridge_prob:
+                item["start"] = self.retrieved_start(i, s, item["text"], bank, rng)
+            items.append(item)
         return collate(items, self.history, self.horizon, self.size)
 
 
@@ -353,8 +377,21 @@ def collate(items: list[dict], history: int = 8, horizon: int = 16, size: int = 
         if it["target"] is not None:
             tgt[b], tgt_v[b] = torch.as_tensor(it["target"][0]), torch.as_tensor(it["target"][1])
             has_tgt[b] = True
+    start = has_start = None
+    if any(it.get("start") is not None for it in items):
+        from .state import encode_states
+
+        fp_, fv_, fc_ = fp.clone(), fv.clone(), fc.clone()  # items without a start: their own future (unused)
+        has_start = torch.zeros(B, dtype=torch.bool)
+        for b, it in enumerate(items):
+            if it.get("start") is None:
+                continue
+            p, v, c = (torch.as_tensor(np.asarray(a)) for a in it["start"])
+            hold = torch.clamp(torch.arange(horizon), max=len(p) - 1)  # the last retrieved frame held
+            fp_[b], fv_[b], fc_[b], has_start[b] = p[hold], v[hold], c[hold], True
+        start = encode_states(fp_, fv_, fc_)
     image = torch.stack([torch.as_tensor(it["image"]).float() / 255.0 for it in items])
     camera = torch.stack([torch.as_tensor(np.asarray(it["camera"])).float() for it in items])
     K = torch.stack([torch.as_tensor(np.asarray(it["K"])).float() for it in items])
     return ForecastBatch(image, goal, has_goal, camera, K, hp, hv, hc, hm, fp, fv, fc, fm,
-                         [it["text"] for it in items], tgt, tgt_v, has_tgt)  # fmt: skip
+                         [it["text"] for it in items], tgt, tgt_v, has_tgt, start, has_start)  # fmt: skip

@@ -106,12 +106,13 @@ class NeighbourBank:
         return fut + np.repeat(shift, len(KEYPOINTS), 1).reshape(len(best), 1, 12, 3)
 
     def retrieve_params(self, history: np.ndarray, history_visible: np.ndarray, horizon: int, k: int,
-                        text: str | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+                        text: str | None = None,
+                        exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """The same ``k`` futures as :meth:`retrieve` as hand parameters: ``params`` (k, horizon, 2, 51), wrists
-        moved alike, and ``visible`` (k, horizon, 2)."""
+        moved alike, and ``visible`` (k, horizon, 2) (``exclude``: see :meth:`nearest`)."""
         if self.params is None:
             raise ValueError("this bank holds no hand parameters (an older bank); rebuild it with the trainer")
-        best, shift = self.nearest(history, history_visible, horizon, k, text)
+        best, shift = self.nearest(history, history_visible, horizon, k, text, exclude)
         H = len(history)
         params = self.params[best, H : H + horizon].copy()
         visible = self.visible[best, H : H + horizon]
@@ -119,18 +120,22 @@ class NeighbourBank:
         return params, visible
 
     def nearest(self, history: np.ndarray, history_visible: np.ndarray, horizon: int, k: int,
-                text: str | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+                text: str | None = None, exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """Indices (k,) of the nearest bank windows (see :meth:`retrieve`) and the per-hand shift (k, 2, 3)
-        that moves each one's last observed wrist onto the query's (zero where a hand is not seen in both)."""
+        that moves each one's last observed wrist onto the query's (zero where a hand is not seen in both);
+        ``exclude``: a bank index never returned (the query's own clip, when it is in the bank)."""
         H = len(history)
         T = self.keypoints.shape[1]
         if H + horizon > T:
             raise ValueError(f"the bank's clips have {T} frames: {H} observed + {horizon} future do not fit")
-        pool = np.arange(len(self.texts))
+        keep = np.ones(len(self.texts), bool)
+        if exclude is not None:
+            keep[exclude] = False
+        pool = np.flatnonzero(keep)
         if text is not None:
-            same = np.array([t == text for t in self.texts])
+            same = np.array([t == text for t in self.texts]) & keep
             if same.sum() >= k:
-                pool = pool[same]
+                pool = np.flatnonzero(same)
         past = self.keypoints[pool, :H]  # (P, H, 12, 3)
         vis = self.visible[pool, :H]
         kv = keypoint_visibility(history_visible)  # (H, 12)

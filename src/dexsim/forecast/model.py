@@ -11,6 +11,11 @@ soft-argmax turns the convolutional features into keypoints with world coordinat
 which is what lets a small model put a hand on an object it sees. A transformer reads the keypoint,
 text, target and history tokens with the noisy future and predicts the flow-matching velocity
 (HandWorld's best forecasting objective). Config = constructor (diffusers ``ConfigMixin``).
+
+With ``bridge=True`` the same flow also runs from *retrieved* futures instead of noise: trained on starts
+taken from other training clips' futures (the nearest-neighbour bank's picks, plus a little noise), it learns
+to carry a retrieved trajectory to the true one (``sample(source="retrieval", init=...)``); a learned
+embedding of the source tells the network which of the two it is integrating from.
 """
 
 from __future__ import annotations
@@ -126,6 +131,8 @@ class HandForecaster(ModelMixin, ConfigMixin):
         plane_z, plane_center, plane_scale: the working surface's height (m) and the normalisation of
             its world x, y in the image geometry channels.
         fps: frame rate of the trajectories it was trained on.
+        bridge: also learn the flow from retrieved futures (see the module docstring).
+        bridge_noise: std (normalised units) of the noise added to a retrieved start.
     """
 
     config_name = "config.json"
@@ -134,8 +141,10 @@ class HandForecaster(ModelMixin, ConfigMixin):
     def __init__(self, horizon: int = 16, history: int = 8, dim: int = 128, heads: int = 4, layers: int = 3,
                  image_size: int = 64, keypoints: int = 16, conv_width: int = 64, text_buckets: int = 1024,
                  plane_z: float = 0.75, plane_center: tuple[float, float] = (0.0, 0.35), plane_scale: float = 0.4,
-                 fps: float = 8.0) -> None:  # fmt: skip
+                 fps: float = 8.0, bridge: bool = False, bridge_noise: float = 0.1) -> None:  # fmt: skip
         super().__init__()
+        if not (isinstance(bridge_noise, (int, float)) and 0.0 <= bridge_noise <= 1.0):
+            raise ValueError(f"`bridge_noise` must be a number in [0, 1], got {bridge_noise!r}")
         self.image = _ImageEncoder(13, dim, keypoints, conv_width)
         self.text = nn.EmbeddingBag(text_buckets, dim, mode="mean")
         self.null_text = nn.Parameter(torch.zeros(dim))
@@ -147,6 +156,8 @@ class HandForecaster(ModelMixin, ConfigMixin):
         self.traj_pos = nn.Parameter(torch.randn(horizon, dim) * 0.02)
         self.time = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.type_embed = nn.Parameter(torch.randn(5, dim) * 0.02)  # image, text, target, history, future
+        if bridge:  # 0: the flow starts from noise, 1: from a retrieved future
+            self.source_embed = nn.Parameter(torch.zeros(2, dim))
         layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, activation="gelu", batch_first=True,
                                            norm_first=True)  # fmt: skip
         self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
@@ -206,10 +217,15 @@ class HandForecaster(ModelMixin, ConfigMixin):
         absent = torch.cat((torch.zeros(B, img.shape[1] + 2, dtype=torch.bool), ~batch.history_mask), 1)
         return tokens, absent
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, absent: torch.Tensor) -> torch.Tensor:
-        """Velocity (B, F, STATE_DIM) of normalised futures ``x`` (B, F, STATE_DIM) at flow time ``t`` (B,)."""
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, absent: torch.Tensor,
+                source: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """Velocity (B, F, STATE_DIM) of normalised futures ``x`` (B, F, STATE_DIM) at flow time ``t`` (B,);
+        ``source`` (B,) long, a bridge model's start per item (0 noise, 1 retrieved; default 0)."""
         n = x.shape[1]
         temb = self.time(_timestep_embedding(t, self.config.dim))
+        if self.config.bridge:
+            src = torch.zeros(x.shape[0], dtype=torch.long) if source is None else source.long()
+            temb = temb + self.source_embed[src]
         fut = self.traj_in(x) + self.traj_pos[:n] + self.type_embed[4] + temb[:, None]
         seq = torch.cat((cond, temb[:, None], fut), 1)
         pad = torch.cat((absent, torch.zeros(x.shape[0], 1 + n, dtype=torch.bool)), 1)
@@ -223,10 +239,15 @@ class HandForecaster(ModelMixin, ConfigMixin):
         x1 = self.normalize(encode_states(batch.future, batch.future_visible, batch.future_camera))
         B = x1.shape[0]
         x0 = torch.randn(x1.shape, generator=generator)
+        source = None
+        if self.config.bridge and batch.start is not None:  # retrieved starts where the batch has them
+            source = batch.has_start.long()
+            bridged = self.normalize(batch.start.float()) + self.config.bridge_noise * x0
+            x0 = torch.where(batch.has_start[:, None, None], bridged, x0)
         t = torch.sigmoid(torch.randn(B, generator=generator))
         xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * x1
         cond, absent = self.encode_conditions(batch)
-        v = self(xt, t, cond, absent)
+        v = self(xt, t, cond, absent, source)
         err = ((v - (x1 - x0)) ** 2).mean(-1)  # (B, F)
         m = batch.future_mask.float()
         return (err * m).sum() / m.sum().clamp_min(1.0)
@@ -234,14 +255,20 @@ class HandForecaster(ModelMixin, ConfigMixin):
     @torch.no_grad()
     def sample(self, batch: ForecastBatch, k: int = 8, steps: int = 10, generator: torch.Generator | None = None,
                noise: torch.Tensor | None = None, init: torch.Tensor | None = None,
-               strength: float = 1.0) -> torch.Tensor:  # fmt: skip
+               strength: float = 1.0, source: str = "noise") -> torch.Tensor:  # fmt: skip
         """Euler integration of the flow from noise: (B, k, horizon, STATE_DIM) raw states. ``noise``
         (B, k, horizon, STATE_DIM) fixes the starting points (a planner's search space). ``init`` (B, k,
         horizon, STATE_DIM) raw states to refine (SDEdit): the flow starts at time ``1 - strength`` (rounded
         up to whole steps) from ``init`` mixed with the noise (``strength`` 1: from noise alone, 0: ``init``
-        returned unchanged)."""
+        returned unchanged). ``source="retrieval"`` (a ``bridge`` model): the whole flow runs from ``init``
+        (retrieved futures) plus ``bridge_noise`` times the noise instead (``strength`` unused)."""
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"`strength` must lie in [0, 1], got {strength}")
+        if source not in ("noise", "retrieval"):
+            raise ValueError(f"`source` must be 'noise' or 'retrieval', got {source!r}")
+        if source == "retrieval" and (not self.config.bridge or init is None):
+            raise ValueError("`source='retrieval'` needs a bridge forecaster (trained with bridge=True) and `init`, "
+                             f"the retrieved futures; this one has bridge={self.config.bridge}")  # fmt: skip
         cond, absent = self.encode_conditions(batch)
         B, H = cond.shape[0], self.config.horizon
         cond = cond.repeat_interleave(k, 0)
@@ -249,22 +276,25 @@ class HandForecaster(ModelMixin, ConfigMixin):
         x = (noise.reshape(B * k, H, STATE_DIM).float() if noise is not None
              else torch.randn(B * k, H, STATE_DIM, generator=generator))  # fmt: skip
         first = 0
-        if init is not None:  # the strength rounded to whole steps, so the flow restarts where it was mixed
+        src = torch.full((B * k,), int(source == "retrieval"), dtype=torch.long)
+        if source == "retrieval":
+            x = self.normalize(init.reshape(B * k, H, STATE_DIM).float()) + self.config.bridge_noise * x
+        elif init is not None:  # the strength rounded to whole steps, so the flow restarts where it was mixed
             first = steps - math.ceil(strength * steps - 1e-9)
             t0 = first / steps
             x = (1 - t0) * x + t0 * self.normalize(init.reshape(B * k, H, STATE_DIM).float())
         for i in range(first, steps):
             t = torch.full((B * k,), i / steps)
-            x = x + self(x, t, cond, absent) / steps
+            x = x + self(x, t, cond, absent, src) / steps
         return self.denormalize(x).reshape(B, k, H, STATE_DIM)
 
     @torch.no_grad()
     def forecast_batch(self, batch: ForecastBatch, k: int = 8, horizon: int | None = None, steps: int = 10,
                        generator: torch.Generator | None = None,
                        noise: torch.Tensor | None = None, init: torch.Tensor | None = None,
-                       strength: float = 1.0) -> list[Forecast]:  # fmt: skip
+                       strength: float = 1.0, source: str = "noise") -> list[Forecast]:  # fmt: skip
         """Decoded forecasts, one :class:`Forecast` of ``k`` samples per window of ``batch`` (``init``,
-        ``strength``: see :meth:`sample`)."""
+        ``strength``, ``source``: see :meth:`sample`)."""
         horizon = horizon or self.config.horizon
-        raw = self.sample(batch, k, steps, generator, noise, init, strength)[:, :, :horizon]
+        raw = self.sample(batch, k, steps, generator, noise, init, strength, source)[:, :, :horizon]
         return [Forecast.from_decoded(decode_states(r)) for r in raw]

@@ -19,6 +19,9 @@ FORECAST_CONFIGS: dict[str, dict[str, Any]] = {
     "default": {},
     "tiny": {"dim": 16, "heads": 2, "layers": 1, "image_size": 16, "keypoints": 4, "conv_width": 16,
              "text_buckets": 64},
+    "bridge": {"bridge": True},
+    "tiny-bridge": {"dim": 16, "heads": 2, "layers": 1, "image_size": 16, "keypoints": 4, "conv_width": 16,
+                    "text_buckets": 64, "bridge": True},
 }  # fmt: skip
 
 

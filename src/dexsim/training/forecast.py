@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 FORECAST_PRESET = "forecast-flow-matching"
 #: the observation frame and horizon of HandWorld-style evaluation windows (4 frames seen, 12 predicted)
 EVAL_OBSERVED, EVAL_HORIZON = 3, 12
+#: the share of a bridge forecaster's observed training windows that start from a retrieved future
+BRIDGE_PROB = 0.5
 
 
 class ForecastPipe:
@@ -32,14 +34,37 @@ class ForecastPipe:
         return self
 
 
-def build_forecaster(model: str, seed: int) -> torch.nn.Module:
-    """A fresh forecaster of a named size (:data:`~dexsim.forecast.FORECAST_CONFIGS`)."""
+def build_forecaster(model: str, seed: int, init_from: str | os.PathLike[str] | None = None) -> torch.nn.Module:
+    """A fresh forecaster of a named size (:data:`~dexsim.forecast.FORECAST_CONFIGS`); ``init_from``: a saved
+    forecaster folder (``"default"``: the shipped one) whose tensors of the same name and shape it starts from."""
     from ..forecast import FORECAST_CONFIGS, HandForecaster
 
     if model not in FORECAST_CONFIGS:
         raise ValueError(f"unknown forecaster size {model!r}; choose one of {sorted(FORECAST_CONFIGS)}")
     torch.manual_seed(seed)
-    return HandForecaster(**FORECAST_CONFIGS[model])
+    net = HandForecaster(**FORECAST_CONFIGS[model])
+    if init_from is not None:
+        copied, fresh = _init_forecaster(net, init_from)
+        print(f"init from {init_from}: {copied} tensors copied, {len(fresh)} fresh ({', '.join(fresh[:4]) or 'none'})")
+    return net
+
+
+def _init_forecaster(net: torch.nn.Module, folder: str | os.PathLike[str]) -> tuple[int, list[str]]:
+    from safetensors.torch import load_file
+
+    from ..forecast import default_forecaster_dir
+
+    root = default_forecaster_dir() if str(folder) == "default" else Path(folder)
+    files = sorted(root.glob("*.safetensors")) if root.is_dir() else []
+    saved: dict[str, torch.Tensor] = {}
+    for f in files:
+        saved |= load_file(str(f))
+    own = net.state_dict()
+    copied = [k for k, v in own.items() if k in saved and saved[k].shape == v.shape]
+    if not copied:
+        raise ValueError(f"`init_from`: {root} holds no forecaster tensor of this model's names and shapes")
+    net.load_state_dict({k: saved[k].to(own[k].dtype) for k in copied}, strict=False)
+    return len(copied), [k for k in own if k not in set(copied)]
 
 
 class ForecastData:
@@ -55,6 +80,8 @@ class ForecastData:
         self.roots = [str(r) for r in roots]
         self.seed, self.rank = seed, rank
         self.position = DataPosition()
+        self.bridge = bool(getattr(c, "bridge", False))
+        self._bank: Any = None
 
     def restore(self, position: DataPosition) -> None:
         self.position = position
@@ -62,7 +89,11 @@ class ForecastData:
     def next_batch(self, batch_size: int) -> Any:
         rng = np.random.default_rng([self.seed, self.rank, self.position.index])
         self.position = DataPosition(0, self.position.index + 1, None)
-        return self.clips.sample(batch_size, rng)
+        if not self.bridge:
+            return self.clips.sample(batch_size, rng)
+        if self._bank is None:  # a bridge forecaster starts half its observed windows from retrieved futures
+            self._bank = self.bank()
+        return self.clips.sample(batch_size, rng, bank=self._bank, bridge_prob=BRIDGE_PROB)
 
     def states(self) -> torch.Tensor:
         """Every frame of every clip as (N, STATE_DIM) states (the normalisation statistics)."""

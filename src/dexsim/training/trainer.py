@@ -57,9 +57,9 @@ _RUN_FILES = ("log.jsonl", "validation", "model", "train_config.json")
 def build_pipeline(cfg: TrainConfig) -> Any:
     """The pipeline a preset trains, with ``requires_grad`` set on exactly what it trains."""
     if cfg.preset == FORECAST_PRESET:
-        if cfg.init_from is not None or cfg.flow_loss > 0:
-            raise ValueError("`init_from` and `flow_loss` are world-model options, not the forecaster's")
-        model = build_forecaster(cfg.model, cfg.seed)
+        if cfg.flow_loss > 0:
+            raise ValueError("`flow_loss` is a world-model option, not the forecaster's")
+        model = build_forecaster(cfg.model, cfg.seed, cfg.init_from)
         model.requires_grad_(True)
         return ForecastPipe(model)
     if cfg.preset == "compact-from-scratch":
