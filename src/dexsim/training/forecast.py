@@ -19,8 +19,9 @@ logger = logging.getLogger(__name__)
 FORECAST_PRESET = "forecast-flow-matching"
 #: the observation frame and horizon of HandWorld-style evaluation windows (4 frames seen, 12 predicted)
 EVAL_OBSERVED, EVAL_HORIZON = 3, 12
-#: the share of a bridge forecaster's observed training windows that start from a retrieved future
-BRIDGE_PROB = 0.5
+#: the share of a bridge forecaster's observed training windows that start from a retrieved future (0.9 against 0.5:
+#: best-of-5 FDE 0.029 against 0.032 m on the validation split)
+BRIDGE_PROB = 0.9
 
 
 class ForecastPipe:
