@@ -46,7 +46,9 @@ bench: sysdeps $(STAMP)
 # v1 (the residual compact model, 3,000 steps on 1,000 tabletop clips), then v2 from v1's weights
 # (compact-warp, pyramid loss, 2,000 steps on tabletop clips 0-259 + 160 drawer-scene clips), then v3 from v2's
 # (changed pixels weighted 1 + 4, bf16 autocast, 3,000 + 6,000 steps on tabletop clips 0-899 + 300 drawer clips), then v4
-# from v3's (changed pixels weighted 1 + 8, lr 1.5e-4, data order seed 1, 6,000 steps on the same clips).
+# from v3's (changed pixels weighted 1 + 8, lr 1.5e-4, data order seed 1, 6,000 steps on the same clips), then v5 from
+# v4's (weighted 1 + 16, 5,000 steps on the same clips, then 5,000 more with 300 push / pick-and-place and 200 drawer
+# open/close clips of seed 5 added).
 DATA ?= data
 train-default: sysdeps $(STAMP)
 	$(VENV)/bin/dexsim datagen --out $(DATA)/train --clips 1000 --split train --workers 2
@@ -69,7 +71,17 @@ train-default: sysdeps $(STAMP)
 		--data $(DATA)/train-drawer --out $(OUT)/train-default-v3 --steps 6000 --checkpoint-every 500 --validate-every 2000
 	$(VENV)/bin/dexsim train --preset compact-from-scratch --model compact-warp --init-from $(OUT)/train-default-v3/model \
 		--loss-pyramid 3 --change-weight 8 --mixed-precision bf16 --lr 1.5e-4 --seed 1 --data $(DATA)/train-v3 \
-		--data $(DATA)/train-drawer --out $(OUT)/train-default --steps 6000 --checkpoint-every 500 --validate-every 500
+		--data $(DATA)/train-drawer --out $(OUT)/train-default-v4 --steps 6000 --checkpoint-every 500 --validate-every 500
+	$(VENV)/bin/dexsim train --preset compact-from-scratch --model compact-warp --init-from $(OUT)/train-default-v4/model \
+		--loss-pyramid 3 --change-weight 16 --mixed-precision bf16 --lr 1.5e-4 --seed 2 --data $(DATA)/train-v3 \
+		--data $(DATA)/train-drawer --out $(OUT)/train-default-v5a --steps 5000 --checkpoint-every 500 --validate-every 500
+	$(VENV)/bin/dexsim datagen --out $(DATA)/train-pp5 --clips 300 --seed 5 --split train --kinds push,pick_place --workers 2
+	$(VENV)/bin/dexsim datagen --scene drawer --out $(DATA)/train-dr5 --clips 200 --seed 5 --split train --kinds drawer \
+		--workers 2
+	$(VENV)/bin/dexsim train --preset compact-from-scratch --model compact-warp --init-from $(OUT)/train-default-v5a/model \
+		--loss-pyramid 3 --change-weight 16 --mixed-precision bf16 --lr 1.5e-4 --seed 3 --data $(DATA)/train-v3 \
+		--data $(DATA)/train-drawer --data $(DATA)/train-pp5 --data $(DATA)/train-dr5 --out $(OUT)/train-default \
+		--steps 5000 --checkpoint-every 500 --validate-every 500
 	$(VENV)/bin/dexsim eval --data $(DATA)/heldout --model $(OUT)/train-default/model --json $(OUT)/eval_heldout.json
 	$(VENV)/bin/dexsim eval --data $(DATA)/heldout-drawer --model $(OUT)/train-default/model --json $(OUT)/eval_heldout_drawer.json
 

@@ -7,7 +7,8 @@
 #   bash scripts/train_default_gpu.sh [OUT]          (OUT defaults to outputs/train-default-gpu)
 #
 # Environment: WORKERS (datagen processes, default: all cores), STEPS (default 3000), BATCH (default 16),
-# TRAIN_CLIPS / DRAWER_CLIPS (default 900 / 300), CHANGE_WEIGHT (default 8), INIT (a model folder to start from; default: none,
+# TRAIN_CLIPS / DRAWER_CLIPS (default 900 / 300), FOCUS_CLIPS / FOCUS_DRAWER_CLIPS (extra push and pick-and-place /
+# drawer open-close clips of seed 5, default 300 / 200), CHANGE_WEIGHT (default 16), INIT (a model folder to start from; default: none,
 # i.e. from scratch; set INIT=default to continue from the shipped weights).
 # The CPU recipe is `make train-default`; both record their recipe in OUT/train/train_config.json.
 set -euo pipefail
@@ -18,22 +19,26 @@ WORKERS=${WORKERS:-$(nproc)}
 STEPS=${STEPS:-3000}
 BATCH=${BATCH:-16}
 TRAIN_CLIPS=${TRAIN_CLIPS:-900}
-CHANGE_WEIGHT=${CHANGE_WEIGHT:-8}
+CHANGE_WEIGHT=${CHANGE_WEIGHT:-16}
+FOCUS_CLIPS=${FOCUS_CLIPS:-300}
+FOCUS_DRAWER_CLIPS=${FOCUS_DRAWER_CLIPS:-200}
 DRAWER_CLIPS=${DRAWER_CLIPS:-300}
 INIT=${INIT:-}
 
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA GPU visible to torch: this script is for one CUDA GPU (the CPU recipe is make train-default)')"
 mkdir -p "$OUT"
 start=$(date +%s)
-# data: tabletop and drawer scenes, train split seed 0 and the tabletop held-out split
+# data: tabletop and drawer scenes, train split seed 0 (+ the focus clips of seed 5) and the tabletop held-out split
 "$DEXSIM" datagen --scene tabletop --out "$OUT/data/train" --clips "$TRAIN_CLIPS" --split train --seed 0 --workers "$WORKERS"
 "$DEXSIM" datagen --scene drawer --out "$OUT/data/train-drawer" --clips "$DRAWER_CLIPS" --split train --seed 0 --workers "$WORKERS"
+"$DEXSIM" datagen --scene tabletop --out "$OUT/data/train-pp5" --clips "$FOCUS_CLIPS" --split train --seed 5 --kinds push,pick_place --workers "$WORKERS"
+"$DEXSIM" datagen --scene drawer --out "$OUT/data/train-dr5" --clips "$FOCUS_DRAWER_CLIPS" --split train --seed 5 --kinds drawer --workers "$WORKERS"
 "$DEXSIM" datagen --scene tabletop --out "$OUT/data/heldout" --clips 60 --split heldout --seed 0 --workers "$WORKERS"
 data_s=$(( $(date +%s) - start ))
 init_args=()
 if [ -n "$INIT" ]; then init_args=(--init-from "$INIT"); fi
 "$DEXSIM" train --preset compact-from-scratch --model compact-warp --loss-pyramid 3 --change-weight "$CHANGE_WEIGHT" ${init_args[@]+"${init_args[@]}"} \
-    --data "$OUT/data/train" --data "$OUT/data/train-drawer" --validation-data "$OUT/data/heldout" \
+    --data "$OUT/data/train" --data "$OUT/data/train-drawer" --data "$OUT/data/train-pp5" --data "$OUT/data/train-dr5" --validation-data "$OUT/data/heldout" \
     --out "$OUT/train" --steps "$STEPS" --batch-size "$BATCH" --checkpoint-every 500 --validate-every 1000
 train_s=$(( $(date +%s) - start - data_s ))
 "$DEXSIM" eval --data "$OUT/data/heldout" --model "$OUT/train/model" --no-oracle --json "$OUT/eval_heldout.json" >/dev/null
