@@ -101,7 +101,8 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
         text = clip.text if "text" in goal else None
         init, strength = None, 1.0
         if refine is not None or start == "retrieval":
-            init, strength = _retrieved_start(bank, seen, clip, text, c.horizon)[None], refine or 1.0
+            init = _retrieved_start(bank, seen, clip, text, c.horizon)[None]
+            strength = 1.0 if refine is None else refine
         f = model.forecast_batch(batch, 5, HORIZON, generator=torch.Generator().manual_seed(seed * 100_003 + i),
                                  init=init, strength=strength, source=start)[0]  # fmt: skip
         pred = forecast_keypoints(f.joints).numpy()
