@@ -79,12 +79,13 @@ class PlayServer:
                 self._ready.set()
         self._ready.set()
 
-    def stop(self) -> int:
-        """Interrupt it (as Ctrl-C does) and wait; returns the exit code."""
+    def stop(self, grace: float = 90.0) -> int:
+        """Interrupt it (as Ctrl-C does) and wait up to ``grace`` seconds (a loaded machine finishes its last
+        recording slowly) before killing it; returns the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(2)
             try:
-                self.proc.wait(30)
+                self.proc.wait(grace)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         return self.proc.wait()
