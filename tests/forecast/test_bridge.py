@@ -90,3 +90,16 @@ def test_bench_forecast_runs_the_bridge_from_retrieval(clips: Path, tmp_path: Pa
         assert abs(r["model"][key] - r["nearest_neighbour"][key]) < 2e-3
     with pytest.raises(ValueError, match="bridge"):
         bench_forecast(model, [clips], progress=False, start="retrieval", refine=0.5)
+
+
+def test_a_bridge_starts_from_a_saved_forecaster(tiny_forecaster_dir: Path, tmp_path: Path) -> None:
+    from dexsim.forecast import load_forecaster
+    from dexsim.training.forecast import build_forecaster
+
+    net = build_forecaster("tiny-bridge", 0, init_from=tiny_forecaster_dir)
+    saved = load_forecaster(tiny_forecaster_dir).state_dict()
+    own = net.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in saved.items())  # every saved tensor copied
+    assert not net.source_embed.any()  # the new source embedding starts at zero
+    with pytest.raises(FileNotFoundError, match="no forecaster weights"):
+        build_forecaster("tiny-bridge", 0, init_from=tmp_path)

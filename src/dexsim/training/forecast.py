@@ -56,10 +56,10 @@ def _init_forecaster(net: torch.nn.Module, folder: str | os.PathLike[str]) -> tu
     from ..forecast import default_forecaster_dir
 
     root = default_forecaster_dir() if str(folder) == "default" else Path(folder)
-    files = sorted(root.glob("*.safetensors")) if root.is_dir() else []
-    saved: dict[str, torch.Tensor] = {}
-    for f in files:
-        saved |= load_file(str(f))
+    weights = root / "diffusion_pytorch_model.safetensors"  # the network only, not the banks beside it
+    if not weights.is_file():
+        raise FileNotFoundError(f"`init_from`: no forecaster weights ({weights.name}) in {root}")
+    saved = load_file(str(weights))
     own = net.state_dict()
     copied = [k for k, v in own.items() if k in saved and saved[k].shape == v.shape]
     if not copied:
