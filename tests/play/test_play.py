@@ -135,7 +135,8 @@ def test_the_page_steps_the_world_in_a_real_browser(tmp_path: Path) -> None:
     with PlayServer(["--task", "push-red-box", "--out", str(tmp_path / "rec"),
                      "--rerun", str(tmp_path / "play.rrd")]) as server:  # fmt: skip
         result = drive(server, steps=3, screenshot=tmp_path / "page.png", second_tab=True)
-    assert server.proc.poll() is not None and server.proc.returncode == 0  # Ctrl-C left no process
+    tail = "".join(server.lines)[-6000:]
+    assert server.proc.poll() is not None and server.proc.returncode == 0, tail  # Ctrl-C left no process
     assert result.panel_changed, "the egocentric panel did not change after a step"
     assert result.rewards[0] != "0.000" and len(result.latency_s) == 3
     assert result.console_errors == []

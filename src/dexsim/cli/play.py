@@ -44,6 +44,10 @@ def play_cmd(task: str | None, scene_path: Path | None, world_model: str, host: 
 
     app = PlayApp(make_session, host, port, seed, out, rerun_path)
     click.echo(f"dexsim play: open {app.url}  (Ctrl-C stops)", err=False)
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: where a stuck server is, on stderr
     app.serve_forever()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -87,6 +88,8 @@ class PlayServer:
             try:
                 self.proc.wait(grace)
             except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGUSR1)  # its threads' stacks into ``lines`` before it is killed
+                time.sleep(2.0)
                 self.proc.kill()
         return self.proc.wait()
 
