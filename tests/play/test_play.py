@@ -230,3 +230,18 @@ def test_a_captured_scene_is_set_up_by_hand_and_saved(tmp_path: Path) -> None:
     assert path == sidecar_path(ply) and read_metadata(path).workspace_min == s.metadata().workspace_min
     with pytest.raises(ValueError, match="surface_normal"):
         s.set_up_scene(point, np.zeros(3), head)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_server_started_with_sigint_ignored(tmp_path: Path) -> None:
+    import signal
+
+    pytest.importorskip("viser", reason="dexsim play needs viser (the `play` extra)")
+    from dexsim.play.browser import PlayServer
+
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a background job or nohup starts it: inherited
+    try:
+        server = PlayServer(["--task", "push-red-box", "--out", str(tmp_path / "rec")])
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert server.stop(grace=60) == 0, "".join(server.lines)[-3000:]

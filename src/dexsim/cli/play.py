@@ -42,12 +42,18 @@ def play_cmd(task: str | None, scene_path: Path | None, world_model: str, host: 
         return PlaySession(task=task, scene=None if scene_path is None else str(scene_path), world_model=world_model,
                            seed=s, physics=not no_physics)  # fmt: skip
 
-    app = PlayApp(make_session, host, port, seed, out, rerun_path)
-    click.echo(f"dexsim play: open {app.url}  (Ctrl-C stops)", err=False)
     import faulthandler
     import signal
 
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: where a stuck server is, on stderr
+    # Ctrl-C must stop it from the moment the URL is printed, also when it was started with SIGINT ignored (a
+    # background job, nohup: a child inherits that); `kill -USR1` prints where a stuck server is, on stderr
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    except (AttributeError, OSError, ValueError):  # stderr without a file descriptor (an embedding caller)
+        pass
+    app = PlayApp(make_session, host, port, seed, out, rerun_path)
+    click.echo(f"dexsim play: open {app.url}  (Ctrl-C stops)", err=False)
     app.serve_forever()
 
 

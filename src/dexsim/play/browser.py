@@ -24,7 +24,7 @@ from .._deps import require
 
 __all__ = ["PlayServer", "chromium_path", "drive", "free_port"]
 
-_URL = re.compile(r"(http://[\w.\-]+:\d+)")
+_URL = re.compile(r"dexsim play: open (http://[\w.\-]+:\d+)")  # our line, not viser's banner (printed earlier)
 
 
 def chromium_path() -> str | None:
