@@ -42,7 +42,7 @@ bench: sysdeps $(STAMP)
 	$(VENV)/bin/dexsim bench step --json $(OUT)/bench_step.json
 	$(VENV)/bin/dexsim bench plan --tasks 20 --candidates 8 --seed 0 --json $(OUT)/bench_plan.json
 
-# Regenerate the default model's data and retrain it from scratch (about eight hours on 2 CPU cores):
+# Regenerate the default model's data and retrain it from scratch (about ten hours on 2 CPU cores):
 # v1 (the residual compact model, 3,000 steps on 1,000 tabletop clips), then v2 from v1's weights
 # (compact-warp, pyramid loss, 2,000 steps on tabletop clips 0-259 + 160 drawer-scene clips), then v3 from v2's
 # (changed pixels weighted 1 + 4, bf16 autocast, 3,000 + 6,000 steps on tabletop clips 0-899 + 300 drawer clips), then v4

@@ -94,12 +94,14 @@ def test_bench_forecast_runs_the_bridge_from_retrieval(clips: Path, tmp_path: Pa
 
 def test_a_bridge_starts_from_a_saved_forecaster(tiny_forecaster_dir: Path, tmp_path: Path) -> None:
     from dexsim.forecast import load_forecaster
-    from dexsim.training.forecast import build_forecaster
+    from dexsim.training.forecast import build_forecaster, init_forecaster
 
-    net = build_forecaster("tiny-bridge", 0, init_from=tiny_forecaster_dir)
+    net = build_forecaster("tiny-bridge", 0)
+    report = init_forecaster(net, tiny_forecaster_dir)
+    assert report["skipped"] == ["source_embed"]
     saved = load_forecaster(tiny_forecaster_dir).state_dict()
     own = net.state_dict()
     assert all(torch.equal(own[k], v) for k, v in saved.items())  # every saved tensor copied
     assert not net.source_embed.any()  # the new source embedding starts at zero
     with pytest.raises(FileNotFoundError, match="no forecaster weights"):
-        build_forecaster("tiny-bridge", 0, init_from=tmp_path)
+        init_forecaster(build_forecaster("tiny-bridge", 0), tmp_path)

@@ -51,5 +51,5 @@ def test_forecast_commands_refuse_bad_input_in_one_line(clips: Path, tmp_path: P
 def test_bench_forecast_start_retrieval_needs_a_bridge(tiny_forecaster_dir: Path, clips: Path) -> None:
     r = CliRunner().invoke(main, ["bench", "forecast", "--data", str(clips), "--forecaster", str(tiny_forecaster_dir),
                                   "--start", "retrieval"])  # fmt: skip
-    assert r.exit_code == 2 and "not a bridge forecaster" in r.output and "Traceback" not in r.output, r.output
+    assert r.exit_code == 2 and "needs a bridge forecaster" in r.output and "Traceback" not in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1, r.output

@@ -76,8 +76,12 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
     c = model.config
     if start not in ("noise", "retrieval"):
         raise ValueError(f"`start` must be 'noise' or 'retrieval', got {start!r}")
-    if start == "retrieval" and (refine is not None or not getattr(c, "bridge", False)):
-        raise ValueError("`start='retrieval'` needs a bridge forecaster (trained with bridge=True) and no `refine`")
+    if start == "retrieval" and refine is not None:
+        raise ValueError("`start='retrieval'` runs a bridge forecaster's flow from the retrieved futures; it does "
+                         "not combine with `refine`, which re-draws them")  # fmt: skip
+    if start == "retrieval" and not getattr(c, "bridge", False):
+        raise ValueError("`start='retrieval'` needs a bridge forecaster (trained with --model bridge); this one is "
+                         "not")  # fmt: skip
     if train_data:
         bank = ForecastData(list(train_data), model, progress=progress).bank()
     else:

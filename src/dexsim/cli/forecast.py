@@ -46,14 +46,12 @@ def bench_forecast_cmd(data: tuple[str, ...], train_data: tuple[str, ...], forec
     from ..bench.forecast import bench_forecast
 
     model = _forecaster(forecaster_name)
-    if start == "retrieval" and (refine is not None or not getattr(model.config, "bridge", False)):
-        why = "--refine re-draws retrieved futures; it does not combine with" if refine is not None else \
-            f"forecaster {forecaster_name!r} is not a bridge forecaster (trained with --model bridge) for"  # fmt: skip
-        raise click.BadParameter(f"{why} --start retrieval", param_hint="--start")
     try:
         r = bench_forecast(model, list(data), list(train_data) or None, goal=goal, clips=clips, seed=seed,
                            refine=refine, start=start)  # fmt: skip
-    except ValueError as e:
+    except ValueError as e:  # checked before any clip is read
+        if "`start=" in str(e):
+            raise click.BadParameter(str(e), param_hint="--start") from None
         if refine is None or "hand parameters" not in str(e):
             raise
         raise click.BadParameter(str(e), param_hint="--refine") from None

@@ -10,7 +10,6 @@ camera's frustum with its latest frame, the task's target and a drag gizmo on ea
 
 from __future__ import annotations
 
-import signal
 import socket
 import threading
 import time
@@ -385,10 +384,7 @@ class PlayApp:
             log.video("physics", view.log_start, view.physics)
 
     def serve_forever(self) -> None:
-        """Serve until Ctrl-C (SIGINT), which stops it cleanly even when it was started with SIGINT ignored (a
-        background job, ``nohup``, a parent that ignores it: a child inherits that)."""
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        """Serve until Ctrl-C (KeyboardInterrupt; ``dexsim play`` makes sure SIGINT raises it), then stop."""
         try:
             while True:
                 time.sleep(0.5)

@@ -12,7 +12,9 @@ import torch
 
 from .data import DataPosition
 
-__all__ = ["FORECAST_PRESET", "ForecastData", "ForecastPipe", "export_forecaster", "validate_forecaster"]
+__all__ = [
+    "FORECAST_PRESET", "ForecastData", "ForecastPipe", "export_forecaster", "init_forecaster", "validate_forecaster",
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -35,37 +37,29 @@ class ForecastPipe:
         return self
 
 
-def build_forecaster(model: str, seed: int, init_from: str | os.PathLike[str] | None = None) -> torch.nn.Module:
-    """A fresh forecaster of a named size (:data:`~dexsim.forecast.FORECAST_CONFIGS`); ``init_from``: a saved
-    forecaster folder (``"default"``: the shipped one) whose tensors of the same name and shape it starts from."""
+def build_forecaster(model: str, seed: int) -> torch.nn.Module:
+    """A fresh forecaster of a named size (:data:`~dexsim.forecast.FORECAST_CONFIGS`)."""
     from ..forecast import FORECAST_CONFIGS, HandForecaster
 
     if model not in FORECAST_CONFIGS:
         raise ValueError(f"unknown forecaster size {model!r}; choose one of {sorted(FORECAST_CONFIGS)}")
     torch.manual_seed(seed)
-    net = HandForecaster(**FORECAST_CONFIGS[model])
-    if init_from is not None:
-        copied, fresh = _init_forecaster(net, init_from)
-        print(f"init from {init_from}: {copied} tensors copied, {len(fresh)} fresh ({', '.join(fresh[:4]) or 'none'})")
-    return net
+    return HandForecaster(**FORECAST_CONFIGS[model])
 
 
-def _init_forecaster(net: torch.nn.Module, folder: str | os.PathLike[str]) -> tuple[int, list[str]]:
+def init_forecaster(net: torch.nn.Module, folder: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """Copy into ``net`` the tensors of a saved forecaster folder (``"default"``: the shipped one) whose name and
+    shape match (``{"copied", "skipped"}``, see :func:`~dexsim.training._weights.copy_matching_tensors`)."""
     from safetensors.torch import load_file
 
     from ..forecast import default_forecaster_dir
+    from ._weights import copy_matching_tensors
 
     root = default_forecaster_dir() if str(folder) == "default" else Path(folder)
     weights = root / "diffusion_pytorch_model.safetensors"  # the network only, not the banks beside it
     if not weights.is_file():
         raise FileNotFoundError(f"`init_from`: no forecaster weights ({weights.name}) in {root}")
-    saved = load_file(str(weights))
-    own = net.state_dict()
-    copied = [k for k, v in own.items() if k in saved and saved[k].shape == v.shape]
-    if not copied:
-        raise ValueError(f"`init_from`: {root} holds no forecaster tensor of this model's names and shapes")
-    net.load_state_dict({k: saved[k].to(own[k].dtype) for k in copied}, strict=False)
-    return len(copied), [k for k in own if k not in set(copied)]
+    return copy_matching_tensors(net, load_file(str(weights)), root)
 
 
 class ForecastData:

@@ -34,6 +34,7 @@ import torch
 
 from .._io import write_json
 from ..data.dataset import recipe_differences
+from ._weights import copy_matching_tensors
 from .data import ClipWindows, DataPosition, dataset_identity
 from .forecast import (
     FORECAST_PRESET,
@@ -41,6 +42,7 @@ from .forecast import (
     ForecastPipe,
     build_forecaster,
     export_forecaster,
+    init_forecaster,
     validate_forecaster,
 )
 from .loss import diffusion_loss
@@ -59,7 +61,9 @@ def build_pipeline(cfg: TrainConfig) -> Any:
     if cfg.preset == FORECAST_PRESET:
         if cfg.flow_loss > 0:
             raise ValueError("`flow_loss` is a world-model option, not the forecaster's")
-        model = build_forecaster(cfg.model, cfg.seed, cfg.init_from)
+        model = build_forecaster(cfg.model, cfg.seed)
+        if cfg.init_from is not None:
+            _print_init(cfg.init_from, init_forecaster(model, cfg.init_from))
         model.requires_grad_(True)
         return ForecastPipe(model)
     if cfg.preset == "compact-from-scratch":
@@ -67,11 +71,7 @@ def build_pipeline(cfg: TrainConfig) -> Any:
 
         pipe = compact_pipeline(cfg.model, seed=cfg.seed, sample_size=cfg.width, sample_frames=cfg.window)
         if cfg.init_from is not None:
-            report = init_from_folder(pipe.transformer, cfg.init_from)
-            print(
-                f"init from {cfg.init_from}: {len(report['copied'])} tensors copied, "
-                f"{len(report['skipped'])} fresh ({', '.join(report['skipped'][:4]) or 'none'})"
-            )
+            _print_init(cfg.init_from, init_from_folder(pipe.transformer, cfg.init_from))
         if cfg.flow_loss > 0 and not hasattr(pipe.transformer, "flow_head"):
             raise ValueError(f"`flow_loss` needs a model with a flow head (e.g. compact-warp), not {cfg.model!r}")
         pipe.transformer.requires_grad_(True)
@@ -99,6 +99,12 @@ def build_pipeline(cfg: TrainConfig) -> Any:
     raise ValueError(f"unknown preset {cfg.preset!r}")
 
 
+def _print_init(source: str, report: dict[str, list[str]]) -> None:
+    fresh = report["skipped"]
+    print(f"init from {source}: {len(report['copied'])} tensors copied, {len(fresh)} fresh "
+          f"({', '.join(fresh[:4]) or 'none'})")  # fmt: skip
+
+
 def init_from_folder(model: torch.nn.Module, folder: str | os.PathLike[str]) -> dict[str, list[str]]:
     """Copy into ``model`` the tensors of a saved model folder (``"default"`` = the shipped one) whose name
     and shape match; returns ``{"copied", "skipped"}`` (skipped: absent there or another shape). Refuses a
@@ -114,12 +120,7 @@ def init_from_folder(model: torch.nn.Module, folder: str | os.PathLike[str]) -> 
     saved: dict[str, torch.Tensor] = {}
     for f in files:
         saved |= load_file(str(f))
-    own = model.state_dict()
-    copied = [k for k, v in own.items() if k in saved and saved[k].shape == v.shape]
-    if not copied:
-        raise ValueError(f"`init_from`: {root} shares no tensor (name and shape) with this model")
-    model.load_state_dict({k: saved[k].to(own[k].dtype) for k in copied}, strict=False)
-    return {"copied": copied, "skipped": [k for k in own if k not in set(copied)]}
+    return copy_matching_tensors(model, saved, root)
 
 
 def _trainable(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
