@@ -66,3 +66,40 @@ def test_pyramid_loss_adds_the_coarse_levels() -> None:
     # an untrained residual model predicts 0, so the pyramid terms are the pooled residual's energy: less
     # than the full-resolution term (averaging cannot add energy), more than nothing
     assert float(three.detach()) < 3 * float(one.detach())
+
+
+def test_convex_upsampling_keeps_a_constant_flow_and_can_put_an_edge_inside_a_cell() -> None:
+    from dexsim.worldmodel.compact import convex_upsample
+
+    flow = torch.zeros(1, 2, 4, 4)
+    flow[:, 0] = 5.0
+    mask = torch.zeros(1, 9 * 4, 4, 4)
+    up = convex_upsample(flow, mask, 2)
+    assert up.shape == (1, 2, 8, 8)
+    assert torch.allclose(up[0, 0, 2:6, 2:6], torch.full((4, 4), 5.0)) and not up[0, 1].any()  # away from borders
+    # an object in coarse column 1 (flow 4 px), table elsewhere: the mask picks, per fine pixel, the centre
+    # cell or its right neighbour, so the edge falls after the first of the two fine columns of cell 2
+    step = torch.zeros(1, 2, 4, 4)
+    step[:, 0, :, 1] = 4.0
+    logits = torch.zeros(1, 9, 2, 2, 4, 4)  # (N, neighbour, fy, fx, h, w)
+    logits[:, 4] = 20.0  # every fine pixel takes its own cell...
+    logits[:, 3, :, 0, :, 2], logits[:, 4, :, 0, :, 2] = 20.0, -20.0  # ...but cell 2's first column its left one
+    up = convex_upsample(step, logits.reshape(1, 36, 4, 4), 2)
+    assert up[0, 0, 3].tolist() == pytest.approx([0, 0, 4, 4, 4, 0, 0, 0], abs=1e-4)
+
+
+def test_convex_warp_model_starts_from_bilinear_weights_and_its_flow_reaches_the_loss(tmp_path: Path) -> None:
+    bilinear = compact_pipeline("tiny-warp", seed=1)
+    bilinear.save_pretrained(tmp_path / "saved")
+    convex = compact_pipeline("tiny-warp", seed=3, flow_upsampling="convex")
+    report = init_from_folder(convex.transformer, tmp_path / "saved")
+    assert report["skipped"] == ["flow_mask.weight", "flow_mask.bias"]
+    seen: list[torch.Tensor] = []
+    convex.transformer.flow_out.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    with torch.no_grad():
+        convex.transformer.flow_head.bias.fill_(1.0)  # 2 px (fold 2) in x and y on every cell
+        convex.transformer(torch.randn(1, 3, 10, 16, 16), torch.tensor([300]))
+    assert seen[-1].shape == (3, 2, 16, 16)
+    assert torch.allclose(seen[-1][..., 2:-2, 2:-2], torch.full((3, 2, 12, 12), 2.0), atol=1e-5)
+    with pytest.raises(ValueError, match="flow_upsampling"):
+        CompactVideoDenoiser(output_mode="warp", flow_upsampling="cubic", block_channels=(16, 16, 16), fold=2)

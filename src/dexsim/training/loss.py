@@ -64,7 +64,7 @@ def diffusion_loss(
     captured: list[torch.Tensor] = []
     hook = None
     if flow_weight > 0:
-        head = getattr(pipe.transformer, "flow_head", None)
+        head = getattr(pipe.transformer, "flow_out", None)
         if head is None or flow is None or flow_valid is None:
             raise ValueError("`flow_weight` > 0 needs a denoiser with a flow head (output_mode='warp') and `flow`")
         hook = head.register_forward_hook(lambda _m, _i, out: captured.append(out))
@@ -80,7 +80,7 @@ def diffusion_loss(
         pixels = 1.0 + change_weight * changed
     total = _pyramid_mse(pred, target, weight, pyramid, pixels)
     if flow_weight > 0:
-        total = total + flow_weight * _flow_l1(pipe.transformer, captured[-1], flow, flow_valid, weight[:, :, 0, 0, 0])
+        total = total + flow_weight * _flow_l1(captured[-1], flow, flow_valid, weight[:, :, 0, 0, 0])
     return total
 
 
@@ -99,16 +99,12 @@ def change_map(static: torch.Tensor, video: torch.Tensor, size: tuple[int, int] 
     return m.transpose(1, 2)
 
 
-def _flow_l1(
-    model: Any, raw: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, frames: torch.Tensor
-) -> torch.Tensor:
-    """L1 (pixels) of the flow head's output ``raw`` (B*F, 2, h, w on the folded grid) against ``flow``."""
+def _flow_l1(pred: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """L1 (pixels) of a warp denoiser's full-resolution flow ``pred`` (B*F, 2, H, W) against ``flow``."""
     b, t, h, w, _ = flow.shape
-    if raw.shape[0] != b * t:
-        raise ValueError(f"the flow head saw {raw.shape[0]} frames, the ground truth has {b}x{t}")
-    f = model.config.fold
-    pred = torch.nn.functional.interpolate(raw.float() * (f * model.config.flow_gain), size=(h, w), mode="bilinear",
-                                           align_corners=False)  # fmt: skip
+    if pred.shape[0] != b * t or pred.shape[-2:] != (h, w):
+        raise ValueError(f"the flow head gave {tuple(pred.shape)}, the ground truth is {b}x{t} frames of {h}x{w}")
+    pred = pred.float()
     gt = flow.to(pred.device, torch.float32).flatten(0, 1).permute(0, 3, 1, 2)
     err = (pred - gt).abs().sum(1)  # (B*T, H, W)
     ok = valid.to(pred.device).flatten(0, 1) & (frames.flatten() > 0)[:, None, None]

@@ -90,6 +90,23 @@ class SpaceTimeAttention(nn.Module):
 #: for what motion cannot explain (hands, uncovered table): a slightly misplaced object stays an object
 OUTPUT_MODES = ("residual", "warp")
 
+#: how a warp denoiser's flow, predicted on the folded grid, reaches full resolution: ``bilinear``
+#: interpolation (smooth, blurs an object's edge over ``fold`` pixels), or ``convex``: each pixel takes a
+#: learned convex combination of its cell's 3x3 neighbourhood of coarse flows (RAFT's upsampling), so a
+#: rigid object's edge can fall between two pixels of one cell
+FLOW_UPSAMPLING = ("bilinear", "convex")
+
+
+def convex_upsample(flow: torch.Tensor, mask: torch.Tensor, fold: int) -> torch.Tensor:
+    """(N, 2, h, w) coarse flow + (N, 9 * fold**2, h, w) mask logits -> (N, 2, h * fold, w * fold): each fine
+    pixel's flow is the softmax(mask)-weighted mean of the 3x3 coarse flows around its cell (zeros past the
+    border). Flow units are kept (pixels in, pixels out)."""
+    n, _, h, w = flow.shape
+    weights = mask.float().view(n, 1, 9, fold, fold, h, w).softmax(dim=2)
+    neighbours = F.unfold(flow.float(), 3, padding=1).view(n, 2, 9, 1, 1, h, w)
+    up = (weights * neighbours).sum(dim=2)  # (N, 2, fold, fold, h, w)
+    return up.permute(0, 1, 4, 2, 5, 3).reshape(n, 2, h * fold, w * fold).to(flow.dtype)
+
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Backward warp: (N, C, H, W) image, (N, 2, H, W) flow in pixels (x, y) -> (N, C, H, W) where output
@@ -143,7 +160,8 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
     ``in_channels`` = noisy (3) + mask (1) + known video (3) + hand prompt (3). H and W must be
     multiples of ``fold * 4``. Frames per window are free (temporal convolutions; attention
     positions up to 64 frames). ``output_mode="warp"`` (see :data:`OUTPUT_MODES`) reads the known video
-    from input channels ``out_channels + 1 : 2 * out_channels + 1`` (the pipeline's layout).
+    from input channels ``out_channels + 1 : 2 * out_channels + 1`` (the pipeline's layout), its flow brought
+    to full resolution as ``flow_upsampling`` says (:data:`FLOW_UPSAMPLING`).
     """
 
     _supports_gradient_checkpointing = True
@@ -162,10 +180,13 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
         residual_to_static: bool = True,
         output_mode: str = "residual",
         flow_gain: float = 1.0,
+        flow_upsampling: str = "bilinear",
     ) -> None:
         _check_config(in_channels, out_channels, fold, block_channels, mid_blocks, attention_head_dim)
         if isinstance(flow_gain, bool) or not isinstance(flow_gain, (int, float)) or not 0 < flow_gain <= 1e3:
             raise ValueError(f"`flow_gain` must be a number in (0, 1000], got {flow_gain!r}")
+        if flow_upsampling not in FLOW_UPSAMPLING:
+            raise ValueError(f"`flow_upsampling` must be one of {FLOW_UPSAMPLING}, got {flow_upsampling!r}")
         if output_mode not in OUTPUT_MODES:
             raise ValueError(f"`output_mode` must be one of {OUTPUT_MODES}, got {output_mode!r}")
         if output_mode == "warp" and (not residual_to_static or in_channels < 2 * out_channels + 1):
@@ -198,12 +219,27 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
             self.flow_head = nn.Conv2d(c0, 2, 3, padding=1)
             nn.init.zeros_(self.flow_head.weight)
             nn.init.zeros_(self.flow_head.bias)
+            if flow_upsampling == "convex":  # zero at init: each pixel averages its cell's 3x3 neighbourhood
+                self.flow_mask = nn.Conv2d(c0, 9 * fold * fold, 3, padding=1)
+                nn.init.zeros_(self.flow_mask.weight)
+                nn.init.zeros_(self.flow_mask.bias)
+            # no parameters: the full-resolution flow (N, 2, H, W) in pixels passes through it, where a training
+            # loss (or a diagnostic) can read it with a forward hook
+            self.flow_out = nn.Identity()
         self.gradient_checkpointing = False
 
     def _run(self, block: nn.Module, *args: object) -> torch.Tensor:
         if self.gradient_checkpointing and torch.is_grad_enabled():
             return torch.utils.checkpoint.checkpoint(block, *args, use_reentrant=False)
         return block(*args)
+
+    def _full_flow(self, feat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Decoder features (N, c0, h, w) on the folded grid -> backward flow (N, 2, H, W) in pixels."""
+        f = self.config.fold
+        flow = self.flow_head(feat) * (f * self.config.flow_gain)
+        if self.config.flow_upsampling == "convex":
+            return convex_upsample(flow, self.flow_mask(feat), f)
+        return F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
 
     def forward(
         self,
@@ -237,8 +273,7 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
         if self.config.output_mode == "warp":
             oc = self.config.out_channels
             known = hidden_states.reshape(b * t, c, h, w)[:, oc + 1 : 2 * oc + 1]
-            flow = self.flow_head(feat) * (f * self.config.flow_gain)
-            flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
+            flow = self.flow_out(self._full_flow(feat, (h, w)))
             out = out + warp(known, flow) - known
         out = out.view(b, t, -1, h, w)
         return Transformer2DModelOutput(sample=out) if return_dict else (out,)

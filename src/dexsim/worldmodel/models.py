@@ -34,6 +34,15 @@ COMPACT_CONFIGS: dict[str, dict[str, Any]] = {
         "output_mode": "warp",
         "flow_gain": 4.0,
     },
+    # v2 with the flow brought to full resolution by RAFT's convex upsampling (sharp object edges)
+    "compact-warp-convex": {
+        "block_channels": (48, 96, 160),
+        "mid_blocks": 2,
+        "fold": 4,
+        "output_mode": "warp",
+        "flow_gain": 4.0,
+        "flow_upsampling": "convex",
+    },
     "compact-large": {"block_channels": (64, 128, 192), "mid_blocks": 2, "fold": 4},
     "compact-small": {"block_channels": (32, 64, 128), "mid_blocks": 1, "fold": 4},
     "tiny": {"block_channels": (16, 16, 16), "mid_blocks": 1, "fold": 2, "attention_head_dim": 8},
