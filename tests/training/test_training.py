@@ -181,3 +181,25 @@ def test_change_weight_counts_the_changed_pixels_more(dataset: Path) -> None:
         preset("compact-from-scratch", data=[str(dataset)], out="x", change_weight=-1.0)
     with pytest.raises(ValueError, match="mixed_precision"):
         preset("compact-from-scratch", data=[str(dataset)], out="x", mixed_precision="fp8")
+
+
+def test_export_cli_writes_a_checkpoints_weights_and_names_a_missing_step(dataset: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dexsim.cli import main
+    from dexsim.worldmodel import load
+
+    out = tmp_path / "run"
+    train(_cfg(dataset, out, steps=4, checkpoint_every=2, validate_every=100), progress=False, stop_after=2)
+    moved = tmp_path / "moved"
+    out.rename(moved)  # a run folder that moved since it was written still exports
+    res = CliRunner().invoke(main, ["export", str(moved), "--to", str(tmp_path / "m2")])
+    assert res.exit_code == 0, res.output
+    assert "exported step 2" in res.output
+    saved = load_file(str(moved / "checkpoints" / "step-0000002" / "ema.safetensors"))
+    got = load(tmp_path / "m2").pipeline.transformer.state_dict()
+    assert saved and all(np.array_equal(got[k].numpy(), v.numpy()) for k, v in saved.items())
+    res = CliRunner().invoke(main, ["export", str(moved), "--step", "3"])
+    assert res.exit_code == 2 and "no checkpoint of step 3" in res.output and "steps 2" in res.output
+    res = CliRunner().invoke(main, ["export", str(dataset)])
+    assert res.exit_code == 2 and "train_config.json" in res.output

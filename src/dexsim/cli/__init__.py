@@ -81,7 +81,7 @@ from .plan import bench_plan_cmd, bench_step_cmd, plan_cmd  # noqa: E402
 from .play import bench_play_cmd, play_cmd  # noqa: E402
 from .render import render  # noqa: E402
 from .scene import scene  # noqa: E402
-from .worldmodel import bench_overfit_cmd, bench_worldmodel_cmd, eval_cmd, train_cmd  # noqa: E402
+from .worldmodel import bench_overfit_cmd, bench_worldmodel_cmd, eval_cmd, export_cmd, train_cmd  # noqa: E402
 
 main.add_command(bench)
 main.add_command(data)
@@ -91,6 +91,7 @@ main.add_command(hands)
 main.add_command(render)
 main.add_command(scene)
 main.add_command(train_cmd)
+main.add_command(export_cmd)
 main.add_command(eval_cmd)
 bench.add_command(bench_worldmodel_cmd)
 bench.add_command(bench_overfit_cmd)

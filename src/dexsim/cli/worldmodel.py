@@ -62,6 +62,26 @@ def train_cmd(preset_name: str, data: tuple[str, ...], out: Path, no_resume: boo
     click.echo(f"{state} at step {result['step']} in {result['seconds']:.0f} s; {where}")
 
 
+@click.command("export")
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--step", type=click.IntRange(0), default=None, help="The checkpoint's step (default: the newest).")
+@click.option("--to", "to", type=OutputPath(directory=True), default=None, help="Output folder (default: RUN/model).")
+def export_cmd(run: str, step: int | None, to: Path | None) -> None:
+    """Export a loadable model folder (EMA weights) from a training run's checkpoint, e.g. one stopped early."""
+    from ..training import TrainConfig
+    from ..training.trainer import checkpoints, export_checkpoint
+
+    cfg = TrainConfig.from_run(run)
+    found = dict(checkpoints(run))
+    if not found:
+        raise FileNotFoundError(f"{run} has no checkpoints")
+    if step is not None and step not in found:
+        raise ValueError(f"{run} has no checkpoint of step {step}; it has steps {', '.join(map(str, sorted(found)))}")
+    chosen = step if step is not None else max(found)
+    path = export_checkpoint(cfg, found[chosen], to)
+    click.echo(f"exported step {chosen} of {run} to {path}")
+
+
 @click.command("eval")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--model", "model_name", default="default", show_default=True, help="default | oracle | PATH")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 __all__ = ["PRESETS", "RUN_INDEPENDENT", "TrainConfig", "preset"]
@@ -96,6 +98,23 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_run(cls, out: str | os.PathLike[str]) -> TrainConfig:
+        """The config a run saved in ``out/train_config.json`` (what the trainer writes when it starts)."""
+        path = Path(out) / "train_config.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{out} holds no train_config.json: not a `dexsim train` output folder")
+        raw = json.loads(path.read_text())
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path} must hold a JSON object, got {type(raw).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"{path} has fields this dexsim does not know: {', '.join(unknown)}")
+        if isinstance(raw.get("betas"), list):
+            raw["betas"] = tuple(raw["betas"])
+        return cls(**{**raw, "out": str(out)})  # the folder may have moved since
 
     def recipe(self) -> dict[str, Any]:
         """The fields that decide the run's weights (model, data, optimiser, schedule, seed...): all but
