@@ -203,3 +203,20 @@ def test_export_cli_writes_a_checkpoints_weights_and_names_a_missing_step(datase
     assert res.exit_code == 2 and "no checkpoint of step 3" in res.output and "steps 2" in res.output
     res = CliRunner().invoke(main, ["export", str(dataset)])
     assert res.exit_code == 2 and "train_config.json" in res.output
+
+
+def test_a_run_whose_init_folder_is_gone_still_resumes_and_exports(dataset: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from dexsim.training.trainer import export_checkpoint
+
+    train(_cfg(dataset, tmp_path / "base", steps=2), progress=False)
+    init = tmp_path / "init"
+    shutil.copytree(tmp_path / "base" / "model", init)
+    cfg = _cfg(dataset, tmp_path / "run", init_from=str(init))
+    train(cfg, progress=False, stop_after=2)
+    shutil.rmtree(init)  # the checkpoint holds every tensor: the folder it started from is not needed any more
+    assert train(cfg, progress=False)["step"] == 4
+    assert (export_checkpoint(cfg) / "model_index.json").is_file()
+    with pytest.raises(FileNotFoundError, match="nor an existing folder"):
+        train(_cfg(dataset, tmp_path / "fresh", init_from=str(init)), progress=False)  # a new run does need it

@@ -56,8 +56,10 @@ _INTERRUPTED = re.compile(r"step-\d{7,}\.tmp")
 _RUN_FILES = ("log.jsonl", "validation", "model", "train_config.json")
 
 
-def build_pipeline(cfg: TrainConfig) -> Any:
-    """The pipeline a preset trains, with ``requires_grad`` set on exactly what it trains."""
+def build_pipeline(cfg: TrainConfig, from_checkpoint: bool = False) -> Any:
+    """The pipeline a preset trains, with ``requires_grad`` set on exactly what it trains. ``from_checkpoint``:
+    a checkpoint will overwrite every tensor of a compact model, so its ``init_from`` folder is not read (it may
+    be gone since the run started)."""
     if cfg.preset == FORECAST_PRESET:
         if cfg.flow_loss > 0:
             raise ValueError("`flow_loss` is a world-model option, not the forecaster's")
@@ -70,7 +72,7 @@ def build_pipeline(cfg: TrainConfig) -> Any:
         from ..worldmodel.models import compact_pipeline
 
         pipe = compact_pipeline(cfg.model, seed=cfg.seed, sample_size=cfg.width, sample_frames=cfg.window)
-        if cfg.init_from is not None:
+        if cfg.init_from is not None and not from_checkpoint:
             _print_init(cfg.init_from, init_from_folder(pipe.transformer, cfg.init_from))
         if cfg.flow_loss > 0 and not hasattr(pipe.transformer, "flow_head"):
             raise ValueError(f"`flow_loss` needs a model with a flow head (e.g. compact-warp), not {cfg.model!r}")
@@ -316,7 +318,7 @@ def train(
             acc.print(f"moved the previous run's files to {superseded}")
         write_json(out / "train_config.json", cfg.to_json())
     acc.wait_for_everyone()
-    pipe = build_pipeline(cfg)
+    pipe = build_pipeline(cfg, from_checkpoint=ckpt is not None)
     model = pipe.transformer
     forecaster = cfg.preset == FORECAST_PRESET
     if cfg.gradient_checkpointing:
@@ -485,7 +487,7 @@ def export_checkpoint(cfg: TrainConfig, checkpoint: str | os.PathLike[str] | Non
         raise FileNotFoundError(f"no checkpoint in {cfg.out}/checkpoints")
     if _state(ckpt).get("run", run) != run:
         raise _foreign(ckpt, run, recipe)
-    pipe = build_pipeline(cfg)
+    pipe = build_pipeline(cfg, from_checkpoint=True)
     data = None
     if cfg.preset == FORECAST_PRESET:
         data = _training_data(cfg, pipe.transformer, 0, 1, progress=False)
