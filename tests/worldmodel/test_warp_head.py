@@ -103,3 +103,5 @@ def test_convex_warp_model_starts_from_bilinear_weights_and_its_flow_reaches_the
     assert torch.allclose(seen[-1][..., 2:-2, 2:-2], torch.full((3, 2, 12, 12), 2.0), atol=1e-5)
     with pytest.raises(ValueError, match="flow_upsampling"):
         CompactVideoDenoiser(output_mode="warp", flow_upsampling="cubic", block_channels=(16, 16, 16), fold=2)
+    with pytest.raises(ValueError, match="needs `output_mode='warp'`"):  # a residual model has no flow: not ignored
+        CompactVideoDenoiser(flow_upsampling="convex", block_channels=(16, 16, 16), fold=2)

@@ -189,6 +189,9 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
             raise ValueError(f"`flow_upsampling` must be one of {FLOW_UPSAMPLING}, got {flow_upsampling!r}")
         if output_mode not in OUTPUT_MODES:
             raise ValueError(f"`output_mode` must be one of {OUTPUT_MODES}, got {output_mode!r}")
+        if flow_upsampling != "bilinear" and output_mode != "warp":
+            raise ValueError(f"`flow_upsampling={flow_upsampling!r}` needs `output_mode='warp'` (a flow to upsample), "
+                             f"got output_mode={output_mode!r}")  # fmt: skip
         if output_mode == "warp" and (not residual_to_static or in_channels < 2 * out_channels + 1):
             raise ValueError(
                 "`output_mode='warp'` needs `residual_to_static` and the known video in the input "
