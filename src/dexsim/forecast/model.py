@@ -16,6 +16,12 @@ With ``bridge=True`` the same flow also runs from *retrieved* futures instead of
 taken from other training clips' futures (the nearest-neighbour bank's picks, plus a little noise), it learns
 to carry a retrieved trajectory to the true one (``sample(source="retrieval", init=...)``); a learned
 embedding of the source tells the network which of the two it is integrating from.
+
+With ``bridge_residual=True`` as well, a window with a retrieved future forecasts the *correction* to it: the
+retrieved future is a condition (one token per frame, added to the future's), and the flow runs from noise to
+``(truth - retrieved) / residual_std``, where ``residual_std`` (a buffer, set from training windows by
+:meth:`HandForecaster.set_residual_statistics`) is the spread of those corrections. The network's errors are then
+measured in units of the corrections (about a centimetre), not of the whole motion (tens of centimetres).
 """
 
 from __future__ import annotations
@@ -133,6 +139,8 @@ class HandForecaster(ModelMixin, ConfigMixin):
         fps: frame rate of the trajectories it was trained on.
         bridge: also learn the flow from retrieved futures (see the module docstring).
         bridge_noise: std (normalised units) of the noise added to a retrieved start.
+        bridge_residual: a bridge forecaster that, from a retrieved future, samples the correction to it (see the
+            module docstring) instead of carrying it with noise.
     """
 
     config_name = "config.json"
@@ -141,10 +149,13 @@ class HandForecaster(ModelMixin, ConfigMixin):
     def __init__(self, horizon: int = 16, history: int = 8, dim: int = 128, heads: int = 4, layers: int = 3,
                  image_size: int = 64, keypoints: int = 16, conv_width: int = 64, text_buckets: int = 1024,
                  plane_z: float = 0.75, plane_center: tuple[float, float] = (0.0, 0.35), plane_scale: float = 0.4,
-                 fps: float = 8.0, bridge: bool = False, bridge_noise: float = 0.1) -> None:  # fmt: skip
+                 fps: float = 8.0, bridge: bool = False, bridge_noise: float = 0.1,
+                 bridge_residual: bool = False) -> None:  # fmt: skip
         super().__init__()
         if not (isinstance(bridge_noise, (int, float)) and 0.0 <= bridge_noise <= 1.0):
             raise ValueError(f"`bridge_noise` must be a number in [0, 1], got {bridge_noise!r}")
+        if bridge_residual and not bridge:
+            raise ValueError("`bridge_residual=True` forecasts corrections to retrieved futures: it needs bridge=True")
         self.image = _ImageEncoder(13, dim, keypoints, conv_width)
         self.text = nn.EmbeddingBag(text_buckets, dim, mode="mean")
         self.null_text = nn.Parameter(torch.zeros(dim))
@@ -158,6 +169,10 @@ class HandForecaster(ModelMixin, ConfigMixin):
         self.type_embed = nn.Parameter(torch.randn(5, dim) * 0.02)  # image, text, target, history, future
         if bridge:  # 0: the flow starts from noise, 1: from a retrieved future
             self.source_embed = nn.Parameter(torch.zeros(2, dim))
+        if bridge_residual:  # the retrieved future as a condition, one token per future frame (zero at start)
+            self.anchor_in = nn.Linear(STATE_DIM, dim)
+            nn.init.zeros_(self.anchor_in.weight)
+            nn.init.zeros_(self.anchor_in.bias)
         layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, activation="gelu", batch_first=True,
                                            norm_first=True)  # fmt: skip
         self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
@@ -167,6 +182,8 @@ class HandForecaster(ModelMixin, ConfigMixin):
         nn.init.zeros_(self.out.bias)
         self.register_buffer("state_mean", torch.zeros(STATE_DIM))
         self.register_buffer("state_std", torch.ones(STATE_DIM))
+        if bridge_residual:
+            self.register_buffer("residual_std", torch.ones(STATE_DIM))
 
     # -- normalisation ------------------------------------------------------------------------------------
 
@@ -174,6 +191,23 @@ class HandForecaster(ModelMixin, ConfigMixin):
         """Normalise by the mean and std (at least ``min_std``) of (N, STATE_DIM) training states."""
         self.state_mean.copy_(states.float().mean(0))
         self.state_std.copy_(states.float().std(0).clamp_min(min_std))
+
+    def set_residual_statistics(self, residuals: torch.Tensor, min_fraction: float = 0.05) -> None:
+        """Scale a residual forecaster's corrections by the std of (N, STATE_DIM) training residuals (future minus
+        retrieved future), clamped to [``min_fraction``, 1] times the states' own std (a correction is never
+        scaled as larger than the motion itself: a poor neighbour's hand may flicker in and out of view)."""
+        if not self.config.bridge_residual:
+            raise ValueError("only a forecaster with bridge_residual=True has residual statistics")
+        if residuals.ndim != 2 or residuals.shape[0] < 2:
+            raise ValueError(f"`residuals` must be (N >= 2, {STATE_DIM}), got {tuple(residuals.shape)}")
+        std = residuals.float().std(0)
+        self.residual_std.copy_(torch.minimum(torch.maximum(std, min_fraction * self.state_std), self.state_std))
+
+    def _residual_frame(self, start: torch.Tensor, has_start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Origin and scale (B, 1 or F, STATE_DIM) of each window's flow: its retrieved future and the residual
+        std where it has one, the state mean and std where not."""
+        m = has_start[:, None, None]
+        return torch.where(m, start, self.state_mean), torch.where(m, self.residual_std, self.state_std)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.state_mean) / self.state_std
@@ -218,15 +252,18 @@ class HandForecaster(ModelMixin, ConfigMixin):
         return tokens, absent
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, absent: torch.Tensor,
-                source: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+                source: torch.Tensor | None = None, anchor: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         """Velocity (B, F, STATE_DIM) of normalised futures ``x`` (B, F, STATE_DIM) at flow time ``t`` (B,);
-        ``source`` (B,) long, a bridge model's start per item (0 noise, 1 retrieved; default 0)."""
+        ``source`` (B,) long, a bridge model's start per item (0 noise, 1 retrieved; default 0); ``anchor`` (B, F,
+        STATE_DIM), a residual forecaster's normalised retrieved futures (zero where a window has none)."""
         n = x.shape[1]
         temb = self.time(_timestep_embedding(t, self.config.dim))
         if self.config.bridge:
             src = torch.zeros(x.shape[0], dtype=torch.long) if source is None else source.long()
             temb = temb + self.source_embed[src]
         fut = self.traj_in(x) + self.traj_pos[:n] + self.type_embed[4] + temb[:, None]
+        if anchor is not None:
+            fut = fut + self.anchor_in(anchor)
         seq = torch.cat((cond, temb[:, None], fut), 1)
         pad = torch.cat((absent, torch.zeros(x.shape[0], 1 + n, dtype=torch.bool)), 1)
         h = self.transformer(seq, src_key_padding_mask=pad)
@@ -236,18 +273,24 @@ class HandForecaster(ModelMixin, ConfigMixin):
 
     def loss(self, batch: ForecastBatch, generator: torch.Generator | None = None) -> torch.Tensor:
         """Flow-matching loss (rectified flow, logit-normal times) over the valid future frames."""
-        x1 = self.normalize(encode_states(batch.future, batch.future_visible, batch.future_camera))
+        raw = encode_states(batch.future, batch.future_visible, batch.future_camera)
+        x1 = self.normalize(raw)
         B = x1.shape[0]
         x0 = torch.randn(x1.shape, generator=generator)
-        source = None
-        if self.config.bridge and batch.start is not None:  # retrieved starts where the batch has them
+        source = anchor = None
+        if self.config.bridge_residual and batch.start is not None:  # corrections to the retrieved futures
+            source = batch.has_start.long()
+            origin, scale = self._residual_frame(batch.start.float(), batch.has_start)
+            x1 = (raw - origin) / scale
+            anchor = self.normalize(batch.start.float()) * batch.has_start[:, None, None]
+        elif self.config.bridge and batch.start is not None:  # retrieved starts where the batch has them
             source = batch.has_start.long()
             bridged = self.normalize(batch.start.float()) + self.config.bridge_noise * x0
             x0 = torch.where(batch.has_start[:, None, None], bridged, x0)
         t = torch.sigmoid(torch.randn(B, generator=generator))
         xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * x1
         cond, absent = self.encode_conditions(batch)
-        v = self(xt, t, cond, absent, source)
+        v = self(xt, t, cond, absent, source, anchor)
         err = ((v - (x1 - x0)) ** 2).mean(-1)  # (B, F)
         m = batch.future_mask.float()
         return (err * m).sum() / m.sum().clamp_min(1.0)
@@ -261,7 +304,8 @@ class HandForecaster(ModelMixin, ConfigMixin):
         horizon, STATE_DIM) raw states to refine (SDEdit): the flow starts at time ``1 - strength`` (rounded
         up to whole steps) from ``init`` mixed with the noise (``strength`` 1: from noise alone, 0: ``init``
         returned unchanged). ``source="retrieval"`` (a ``bridge`` model): the whole flow runs from ``init``
-        (retrieved futures) plus ``bridge_noise`` times the noise instead (``strength`` unused)."""
+        (retrieved futures) plus ``bridge_noise`` times the noise instead (``strength`` unused); a ``bridge_residual``
+        model samples corrections to ``init`` from the noise and returns ``init`` plus them."""
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"`strength` must lie in [0, 1], got {strength}")
         if source not in ("noise", "retrieval"):
@@ -277,6 +321,12 @@ class HandForecaster(ModelMixin, ConfigMixin):
              else torch.randn(B * k, H, STATE_DIM, generator=generator))  # fmt: skip
         first = 0
         src = torch.full((B * k,), int(source == "retrieval"), dtype=torch.long)
+        if source == "retrieval" and self.config.bridge_residual:
+            start = init.reshape(B * k, H, STATE_DIM).float()
+            anchor = self.normalize(start)
+            for i in range(steps):
+                x = x + self(x, torch.full((B * k,), i / steps), cond, absent, src, anchor) / steps
+            return (start + x * self.residual_std).reshape(B, k, H, STATE_DIM)
         if source == "retrieval":
             x = self.normalize(init.reshape(B * k, H, STATE_DIM).float()) + self.config.bridge_noise * x
         elif init is not None:  # the strength rounded to whole steps, so the flow restarts where it was mixed

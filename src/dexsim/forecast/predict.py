@@ -22,6 +22,9 @@ FORECAST_CONFIGS: dict[str, dict[str, Any]] = {
     "bridge": {"bridge": True},
     "tiny-bridge": {"dim": 16, "heads": 2, "layers": 1, "image_size": 16, "keypoints": 4, "conv_width": 16,
                     "text_buckets": 64, "bridge": True},
+    "residual": {"bridge": True, "bridge_residual": True},
+    "tiny-residual": {"dim": 16, "heads": 2, "layers": 1, "image_size": 16, "keypoints": 4, "conv_width": 16,
+                      "text_buckets": 64, "bridge": True, "bridge_residual": True},
 }  # fmt: skip
 
 

@@ -99,6 +99,29 @@ class ForecastData:
         cam = torch.from_numpy(np.concatenate([c.camera for c in self.clips.clips]))
         return encode_states(p, v, cam)
 
+    def residual_states(self, windows: int = 2048, seed: int = 12345) -> torch.Tensor:
+        """(N, STATE_DIM) corrections of observed training windows to their retrieved futures (truth minus retrieved,
+        valid frames only): a residual forecaster's scale. Drawn with a fixed seed, so a resumed run gets the same."""
+        from ..forecast.state import encode_states
+
+        if self._bank is None:
+            self._bank = self.bank()
+        rng = np.random.default_rng(seed)
+        out = []
+        for _ in range(max(1, windows // 64)):
+            b = self.clips.sample(64, rng, plan_prob=0.0, bank=self._bank, bridge_prob=1.0)
+            truth = encode_states(b.future, b.future_visible, b.future_camera)
+            out.append((truth - b.start)[b.future_mask & b.has_start[:, None]])
+        return torch.cat(out)
+
+    def bank_for_validation(self) -> Any:
+        """The training clips' bank when this forecaster starts from retrieved futures (a bridge), else None."""
+        if not self.bridge:
+            return None
+        if self._bank is None:
+            self._bank = self.bank()
+        return self._bank
+
     def bank(self) -> Any:
         """The nearest-neighbour bank of these clips (shipped beside the weights)."""
         from ..forecast.evaluate import NeighbourBank
@@ -114,10 +137,13 @@ class ForecastData:
 _VALIDATION: dict[str, Any] = {}
 
 
-def validate_forecaster(model: torch.nn.Module, root: str, clips: int = 16) -> dict[str, float]:
-    """Best-of-5 final displacement (m) on the first ``clips`` clips of ``root`` (4 frames seen, 12 predicted)."""
+def validate_forecaster(model: torch.nn.Module, root: str, clips: int = 16, bank: Any = None) -> dict[str, float]:
+    """Best-of-5 final displacement (m) on the first ``clips`` clips of ``root`` (4 frames seen, 12 predicted);
+    with a ``bank`` (a bridge forecaster's training clips), also from its 5 retrieved futures (``val_fde_k5_retrieval``)
+    and for those futures themselves (``val_fde_k5_retrieved``)."""
     from ..forecast.data import ForecastClips
     from ..forecast.evaluate import displacements, keypoint_visibility
+    from ..forecast.predict import _init_states
     from ..forecast.state import forecast_keypoints
 
     c = model.config
@@ -126,15 +152,26 @@ def validate_forecaster(model: torch.nn.Module, root: str, clips: int = 16) -> d
         data.clips = data.clips[:clips]
         _VALIDATION[root] = data
     data = _VALIDATION[root]
-    fdes = []
+    rows: dict[str, list[float]] = {"val_fde_k5": [], "val_fde_k5_retrieval": [], "val_fde_k5_retrieved": []}
     for i, clip in enumerate(data.clips):
         batch = data.window(i, EVAL_OBSERVED, goal=False, text=True)
-        f = model.forecast_batch(batch, 5, EVAL_HORIZON, generator=torch.Generator().manual_seed(i))[0]
         fut = slice(EVAL_OBSERVED + 1, EVAL_OBSERVED + 1 + EVAL_HORIZON)
         truth = forecast_keypoints(clip.joints[fut]).numpy()
         valid = keypoint_visibility(clip.visible[fut])
-        fdes.append(displacements(forecast_keypoints(f.joints).numpy(), truth, valid)[1])
-    return {"val_fde_k5": float(np.nanmean(fdes))}
+        f = model.forecast_batch(batch, 5, EVAL_HORIZON, generator=torch.Generator().manual_seed(i))[0]
+        rows["val_fde_k5"].append(displacements(forecast_keypoints(f.joints).numpy(), truth, valid)[1])
+        if bank is None:
+            continue
+        seen = forecast_keypoints(clip.joints[: EVAL_OBSERVED + 1]).numpy()
+        params, visible = bank.retrieve_params(seen, clip.visible[: EVAL_OBSERVED + 1], EVAL_HORIZON, 5, clip.text)
+        camera = np.repeat(clip.camera[EVAL_OBSERVED][None, None], len(params), 0).repeat(EVAL_HORIZON, 1)
+        init = _init_states((params, visible, camera), len(params), c.horizon)[None]
+        f = model.forecast_batch(batch, len(params), EVAL_HORIZON, generator=torch.Generator().manual_seed(i),
+                                 init=init, source="retrieval")[0]  # fmt: skip
+        rows["val_fde_k5_retrieval"].append(displacements(forecast_keypoints(f.joints).numpy(), truth, valid)[1])
+        retrieved = bank.retrieve(seen, clip.visible[: EVAL_OBSERVED + 1], EVAL_HORIZON, 5, clip.text)
+        rows["val_fde_k5_retrieved"].append(displacements(retrieved, truth, valid)[1])
+    return {k: float(np.nanmean(v)) for k, v in rows.items() if v}
 
 
 def export_forecaster(model: torch.nn.Module, data: ForecastData, path: Path) -> Path:

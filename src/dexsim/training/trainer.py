@@ -393,7 +393,8 @@ def train(
         if acc.is_main_process and (step % cfg.validate_every == 0 or step == cfg.steps):
             model.eval()
             with _ema_weights(acc.unwrap_model(model), ema):
-                v = (validate_forecaster(acc.unwrap_model(model), cfg.validation_data or cfg.data[0]) if forecaster
+                v = (validate_forecaster(acc.unwrap_model(model), cfg.validation_data or cfg.data[0],
+                                         bank=data.bank_for_validation()) if forecaster
                      else _validate(pipe, cfg, step, out))  # fmt: skip
             with log_path.open("a") as f:
                 f.write(json.dumps({"step": step, **v}) + "\n")
@@ -443,6 +444,8 @@ def _training_data(cfg: TrainConfig, model: torch.nn.Module, rank: int, world: i
     if cfg.preset == FORECAST_PRESET:
         data = ForecastData(cfg.data, model, seed=cfg.seed, rank=rank, progress=progress)
         model.set_statistics(data.states())
+        if getattr(model.config, "bridge_residual", False):
+            model.set_residual_statistics(data.residual_states())
         return data
     return ClipWindows(cfg.data, window=cfg.window, width=cfg.width, height=cfg.height, context_max=cfg.context_max,
                        context_prob=cfg.context_prob, seed=cfg.seed, rank=rank, world=world, grow=cfg.grow_data,

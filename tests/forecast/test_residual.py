@@ -1,0 +1,99 @@
+"""The residual forecaster: from a retrieved future (another clip's), it samples the correction to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dexsim.forecast import FORECAST_CONFIGS, ForecastClips, HandForecaster, encode_states
+from dexsim.training.forecast import ForecastData
+
+
+def _trained_stats(clips: Path) -> tuple[HandForecaster, ForecastData]:
+    torch.manual_seed(0)
+    model = HandForecaster(**FORECAST_CONFIGS["tiny-residual"])
+    data = ForecastData([clips], model, progress=False)
+    model.set_statistics(data.states())
+    model.set_residual_statistics(data.residual_states(windows=128))
+    return model, data
+
+
+def test_residual_needs_a_bridge_and_is_scaled_by_its_corrections(clips: Path) -> None:
+    with pytest.raises(ValueError, match="bridge=True"):
+        HandForecaster(**(FORECAST_CONFIGS["tiny"] | {"bridge_residual": True}))
+    with pytest.raises(ValueError, match="bridge_residual"):
+        HandForecaster(**FORECAST_CONFIGS["tiny-bridge"]).set_residual_statistics(torch.zeros(4, 119))
+    model, data = _trained_stats(clips)
+    residuals = data.residual_states(windows=128)
+    assert residuals.shape[1] == model.state_std.shape[0] and residuals.shape[0] > 64
+    want = residuals.std(0).clamp(min=0.05 * model.state_std, max=model.state_std)
+    assert torch.allclose(model.residual_std, want)  # the same windows (fixed seed), clamped to the states' scale
+    assert float(model.residual_std.min()) > 0
+
+
+def test_untrained_residual_returns_the_start_plus_scaled_noise(clips: Path) -> None:
+    model, _ = _trained_stats(clips)
+    data = ForecastClips([clips], 16, model.config.history, model.config.horizon, progress=False)
+    batch = data.window(1, 3, goal=False)
+    D = model.state_mean.shape[0]
+    init = torch.randn(1, 3, model.config.horizon, D)
+    noise = torch.randn(1, 3, model.config.horizon, D)
+    out = model.sample(batch, k=3, steps=4, init=init, noise=noise, source="retrieval")
+    # zero velocity at initialisation: the noise is not moved, only scaled into the corrections' units
+    assert torch.allclose(out, init + noise * model.residual_std, atol=1e-5)
+
+
+def test_residual_learns_to_correct_its_starts(clips: Path) -> None:
+    model, data = _trained_stats(clips)
+    batch = data.clips.sample(8, np.random.default_rng(0), plan_prob=0.0, bank=data.bank(), bridge_prob=1.0)
+    truth = encode_states(batch.future, batch.future_visible, batch.future_camera)
+    m = batch.future_mask[..., None].float()
+
+    def error(x: torch.Tensor) -> float:  # mean |x - truth| over valid frames, in the states' std units
+        return float((((x - truth) / model.state_std).abs() * m).sum() / (m.sum() * x.shape[-1]))
+
+    def draw() -> torch.Tensor:
+        return model.sample(batch, k=1, steps=8, init=batch.start[:, None], source="retrieval",
+                            generator=torch.Generator().manual_seed(0))[:, 0]  # fmt: skip
+
+    before = error(draw())  # untrained: the start plus noise of the corrections' size
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    losses = []
+    for step in range(150):
+        loss = model.loss(batch, torch.Generator().manual_seed(step))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert model.anchor_in.weight.abs().sum() > 0  # the retrieved future is read as a condition
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10]), (losses[:3], losses[-3:])
+    after = error(draw())
+    assert after < error(batch.start) and after < 0.7 * before, (after, error(batch.start), before)
+
+
+def test_bench_forecast_runs_the_residual_from_retrieval(clips: Path) -> None:
+    from dexsim.bench.forecast import bench_forecast
+
+    model, data = _trained_stats(clips)
+    model.bank = data.bank()
+    model.residual_std.fill_(1e-7)  # corrections of no size: the retrieved futures come back
+    r = bench_forecast(model, [clips], progress=False, start="retrieval")
+    for key in ("ade_k5", "fde_k5"):
+        assert abs(r["model"][key] - r["nearest_neighbour"][key]) < 2e-3
+
+
+def test_validation_reads_a_residual_from_its_retrieved_futures(clips: Path) -> None:
+    from dexsim.training.forecast import _VALIDATION, validate_forecaster
+
+    model, data = _trained_stats(clips)
+    model.residual_std.fill_(1e-7)
+    _VALIDATION.clear()
+    v = validate_forecaster(model, str(clips), clips=4, bank=data.bank_for_validation())
+    assert set(v) == {"val_fde_k5", "val_fde_k5_retrieval", "val_fde_k5_retrieved"}
+    # corrections of no size: the forecast from the retrieved futures is those futures
+    assert abs(v["val_fde_k5_retrieval"] - v["val_fde_k5_retrieved"]) < 2e-3
+    plain = HandForecaster(**FORECAST_CONFIGS["tiny"])
+    assert ForecastData([clips], plain, progress=False).bank_for_validation() is None
