@@ -97,3 +97,28 @@ def test_validation_reads_a_residual_from_its_retrieved_futures(clips: Path) -> 
     assert abs(v["val_fde_k5_retrieval"] - v["val_fde_k5_retrieved"]) < 2e-3
     plain = HandForecaster(**FORECAST_CONFIGS["tiny"])
     assert ForecastData([clips], plain, progress=False).bank_for_validation() is None
+
+
+def test_forecast_starts_a_residual_from_its_bank(clips: Path) -> None:
+    from dexsim.forecast import forecast
+
+    model, data = _trained_stats(clips)
+    model.bank = data.bank()
+    model.residual_std.fill_(1e-7)  # corrections of no size: the forecasts are the retrieved futures
+    c = data.clips.clips[1]
+    hist = {"params": c.params[:4], "visible": c.visible[:4], "camera": c.camera[:4]}
+    frame = np.ascontiguousarray(c.frames[3].transpose(1, 2, 0))  # (H, W, 3) uint8
+    f = forecast(model, frame, c.camera[3], c.K, hist, text=c.text, k=3, horizon=8)
+    # the clip is in the bank, so its own future is the nearest: sample 0 is the truth
+    seen = c.visible[4:12]
+    assert np.allclose(f.visible[0], seen)
+    assert np.allclose(f.params[0][..., 48:51][seen], c.params[4:12][..., 48:51][seen], atol=1e-3)
+    noisy = forecast(model, frame, c.camera[3], c.K, hist, text=c.text, k=3, horizon=8, start="noise",
+                     generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert not np.allclose(noisy.params[0][..., 48:51][seen], c.params[4:12][..., 48:51][seen], atol=1e-3)
+    with pytest.raises(ValueError, match="start"):
+        forecast(model, frame, c.camera[3], c.K, hist, start="sideways")
+    with pytest.raises(ValueError, match="residual forecaster"):
+        forecast(HandForecaster(**FORECAST_CONFIGS["tiny"]), frame, c.camera[3], c.K, hist, start="retrieval")
+    with pytest.raises(ValueError, match="residual forecaster"):
+        forecast(model, frame, c.camera[3], c.K, None, start="retrieval")  # nothing observed to match

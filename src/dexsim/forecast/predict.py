@@ -89,7 +89,7 @@ def forecast(model: HandForecaster, frame: Any, camera: Any, K: Any, history: An
              text: str | None = None, target: Any = None, target_visible: Any = None, k: int = 8,
              horizon: int | None = None, steps: int = 10, generator: torch.Generator | None = None,
              noise: torch.Tensor | None = None, init: tuple[Any, Any, Any] | None = None,
-             strength: float = 1.0) -> Forecast:  # fmt: skip
+             strength: float = 1.0, start: str = "auto") -> Forecast:  # fmt: skip
     """K futures of both hands and the camera after ``frame``.
 
     Args:
@@ -104,6 +104,10 @@ def forecast(model: HandForecaster, frame: Any, camera: Any, K: Any, history: An
         init: ``(params (k, F, 2, 51), visible (k, F, 2), camera (k, F, 7))`` trajectories to refine, F <= the
             model's horizon (the last frame is held to fill it); strength: how much of the flow re-runs from
             them (1: they are ignored, 0: returned unchanged).
+        start: ``"noise"``; ``"retrieval"``: a residual forecaster (``bridge_residual``) samples corrections to the
+            futures its nearest-neighbour bank retrieves for the observed history and text (sample j corrects the
+            (j mod 5)-th nearest); ``"auto"``: retrieval where that is possible (such a model with its bank, a history
+            given, no ``init`` or ``noise``), noise otherwise.
     """
     c = model.config
     if not isinstance(k, int) or k < 1:
@@ -128,6 +132,16 @@ def forecast(model: HandForecaster, frame: Any, camera: Any, K: Any, history: An
         tgt = (tp, tv)
     if text is not None and not isinstance(text, str):
         raise ValueError(f"`text` must be a string, got {type(text).__name__}")
+    if start not in ("auto", "noise", "retrieval"):
+        raise ValueError(f"`start` must be 'auto', 'noise' or 'retrieval', got {start!r}")
+    can_retrieve = (getattr(c, "bridge_residual", False) and getattr(model, "bank", None) is not None
+                    and model.bank.params is not None and history is not None)  # fmt: skip
+    if start == "retrieval" and not can_retrieve:
+        raise ValueError("`start='retrieval'` needs a residual forecaster (bridge_residual) with its nearest-neighbour "
+                         "bank (hand parameters) and a `history`")  # fmt: skip
+    if start == "retrieval" and (init is not None or noise is not None):
+        raise ValueError("`start='retrieval'` draws its own starting points; pass neither `init` nor `noise`")
+    retrieve = start == "retrieval" or (start == "auto" and can_retrieve and init is None and noise is None)
     s = c.image_size
     K[0] *= s / w
     K[1] *= s / h
@@ -136,9 +150,35 @@ def forecast(model: HandForecaster, frame: Any, camera: Any, K: Any, history: An
             "history": hist, "future": (np.zeros((0, 2, 51)), np.zeros((0, 2), bool), np.zeros((0, 7))),
             "text": text, "target": tgt}  # fmt: skip
     batch: ForecastBatch = collate([item], c.history, c.horizon, s)
-    start = None if init is None else _init_states(init, k, c.horizon)[None]
+    if retrieve:
+        start_states = _retrieved_init(model.bank, hist, camera, text, k, horizon, c.horizon)[None]
+        return model.forecast_batch(batch, k, horizon, steps, generator, init=start_states, source="retrieval")[0]
+    start_states = None if init is None else _init_states(init, k, c.horizon)[None]
     return model.forecast_batch(batch, k, horizon, steps, generator, None if noise is None else noise[None],
-                                start, strength)[0]  # fmt: skip
+                                start_states, strength)[0]  # fmt: skip
+
+
+#: observed frames a residual forecaster's retrieval matches (the forecasting protocol's 4)
+RETRIEVAL_HISTORY = 4
+
+
+def _retrieved_init(bank: Any, hist: tuple[np.ndarray, np.ndarray, np.ndarray], camera: np.ndarray,
+                    text: str | None, k: int, horizon: int, model_horizon: int) -> torch.Tensor:  # fmt: skip
+    """(k, model_horizon, STATE_DIM): the bank's 5 futures nearest to the newest observed frames (sample j takes the
+    (j mod 5)-th), the last observed camera held, as raw states."""
+    from .state import decode_states, encode_states, forecast_keypoints
+
+    params, visible, cams = hist
+    T = bank.keypoints.shape[1]
+    seen_n = max(1, min(len(params), RETRIEVAL_HISTORY, T - 1))
+    n = min(horizon, T - seen_n)
+    states = encode_states(torch.from_numpy(params[-seen_n:]), torch.from_numpy(visible[-seen_n:]),
+                           torch.from_numpy(cams[-seen_n:]))  # fmt: skip
+    seen = forecast_keypoints(decode_states(states).joints).numpy()
+    near, vis = bank.retrieve_params(seen, visible[-seen_n:], n, 5, text)
+    pick = np.arange(k) % len(near)
+    cam = np.repeat(camera[None, None], k, 0).repeat(n, 1)
+    return _init_states((near[pick], vis[pick], cam), k, model_horizon)
 
 
 def _init_states(init: tuple[Any, Any, Any], k: int, horizon: int) -> torch.Tensor:
