@@ -122,3 +122,50 @@ def test_forecast_starts_a_residual_from_its_bank(clips: Path) -> None:
         forecast(HandForecaster(**FORECAST_CONFIGS["tiny"]), frame, c.camera[3], c.K, hist, start="retrieval")
     with pytest.raises(ValueError, match="residual forecaster"):
         forecast(model, frame, c.camera[3], c.K, None, start="retrieval")  # nothing observed to match
+
+
+def test_a_forecaster_folder_carries_its_residual_corrector(tiny_forecaster_dir: Path, clips: Path,
+                                                          tmp_path: Path) -> None:  # fmt: skip
+    import shutil
+
+    from dexsim.bench.forecast import bench_forecast
+    from dexsim.forecast import forecast, load_forecaster, retrieval_forecaster
+
+    folder = tmp_path / "fc"
+    shutil.copytree(tiny_forecaster_dir, folder)
+    plain = load_forecaster(folder)
+    assert plain.corrector is None and retrieval_forecaster(plain) is None
+    with pytest.raises(ValueError, match="corrector"):
+        bench_forecast(plain, [clips], progress=False, start="retrieval")
+    corrector, _ = _trained_stats(clips)
+    corrector.residual_std.fill_(1e-7)  # corrections of no size: the retrieved futures come back
+    corrector.save_pretrained(str(folder / "corrector"))
+    model = load_forecaster(folder)
+    assert retrieval_forecaster(model) is model.corrector and model.corrector.bank is model.bank
+    r = bench_forecast(model, [clips], progress=False, start="retrieval")
+    assert r["model_network"] == "corrector"
+    for key in ("ade_k5", "fde_k5"):
+        assert abs(r["model"][key] - r["nearest_neighbour"][key]) < 2e-3
+    c = ForecastClips([clips], 16, 8, 16, progress=False).clips[2]
+    hist = {"params": c.params[:4], "visible": c.visible[:4], "camera": c.camera[:4]}
+    frame = np.ascontiguousarray(c.frames[3].transpose(1, 2, 0))
+    f = forecast(model, frame, c.camera[3], c.K, hist, text=c.text, k=2, horizon=8)  # auto: the corrector
+    seen = c.visible[4:12]
+    assert np.allclose(f.params[0][..., 48:51][seen], c.params[4:12][..., 48:51][seen], atol=1e-3)
+    HandForecaster(**FORECAST_CONFIGS["tiny"]).save_pretrained(str(folder / "corrector"))
+    with pytest.raises(ValueError, match="not a residual forecaster"):
+        load_forecaster(folder)
+
+
+def test_observed_windows_train_a_corrector_from_retrieved_starts(clips: Path) -> None:
+    from dexsim.training import TrainConfig
+
+    model = HandForecaster(**FORECAST_CONFIGS["tiny-residual"])
+    data = ForecastData([clips], model, progress=False, windows="observed")
+    batch = data.next_batch(16)
+    assert batch.has_start is not None and bool(batch.has_start.all())  # no planning window, every one retrieved
+    mixed = ForecastData([clips], model, progress=False).next_batch(16)
+    assert mixed.has_start is None or not bool(mixed.has_start.all())
+    with pytest.raises(ValueError, match="forecast_windows"):
+        TrainConfig(preset="forecast-flow-matching", data=[str(clips)], out=str(clips.parent / "x"),
+                    forecast_windows="sideways")  # fmt: skip

@@ -79,9 +79,12 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
     if start == "retrieval" and refine is not None:
         raise ValueError("`start='retrieval'` runs a bridge forecaster's flow from the retrieved futures; it does "
                          "not combine with `refine`, which re-draws them")  # fmt: skip
+    runner = model  # the network that forecasts the model row: a residual corrector from retrieved futures
     if start == "retrieval" and not getattr(c, "bridge", False):
-        raise ValueError("`start='retrieval'` needs a bridge forecaster (trained with --model bridge); this one is "
-                         "not")  # fmt: skip
+        runner = getattr(model, "corrector", None)
+        if runner is None:
+            raise ValueError("`start='retrieval'` needs a bridge forecaster (trained with --model bridge) or one with "
+                             "a residual corrector (a `corrector/` folder); this one is neither")  # fmt: skip
     if train_data:
         bank = ForecastData(list(train_data), model, progress=progress).bank()
     else:
@@ -105,10 +108,10 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
         text = clip.text if "text" in goal else None
         init, strength = None, 1.0
         if refine is not None or start == "retrieval":
-            init = _retrieved_start(bank, seen, clip, text, c.horizon)[None]
+            init = _retrieved_start(bank, seen, clip, text, runner.config.horizon)[None]
             strength = 1.0 if refine is None else refine
-        f = model.forecast_batch(batch, 5, HORIZON, generator=torch.Generator().manual_seed(seed * 100_003 + i),
-                                 init=init, strength=strength, source=start)[0]  # fmt: skip
+        f = runner.forecast_batch(batch, 5, HORIZON, generator=torch.Generator().manual_seed(seed * 100_003 + i),
+                                  init=init, strength=strength, source=start)[0]  # fmt: skip
         pred = forecast_keypoints(f.joints).numpy()
         nn = bank.retrieve(seen, clip.visible[: OBSERVED + 1], HORIZON, 5, text)
         methods = {"model": pred, "still": held_still(seen, HORIZON),
@@ -132,5 +135,6 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
         "table_penetration_rate": float(np.mean(penetrations)),
         "ground_truth_table_penetration_rate": float(np.mean(truth_pen)),
         "inference_k8_s": _inference_seconds(model, held.window(0, -1)),
+        "model_network": "corrector" if runner is not model else "forecaster",
     }  # fmt: skip
     return out

@@ -44,6 +44,9 @@ from ._params import JSON_OUT, OutputPath
               help="Weight of the flow head's L1 error (pixels) against true flow (warp models).")  # fmt: skip
 @click.option("--change-weight", type=click.FloatRange(0, 100), default=None,
               help="Extra loss weight on the pixels the true video changes (moved objects, hands).")  # fmt: skip
+@click.option("--forecast-windows", type=click.Choice(["mixed", "observed"]), default=None,
+              help="Forecaster: mixed (planning and observed windows) or observed only (a residual corrector: every "
+              "window from a retrieved future).")  # fmt: skip
 @click.option("--mixed-precision", type=click.Choice(["auto", "no", "bf16"]), default=None,
               help="auto: bf16 on CUDA, none elsewhere; bf16 also pays on CPUs with AVX-512-BF16.")  # fmt: skip
 @click.option("--no-resume", is_flag=True, help="Start over; a previous run's files in OUT move to OUT/superseded/.")

@@ -12,7 +12,7 @@ import torch
 from .data import ForecastBatch, collate, resize_images
 from .model import Forecast, HandForecaster
 
-__all__ = ["FORECAST_CONFIGS", "default_forecaster_dir", "forecast", "load_forecaster"]
+__all__ = ["FORECAST_CONFIGS", "default_forecaster_dir", "forecast", "load_forecaster", "retrieval_forecaster"]
 
 #: named model sizes: the shipped default and the tiny one tests build
 FORECAST_CONFIGS: dict[str, dict[str, Any]] = {
@@ -47,7 +47,26 @@ def load_forecaster(name: str | os.PathLike[str] = "default") -> HandForecaster:
 
     model.bank = NeighbourBank.load(folder) if (folder / "nn_bank.safetensors").is_file() else None
     model.actions = ActionBank.load(folder) if (folder / "action_bank.safetensors").is_file() else None
+    model.corrector = None
+    if (folder / CORRECTOR / "config.json").is_file():  # a residual forecaster of the retrieved futures
+        corrector = HandForecaster.from_pretrained(str(folder / CORRECTOR))
+        if not corrector.config.bridge_residual:
+            raise ValueError(f"{folder / CORRECTOR} is not a residual forecaster (bridge_residual=True)")
+        corrector.bank = model.bank
+        model.corrector = corrector.eval()
     return model.eval()
+
+
+#: the sub-folder of a forecaster folder that may hold its residual corrector
+CORRECTOR = "corrector"
+
+
+def retrieval_forecaster(model: HandForecaster) -> HandForecaster | None:
+    """The network that forecasts from retrieved futures: ``model`` itself when it is a residual forecaster, else
+    its ``corrector`` (loaded from the folder's ``corrector/``), else None; it needs a bank with hand parameters."""
+    net = model if getattr(model.config, "bridge_residual", False) else getattr(model, "corrector", None)
+    bank = getattr(net, "bank", None) if net is not None else None
+    return net if bank is not None and bank.params is not None else None
 
 
 def _array(name: str, value: Any, shape: tuple[int | None, ...]) -> np.ndarray:
@@ -134,11 +153,12 @@ def forecast(model: HandForecaster, frame: Any, camera: Any, K: Any, history: An
         raise ValueError(f"`text` must be a string, got {type(text).__name__}")
     if start not in ("auto", "noise", "retrieval"):
         raise ValueError(f"`start` must be 'auto', 'noise' or 'retrieval', got {start!r}")
-    can_retrieve = (getattr(c, "bridge_residual", False) and getattr(model, "bank", None) is not None
-                    and model.bank.params is not None and history is not None)  # fmt: skip
+    net = retrieval_forecaster(model)
+    can_retrieve = net is not None and history is not None
     if start == "retrieval" and not can_retrieve:
-        raise ValueError("`start='retrieval'` needs a residual forecaster (bridge_residual) with its nearest-neighbour "
-                         "bank (hand parameters) and a `history`")  # fmt: skip
+        raise ValueError("`start='retrieval'` needs a residual forecaster (bridge_residual, or a forecaster with a "
+                         "residual corrector) with its nearest-neighbour bank (hand parameters) and a "
+                         "`history`")  # fmt: skip
     if start == "retrieval" and (init is not None or noise is not None):
         raise ValueError("`start='retrieval'` draws its own starting points; pass neither `init` nor `noise`")
     retrieve = start == "retrieval" or (start == "auto" and can_retrieve and init is None and noise is None)
@@ -151,8 +171,11 @@ def forecast(model: HandForecaster, frame: Any, camera: Any, K: Any, history: An
             "text": text, "target": tgt}  # fmt: skip
     batch: ForecastBatch = collate([item], c.history, c.horizon, s)
     if retrieve:
-        start_states = _retrieved_init(model.bank, hist, camera, text, k, horizon, c.horizon)[None]
-        return model.forecast_batch(batch, k, horizon, steps, generator, init=start_states, source="retrieval")[0]
+        assert net is not None
+        if net.config.horizon < horizon or net.config.history != c.history or net.config.image_size != s:
+            raise ValueError("the residual corrector's horizon, history or image size does not fit its forecaster")
+        start_states = _retrieved_init(net.bank, hist, camera, text, k, horizon, net.config.horizon)[None]
+        return net.forecast_batch(batch, k, horizon, steps, generator, init=start_states, source="retrieval")[0]
     start_states = None if init is None else _init_states(init, k, c.horizon)[None]
     return model.forecast_batch(batch, k, horizon, steps, generator, None if noise is None else noise[None],
                                 start_states, strength)[0]  # fmt: skip

@@ -67,7 +67,7 @@ class ForecastData:
     (seed, rank, n), so a resumed run draws the batches it would have drawn."""
 
     def __init__(self, roots: list[str | os.PathLike[str]], model: torch.nn.Module, seed: int = 0, rank: int = 0,
-                 progress: bool = True) -> None:  # fmt: skip
+                 progress: bool = True, windows: str = "mixed") -> None:  # fmt: skip
         from ..forecast.data import ForecastClips
 
         c = model.config
@@ -76,6 +76,9 @@ class ForecastData:
         self.seed, self.rank = seed, rank
         self.position = DataPosition()
         self.bridge = bool(getattr(c, "bridge", False))
+        if windows not in ("mixed", "observed"):
+            raise ValueError(f"`windows` must be 'mixed' or 'observed', got {windows!r}")
+        self.windows = windows
         self._bank: Any = None
 
     def restore(self, position: DataPosition) -> None:
@@ -84,11 +87,13 @@ class ForecastData:
     def next_batch(self, batch_size: int) -> Any:
         rng = np.random.default_rng([self.seed, self.rank, self.position.index])
         self.position = DataPosition(0, self.position.index + 1, None)
+        plan_prob = 0.0 if self.windows == "observed" else 0.5
         if not self.bridge:
-            return self.clips.sample(batch_size, rng)
-        if self._bank is None:  # a bridge forecaster starts half its observed windows from retrieved futures
+            return self.clips.sample(batch_size, rng, plan_prob=plan_prob)
+        if self._bank is None:  # a bridge forecaster starts most of its observed windows from retrieved futures
             self._bank = self.bank()
-        return self.clips.sample(batch_size, rng, bank=self._bank, bridge_prob=BRIDGE_PROB)
+        bridge_prob = 1.0 if self.windows == "observed" else BRIDGE_PROB
+        return self.clips.sample(batch_size, rng, plan_prob=plan_prob, bank=self._bank, bridge_prob=bridge_prob)
 
     def states(self) -> torch.Tensor:
         """Every frame of every clip as (N, STATE_DIM) states (the normalisation statistics)."""

@@ -60,6 +60,9 @@ class TrainConfig:
     loss_pyramid: int = 1  # levels of the 2x-downsampled pyramid the loss also compares (1 = plain MSE)
     flow_loss: float = 0.0  # weight of the flow head's L1 error against the clips' ground-truth flow (warp models)
     change_weight: float = 0.0  # extra loss weight on the pixels where the true video differs from the static one
+    # forecaster windows: "mixed" (planning windows, observed windows, bridges' retrieved starts) or "observed" (only
+    # observed windows, every one of a bridge forecaster from a retrieved start: a residual corrector's training)
+    forecast_windows: str = "mixed"
 
     def __post_init__(self) -> None:
         self.out = _path("out", self.out)  # paths as str: the config is saved as JSON
@@ -82,6 +85,8 @@ class TrainConfig:
             or not 0 <= self.change_weight <= 100
         ):
             raise ValueError(f"`change_weight` must be a number in [0, 100], got {self.change_weight!r}")
+        if self.forecast_windows not in FORECAST_WINDOWS:
+            raise ValueError(f"`forecast_windows` must be one of {FORECAST_WINDOWS}, got {self.forecast_windows!r}")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             raise ValueError(f"`mixed_precision` must be auto, no, bf16 or fp16, got {self.mixed_precision!r}")
         for name in ("steps", "batch_size", "grad_accum", "window", "width", "height", "checkpoint_every",
@@ -126,7 +131,10 @@ class TrainConfig:
 
 
 #: recipe fields added after runs existed, with the value that means "as before": left out of the recipe then
-DEFAULT_OMITTED: dict[str, Any] = {"init_from": None, "loss_pyramid": 1, "flow_loss": 0.0, "change_weight": 0.0}
+DEFAULT_OMITTED: dict[str, Any] = {"init_from": None, "loss_pyramid": 1, "flow_loss": 0.0, "change_weight": 0.0,
+                                   "forecast_windows": "mixed"}  # fmt: skip
+#: the forecaster's training windows (:attr:`TrainConfig.forecast_windows`)
+FORECAST_WINDOWS = ("mixed", "observed")
 
 #: preset name -> overrides of :class:`TrainConfig`
 PRESETS: dict[str, dict[str, Any]] = {

@@ -442,7 +442,7 @@ class _ema_weights:
 def _training_data(cfg: TrainConfig, model: torch.nn.Module, rank: int, world: int, progress: bool) -> Any:
     """The preset's data stream; the forecaster also takes its normalisation statistics from it."""
     if cfg.preset == FORECAST_PRESET:
-        data = ForecastData(cfg.data, model, seed=cfg.seed, rank=rank, progress=progress)
+        data = ForecastData(cfg.data, model, seed=cfg.seed, rank=rank, progress=progress, windows=cfg.forecast_windows)
         model.set_statistics(data.states())
         if getattr(model.config, "bridge_residual", False):
             model.set_residual_statistics(data.residual_states())
