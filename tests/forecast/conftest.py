@@ -48,3 +48,16 @@ def tiny_forecaster(tiny_forecaster_dir: Path):
     from dexsim.forecast import load_forecaster
 
     return load_forecaster(tiny_forecaster_dir)
+
+
+def fit(model: torch.nn.Module, batch: object, steps: int, lr: float = 3e-3) -> list[float]:
+    """Adam on one batch's flow-matching loss for ``steps`` steps (seeded noise); the losses."""
+    opt = torch.optim.Adam(model.parameters(), lr)
+    losses = []
+    for step in range(steps):
+        loss = model.loss(batch, torch.Generator().manual_seed(step))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses

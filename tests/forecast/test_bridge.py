@@ -11,6 +11,8 @@ import torch
 from dexsim.forecast import FORECAST_CONFIGS, ForecastClips, HandForecaster, NeighbourBank
 from dexsim.training.forecast import ForecastData
 
+from .conftest import fit
+
 
 def test_neighbour_bank_leaves_the_query_clip_out() -> None:
     rng = np.random.default_rng(1)
@@ -63,14 +65,7 @@ def test_bridge_learns_to_correct_its_starts(clips: Path) -> None:
     data = ForecastData([clips], model, progress=False)
     model.set_statistics(data.states())
     batch = data.clips.sample(8, np.random.default_rng(0), plan_prob=0.0, bank=data.bank(), bridge_prob=1.0)
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
-    losses = []
-    for step in range(120):
-        loss = model.loss(batch, torch.Generator().manual_seed(step))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses = fit(model, batch, 120)
     assert model.source_embed.abs().sum() > 0  # the source embedding is trained
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10]), (losses[:3], losses[-3:])
 

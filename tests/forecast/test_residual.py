@@ -11,6 +11,8 @@ import torch
 from dexsim.forecast import FORECAST_CONFIGS, ForecastClips, HandForecaster, encode_states
 from dexsim.training.forecast import ForecastData
 
+from .conftest import fit
+
 
 def _trained_stats(clips: Path) -> tuple[HandForecaster, ForecastData]:
     torch.manual_seed(0)
@@ -60,14 +62,7 @@ def test_residual_learns_to_correct_its_starts(clips: Path) -> None:
                             generator=torch.Generator().manual_seed(0))[:, 0]  # fmt: skip
 
     before = error(draw())  # untrained: the start plus noise of the corrections' size
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
-    losses = []
-    for step in range(150):
-        loss = model.loss(batch, torch.Generator().manual_seed(step))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses = fit(model, batch, 150)
     assert model.anchor_in.weight.abs().sum() > 0  # the retrieved future is read as a condition
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10]), (losses[:3], losses[-3:])
     after = error(draw())

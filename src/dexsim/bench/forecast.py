@@ -30,18 +30,6 @@ def _metrics(rows: list[tuple[float, float, float, float]]) -> dict[str, float]:
     return {k: float(np.nanmean(a[:, i])) for i, k in enumerate(keys)}
 
 
-def _retrieved_start(bank: Any, seen: np.ndarray, clip: Any, text: str | None, horizon: int) -> torch.Tensor:
-    """(5, horizon, STATE_DIM): the bank's 5 retrieved futures (repeated if it has fewer), the last observed camera
-    held."""
-    from ..forecast.predict import _init_states
-
-    params, visible = bank.retrieve_params(seen, clip.visible[: OBSERVED + 1], HORIZON, 5, text)
-    fill = np.arange(5) % len(params)  # a bank of fewer than 5 windows: its futures repeated
-    params, visible = params[fill], visible[fill]
-    camera = np.repeat(clip.camera[OBSERVED][None, None], 5, 0).repeat(HORIZON, 1)
-    return _init_states((params, visible, camera), 5, horizon)
-
-
 def _inference_seconds(model: Any, batch: Any, repeats: int = 7) -> float:
     times = []
     for r in range(repeats):
@@ -68,6 +56,7 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
         keypoint_visibility,
         table_penetration,
     )
+    from ..forecast.predict import retrieved_states
     from ..forecast.state import forecast_keypoints
     from ..training.forecast import ForecastData
 
@@ -108,7 +97,8 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
         text = clip.text if "text" in goal else None
         init, strength = None, 1.0
         if refine is not None or start == "retrieval":
-            init = _retrieved_start(bank, seen, clip, text, runner.config.horizon)[None]
+            init = retrieved_states(bank, seen, clip.visible[: OBSERVED + 1], clip.camera[OBSERVED], text, 5, HORIZON,
+                                    runner.config.horizon)[None]  # fmt: skip
             strength = 1.0 if refine is None else refine
         f = runner.forecast_batch(batch, 5, HORIZON, generator=torch.Generator().manual_seed(seed * 100_003 + i),
                                   init=init, strength=strength, source=start)[0]  # fmt: skip

@@ -185,23 +185,30 @@ def forecast(model: HandForecaster, frame: Any, camera: Any, K: Any, history: An
 RETRIEVAL_HISTORY = 4
 
 
+def retrieved_states(bank: Any, seen: np.ndarray, seen_visible: np.ndarray, camera: np.ndarray, text: str | None,
+                     k: int, horizon: int, model_horizon: int) -> torch.Tensor:  # fmt: skip
+    """(k, model_horizon, STATE_DIM) raw states: the bank's 5 futures of ``horizon`` frames nearest to the observed
+    keypoints ``seen`` (H, 12, 3) with visibility ``seen_visible`` (H, 2) (sample j takes the (j mod 5)-th; a bank of
+    fewer windows repeats them), the last observed ``camera`` (7,) held, the last frame held to ``model_horizon``."""
+    near, vis = bank.retrieve_params(seen, seen_visible, horizon, 5, text)
+    pick = np.arange(k) % len(near)
+    cam = np.repeat(np.asarray(camera)[None, None], k, 0).repeat(horizon, 1)
+    return _init_states((near[pick], vis[pick], cam), k, model_horizon)
+
+
 def _retrieved_init(bank: Any, hist: tuple[np.ndarray, np.ndarray, np.ndarray], camera: np.ndarray,
                     text: str | None, k: int, horizon: int, model_horizon: int) -> torch.Tensor:  # fmt: skip
-    """(k, model_horizon, STATE_DIM): the bank's 5 futures nearest to the newest observed frames (sample j takes the
-    (j mod 5)-th), the last observed camera held, as raw states."""
+    """:func:`retrieved_states` for the newest (at most :data:`RETRIEVAL_HISTORY`) frames of a ``history`` given as
+    hand parameters (their keypoints from the hand model)."""
     from .state import decode_states, encode_states, forecast_keypoints
 
     params, visible, cams = hist
     T = bank.keypoints.shape[1]
     seen_n = max(1, min(len(params), RETRIEVAL_HISTORY, T - 1))
-    n = min(horizon, T - seen_n)
     states = encode_states(torch.from_numpy(params[-seen_n:]), torch.from_numpy(visible[-seen_n:]),
                            torch.from_numpy(cams[-seen_n:]))  # fmt: skip
     seen = forecast_keypoints(decode_states(states).joints).numpy()
-    near, vis = bank.retrieve_params(seen, visible[-seen_n:], n, 5, text)
-    pick = np.arange(k) % len(near)
-    cam = np.repeat(camera[None, None], k, 0).repeat(n, 1)
-    return _init_states((near[pick], vis[pick], cam), k, model_horizon)
+    return retrieved_states(bank, seen, visible[-seen_n:], camera, text, k, min(horizon, T - seen_n), model_horizon)
 
 
 def _init_states(init: tuple[Any, Any, Any], k: int, horizon: int) -> torch.Tensor:

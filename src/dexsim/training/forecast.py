@@ -90,10 +90,8 @@ class ForecastData:
         plan_prob = 0.0 if self.windows == "observed" else 0.5
         if not self.bridge:
             return self.clips.sample(batch_size, rng, plan_prob=plan_prob)
-        if self._bank is None:  # a bridge forecaster starts most of its observed windows from retrieved futures
-            self._bank = self.bank()
-        bridge_prob = 1.0 if self.windows == "observed" else BRIDGE_PROB
-        return self.clips.sample(batch_size, rng, plan_prob=plan_prob, bank=self._bank, bridge_prob=bridge_prob)
+        bridge_prob = 1.0 if self.windows == "observed" else BRIDGE_PROB  # starts retrieved from the training clips
+        return self.clips.sample(batch_size, rng, plan_prob=plan_prob, bank=self.cached_bank(), bridge_prob=bridge_prob)
 
     def states(self) -> torch.Tensor:
         """Every frame of every clip as (N, STATE_DIM) states (the normalisation statistics)."""
@@ -109,20 +107,20 @@ class ForecastData:
         valid frames only): a residual forecaster's scale. Drawn with a fixed seed, so a resumed run gets the same."""
         from ..forecast.state import encode_states
 
-        if self._bank is None:
-            self._bank = self.bank()
         rng = np.random.default_rng(seed)
         out = []
         for _ in range(max(1, windows // 64)):
-            b = self.clips.sample(64, rng, plan_prob=0.0, bank=self._bank, bridge_prob=1.0)
+            b = self.clips.sample(64, rng, plan_prob=0.0, bank=self.cached_bank(), bridge_prob=1.0)
             truth = encode_states(b.future, b.future_visible, b.future_camera)
             out.append((truth - b.start)[b.future_mask & b.has_start[:, None]])
         return torch.cat(out)
 
     def bank_for_validation(self) -> Any:
         """The training clips' bank when this forecaster starts from retrieved futures (a bridge), else None."""
-        if not self.bridge:
-            return None
+        return self.cached_bank() if self.bridge else None
+
+    def cached_bank(self) -> Any:
+        """:meth:`bank`, built once."""
         if self._bank is None:
             self._bank = self.bank()
         return self._bank
@@ -148,7 +146,7 @@ def validate_forecaster(model: torch.nn.Module, root: str, clips: int = 16, bank
     and for those futures themselves (``val_fde_k5_retrieved``)."""
     from ..forecast.data import ForecastClips
     from ..forecast.evaluate import displacements, keypoint_visibility
-    from ..forecast.predict import _init_states
+    from ..forecast.predict import retrieved_states
     from ..forecast.state import forecast_keypoints
 
     c = model.config
@@ -168,11 +166,10 @@ def validate_forecaster(model: torch.nn.Module, root: str, clips: int = 16, bank
         if bank is None:
             continue
         seen = forecast_keypoints(clip.joints[: EVAL_OBSERVED + 1]).numpy()
-        params, visible = bank.retrieve_params(seen, clip.visible[: EVAL_OBSERVED + 1], EVAL_HORIZON, 5, clip.text)
-        camera = np.repeat(clip.camera[EVAL_OBSERVED][None, None], len(params), 0).repeat(EVAL_HORIZON, 1)
-        init = _init_states((params, visible, camera), len(params), c.horizon)[None]
-        f = model.forecast_batch(batch, len(params), EVAL_HORIZON, generator=torch.Generator().manual_seed(i),
-                                 init=init, source="retrieval")[0]  # fmt: skip
+        init = retrieved_states(bank, seen, clip.visible[: EVAL_OBSERVED + 1], clip.camera[EVAL_OBSERVED], clip.text, 5,
+                                EVAL_HORIZON, c.horizon)[None]  # fmt: skip
+        f = model.forecast_batch(batch, 5, EVAL_HORIZON, generator=torch.Generator().manual_seed(i), init=init,
+                                 source="retrieval")[0]  # fmt: skip
         rows["val_fde_k5_retrieval"].append(displacements(forecast_keypoints(f.joints).numpy(), truth, valid)[1])
         retrieved = bank.retrieve(seen, clip.visible[: EVAL_OBSERVED + 1], EVAL_HORIZON, 5, clip.text)
         rows["val_fde_k5_retrieved"].append(displacements(retrieved, truth, valid)[1])
