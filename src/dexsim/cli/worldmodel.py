@@ -13,7 +13,7 @@ from ._params import JSON_OUT, OutputPath
 @click.option(
     "--preset",
     "preset_name",
-    type=click.Choice(["compact-from-scratch", "lora-cogvideox-fun", "forecast-flow-matching"]),
+    type=click.Choice(["compact-from-scratch", "motion-flow", "lora-cogvideox-fun", "forecast-flow-matching"]),
     required=True,
 )
 @click.option("--data", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),

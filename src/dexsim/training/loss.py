@@ -8,7 +8,7 @@ import torch
 
 from ..worldmodel.pipeline import to_model_video
 
-__all__ = ["change_map", "diffusion_loss"]
+__all__ = ["change_map", "diffusion_loss", "motion_loss"]
 
 
 def diffusion_loss(
@@ -97,6 +97,31 @@ def change_map(static: torch.Tensor, video: torch.Tensor, size: tuple[int, int] 
     if m.shape[2:] != (frames, *size):
         m = torch.nn.functional.adaptive_max_pool3d(m, (frames, *size))
     return m.transpose(1, 2)
+
+
+def motion_loss(pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: torch.Tensor, context: torch.Tensor,
+                flow: torch.Tensor, flow_valid: torch.Tensor, motion: Any = None) -> torch.Tensor:  # fmt: skip
+    """L1 (pixels) of the pipeline's motion network's flow against the ground-truth backward flow on the frames
+    to generate, averaged over the moving pixels (over half a pixel) and over the still ones separately.
+
+    Videos (B, T, H, W, 3) uint8; ``context`` (B,) known first frames per item; ``flow`` (B, T, H, W, 2),
+    ``flow_valid`` (B, T, H, W) as :class:`~dexsim.training.data.Windows` carries them; ``motion``: the module to
+    train through (a DDP wrapper of ``pipe.motion``).
+    """
+    from ..worldmodel.compact import predict_motion
+
+    if pipe.motion is None:
+        raise ValueError("`motion_loss` needs a pipeline with a motion network")
+    device, dtype = pipe.motion.device, pipe.motion.dtype
+    s, p, v = (to_model_video(x, n, device, dtype) for x, n in ((static, "static"), (prompt, "prompt"),
+                                                                (video, "video")))  # fmt: skip
+    generate = torch.ones(s.shape[:2], device=device)
+    known = s.clone()
+    for i, c in enumerate(context.tolist()):
+        generate[i, :c] = 0.0
+        known[i, :c] = v[i, :c]
+    pred = predict_motion(motion if motion is not None else pipe.motion, s, generate, known, p)
+    return _flow_l1(pred.flatten(0, 1), flow, flow_valid, generate)
 
 
 def _flow_l1(pred: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PRESETS", "RUN_INDEPENDENT", "TrainConfig", "preset"]
+__all__ = ["COMPACT_PRESET", "MOTION_PRESET", "PRESETS", "RUN_INDEPENDENT", "TrainConfig", "preset"]
+
+#: the compact world model's denoiser preset, and the preset that trains its motion network (frozen denoiser)
+COMPACT_PRESET = "compact-from-scratch"
+MOTION_PRESET = "motion-flow"
 
 #: fields that do not change the weights a step makes: a rerun that changes only these continues the run
 RUN_INDEPENDENT = frozenset({"out", "steps", "checkpoint_every", "validate_every", "validation_data",
@@ -141,6 +145,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the compact CPU default from scratch: residual-to-static pixel-space denoiser, AdamW, EMA
     "compact-from-scratch": {"lr": 4e-4, "betas": (0.9, 0.99), "batch_size": 4, "model": "compact",
                              "lr_scheduler": "cosine", "warmup_steps": 200, "ema_decay": 0.999},
+    # the compact pipeline's motion network (the denoiser frozen): L1 of its flow against the clips' true flow
+    "motion-flow": {"lr": 1e-3, "betas": (0.9, 0.99), "batch_size": 4, "model": "compact-warp",
+                    "lr_scheduler": "cosine", "warmup_steps": 200, "ema_decay": 0.999},
     # DWM's recipe: LoRA rank 64 (alpha 64) on attention + the trained patch-embedding projections,
     # AdamW (0.9, 0.95), lr 1e-4, weight decay 0.01, cosine with restarts, warmup 100, clip 1.0
     "lora-cogvideox-fun": {"lr": 1e-4, "betas": (0.9, 0.95), "weight_decay": 0.01,

@@ -45,15 +45,17 @@ from .forecast import (
     init_forecaster,
     validate_forecaster,
 )
-from .loss import diffusion_loss
-from .presets import TrainConfig
+from .loss import diffusion_loss, motion_loss
+from .presets import COMPACT_PRESET, MOTION_PRESET, TrainConfig
 
 __all__ = ["build_pipeline", "checkpoints", "export_checkpoint", "latest_checkpoint", "run_identity", "train"]
 
 _CHECKPOINT = re.compile(r"step-(\d{7,})")  # exactly what _save_checkpoint names
 _INTERRUPTED = re.compile(r"step-\d{7,}\.tmp")
 #: what a run writes in OUT besides its checkpoints (moved aside with them by ``resume=False``)
-_RUN_FILES = ("log.jsonl", "validation", "model", "train_config.json")
+_RUN_FILES = ("log.jsonl", "validation", "model", "train_config.json", "frozen-motion")
+#: where a denoiser run keeps the frozen motion network of its ``init_from`` folder (a resume reads it there)
+FROZEN_MOTION = "frozen-motion"
 
 
 def build_pipeline(cfg: TrainConfig, from_checkpoint: bool = False) -> Any:
@@ -68,15 +70,17 @@ def build_pipeline(cfg: TrainConfig, from_checkpoint: bool = False) -> Any:
             _print_init(cfg.init_from, init_forecaster(model, cfg.init_from))
         model.requires_grad_(True)
         return ForecastPipe(model)
-    if cfg.preset == "compact-from-scratch":
+    if cfg.preset in (COMPACT_PRESET, MOTION_PRESET):
         from ..worldmodel.models import compact_pipeline
 
         pipe = compact_pipeline(cfg.model, seed=cfg.seed, sample_size=cfg.width, sample_frames=cfg.window)
-        if cfg.init_from is not None and not from_checkpoint:
+        motion = cfg.preset == MOTION_PRESET
+        if cfg.init_from is not None and (motion or not from_checkpoint):  # a motion run exports the denoiser too
             _print_init(cfg.init_from, init_from_folder(pipe.transformer, cfg.init_from))
         if cfg.flow_loss > 0 and not hasattr(pipe.transformer, "flow_head"):
             raise ValueError(f"`flow_loss` needs a model with a flow head (e.g. compact-warp), not {cfg.model!r}")
-        pipe.transformer.requires_grad_(True)
+        _attach_motion(pipe, cfg, train=motion, from_checkpoint=from_checkpoint)
+        pipe.transformer.requires_grad_(not motion)
         return pipe
     if cfg.preset == "lora-cogvideox-fun":
         if cfg.flow_loss > 0:
@@ -99,6 +103,38 @@ def build_pipeline(cfg: TrainConfig, from_checkpoint: bool = False) -> Any:
                 p.requires_grad_(True)
         return pipe
     raise ValueError(f"unknown preset {cfg.preset!r}")
+
+
+def _attach_motion(pipe: Any, cfg: TrainConfig, train: bool, from_checkpoint: bool) -> None:
+    """Give a compact pipeline its motion network: the ``init_from`` folder's (``motion/``), frozen, when it has
+    one (kept in ``OUT/frozen-motion``, so that a resumed run does not need the folder any more); for a motion run
+    (``train``) a new one otherwise, its trunk started from the folder's denoiser where names and shapes match."""
+    from ..worldmodel.compact import CompactVideoDenoiser, motion_network
+    from ..worldmodel.models import COMPACT_CONFIGS, model_folder
+
+    kept = Path(cfg.out) / FROZEN_MOTION
+    if not train and from_checkpoint and (kept / "config.json").is_file():
+        pipe.register_modules(motion=CompactVideoDenoiser.from_pretrained(kept, torch_dtype=torch.float32))
+        pipe.motion.requires_grad_(False)
+        return
+    gone = from_checkpoint and cfg.init_from not in (None, "default") and not Path(str(cfg.init_from)).exists()
+    root = None if cfg.init_from is None or (gone and not train) else model_folder(str(cfg.init_from))
+    if root is not None and (root / "motion" / "config.json").is_file():
+        pipe.register_modules(motion=CompactVideoDenoiser.from_pretrained(root / "motion", torch_dtype=torch.float32))
+        print(f"motion network from {root / 'motion'}" + ("" if train else " (frozen)"))
+        if not train:
+            pipe.motion.save_pretrained(kept)
+    elif train:
+        pipe.register_modules(motion=motion_network(COMPACT_CONFIGS[cfg.model], seed=cfg.seed))
+        if root is not None:
+            _print_init(f"{cfg.init_from} (motion trunk)", init_from_folder(pipe.motion, cfg.init_from))
+    if pipe.motion is not None:
+        pipe.motion.requires_grad_(train)
+
+
+def trained_module_name(cfg: TrainConfig) -> str:
+    """Which of the pipeline's modules a run trains: ``"motion"`` for the motion preset, else ``"transformer"``."""
+    return "motion" if cfg.preset == MOTION_PRESET else "transformer"
 
 
 def _print_init(source: str, report: dict[str, list[str]]) -> None:
@@ -265,8 +301,9 @@ def _validate(pipe: Any, cfg: TrainConfig, step: int, out: Path) -> dict[str, fl
 
     root = cfg.validation_data or cfg.data[0]
     val = ClipWindows([root], window=cfg.window, width=cfg.width, height=cfg.height, context_prob=0.0,
-                      seed=12345, cache=False)  # fmt: skip
+                      seed=12345, cache=False, flow=pipe.motion is not None)  # fmt: skip
     w = val.next_batch(1)
+    scores = {} if pipe.motion is None else {"val_motion_epe": _motion_epe(pipe, w)}
     frames = pipe(w.static.numpy(), w.prompt.numpy(), num_inference_steps=cfg.num_steps_eval,
                   generator=torch.Generator().manual_seed(0)).frames[0]  # fmt: skip
     gt = w.video[0].numpy()
@@ -282,7 +319,23 @@ def _validate(pipe: Any, cfg: TrainConfig, step: int, out: Path) -> dict[str, fl
         ("ground truth", gt),
     ]
     write_png(vdir / f"step-{step:07d}.png", contact_sheet(rows, max_frames=9))
-    return {"val_psnr": psnr}
+    return {"val_psnr": psnr, **scores}
+
+
+def _motion_epe(pipe: Any, w: Any) -> float:
+    """Mean end-point error (pixels) of the motion network's flow on one window's moving pixels (true flow over
+    half a pixel; NaN where nothing moves)."""
+    from ..worldmodel.compact import predict_motion
+    from ..worldmodel.pipeline import to_model_video
+
+    dev, dt = pipe.motion.device, pipe.motion.dtype
+    s, p = to_model_video(w.static, "static", dev, dt), to_model_video(w.prompt, "prompt", dev, dt)
+    with torch.no_grad():
+        pred = predict_motion(pipe.motion, s, torch.ones(s.shape[:2], device=dev), s, p).permute(0, 1, 3, 4, 2)
+    gt = w.flow.to(dev)
+    moving = w.flow_valid.to(dev) & (gt.abs().sum(-1) > 0.5)
+    err = (pred - gt).norm(dim=-1)[moving]
+    return float(err.mean()) if err.numel() else float("nan")
 
 
 def train(
@@ -319,7 +372,8 @@ def train(
         write_json(out / "train_config.json", cfg.to_json())
     acc.wait_for_everyone()
     pipe = build_pipeline(cfg, from_checkpoint=ckpt is not None)
-    model = pipe.transformer
+    trained = trained_module_name(cfg)
+    model = getattr(pipe, trained)
     forecaster = cfg.preset == FORECAST_PRESET
     if cfg.gradient_checkpointing:
         model.enable_gradient_checkpointing()
@@ -334,7 +388,7 @@ def train(
         step = _load_checkpoint(ckpt, model, ema, optimizer, scheduler, data)
         acc.print(f"resumed from {ckpt} at step {step}")
     model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
-    pipe.transformer = acc.unwrap_model(model)
+    setattr(pipe, trained, acc.unwrap_model(model))
     pipe.to(acc.device)
     gen = torch.Generator()
     log_path = out / "log.jsonl"
@@ -351,6 +405,8 @@ def train(
                 loss = (
                     acc.unwrap_model(model).loss(w, generator=gen)
                     if forecaster
+                    else motion_loss(pipe, w.static, w.prompt, w.video, w.context, w.flow, w.flow_valid, motion=model)
+                    if trained == "motion"
                     else diffusion_loss(
                         pipe,
                         w.static,
@@ -449,7 +505,7 @@ def _training_data(cfg: TrainConfig, model: torch.nn.Module, rank: int, world: i
         return data
     return ClipWindows(cfg.data, window=cfg.window, width=cfg.width, height=cfg.height, context_max=cfg.context_max,
                        context_prob=cfg.context_prob, seed=cfg.seed, rank=rank, world=world, grow=cfg.grow_data,
-                       flow=cfg.flow_loss > 0)  # fmt: skip
+                       flow=cfg.flow_loss > 0 or cfg.preset == MOTION_PRESET)  # fmt: skip
 
 
 def export(
@@ -473,7 +529,7 @@ def export(
             save_dwm_lora(model, path / "lora")
         wm = DiffusionWorldModel(pipe, cfg.width, cfg.height, window=cfg.window, context_frames=cfg.context_max,
                                  num_steps=cfg.num_steps_eval)  # fmt: skip
-        if cfg.preset == "compact-from-scratch":
+        if cfg.preset in (COMPACT_PRESET, MOTION_PRESET):
             wm.save_pretrained(path)
     return path
 
@@ -494,9 +550,10 @@ def export_checkpoint(cfg: TrainConfig, checkpoint: str | os.PathLike[str] | Non
     data = None
     if cfg.preset == FORECAST_PRESET:
         data = _training_data(cfg, pipe.transformer, 0, 1, progress=False)
-    params = _trainable(pipe.transformer)
+    module = getattr(pipe, trained_module_name(cfg))
+    params = _trainable(module)
     with torch.no_grad():
         for n, t in load_file(str(ckpt / "trainable.safetensors")).items():
             params[n].copy_(t)
     ema = load_file(str(ckpt / "ema.safetensors")) if (ckpt / "ema.safetensors").is_file() else None
-    return export(pipe, pipe.transformer, ema, cfg, Path(out) if out else Path(cfg.out) / "model", data)
+    return export(pipe, module, ema, cfg, Path(out) if out else Path(cfg.out) / "model", data)

@@ -19,7 +19,15 @@ from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-__all__ = ["OUTPUT_MODES", "CompactVideoDenoiser", "warp"]
+__all__ = [
+    "MOTION_FLOW_SCALE",
+    "OUTPUT_MODES",
+    "CompactVideoDenoiser",
+    "apply_motion",
+    "motion_network",
+    "predict_motion",
+    "warp",
+]
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -280,3 +288,50 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
             out = out + warp(known, flow) - known
         out = out.view(b, t, -1, h, w)
         return Transformer2DModelOutput(sample=out) if return_dict else (out,)
+
+
+#: pixels of backward flow per unit of a motion network's output (its head starts at zero: no motion)
+MOTION_FLOW_SCALE = 4.0
+
+
+def motion_network(config: dict | None = None, seed: int = 0) -> CompactVideoDenoiser:
+    """A fresh motion network: the compact U-Net with ``static | mask | known | hand`` in (10 channels, the
+    denoiser's layout with the static video where the noisy sample goes) and a backward flow out (2 channels,
+    in units of :data:`MOTION_FLOW_SCALE` pixels). ``config``: the trunk (``block_channels``, ``mid_blocks``,
+    ``fold``...; the default model's when None)."""
+    torch.manual_seed(seed)
+    trunk = {k: v for k, v in (config or {}).items() if k not in ("output_mode", "flow_gain", "flow_upsampling")}
+    return CompactVideoDenoiser(**(trunk | {"in_channels": 10, "out_channels": 2, "residual_to_static": False,
+                                            "output_mode": "residual"}))  # fmt: skip
+
+
+def predict_motion(motion: CompactVideoDenoiser, static: torch.Tensor, generate: torch.Tensor, known: torch.Tensor,
+                   prompt: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """The motion network's backward flow of each frame to the static video.
+
+    Args:
+        static, known, prompt: (B, T, 3, H, W) in [-1, 1]: the static video, the static video with the context
+            frames pasted in, the hand prompt.
+        generate: (B, T) float, 1 where a frame is to be generated, 0 where it is given (context).
+
+    Returns:
+        (B, T, 2, H, W) flow in pixels (x, y), float32: output pixel p of frame t shows the static frame t at
+        ``p + flow(p)`` (:func:`warp`).
+    """
+    if motion.config.in_channels != 10 or motion.config.out_channels != 2:
+        raise ValueError(f"a motion network maps 10 channels to 2, this one {motion.config.in_channels} to "
+                         f"{motion.config.out_channels}")  # fmt: skip
+    b, t, _, h, w = static.shape
+    mask = generate.to(static.dtype)[:, :, None, None, None].expand(b, t, 1, h, w)
+    x = torch.cat((static, mask, known.to(static.dtype), prompt.to(static.dtype)), dim=2)
+    zero = torch.zeros(b, device=static.device)
+    return motion(hidden_states=x, timestep=zero, return_dict=False)[0].float() * MOTION_FLOW_SCALE
+
+
+def apply_motion(motion: CompactVideoDenoiser, static: torch.Tensor, generate: torch.Tensor, known: torch.Tensor,
+                 prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The static video with its pixels moved as the motion network predicts (shapes of :func:`predict_motion`):
+    returns the moved video (B, T, 3, H, W), in ``static``'s dtype, and the flow (B, T, 2, H, W)."""
+    flow = predict_motion(motion, static, generate, known, prompt)
+    moved = warp(static.flatten(0, 1), flow.flatten(0, 1)).view(static.shape)
+    return moved.to(static.dtype), flow

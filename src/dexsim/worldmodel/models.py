@@ -144,7 +144,9 @@ class DiffusionWorldModel:
             precision = "bf16" if self.device.type == "cpu" and fp32_weights and cpu_has_native_bf16() else "fp32"
         self.precision = precision
         if self.device.type == "cpu" and hasattr(self.pipeline.transformer.config, "fold"):
-            self.pipeline.transformer.to(memory_format=torch.channels_last)  # convolutions without layout reorders
+            for net in (self.pipeline.transformer, getattr(self.pipeline, "motion", None)):
+                if net is not None:
+                    net.to(memory_format=torch.channels_last)  # convolutions without layout reorders
 
     def generate(self, static: np.ndarray, prompt: np.ndarray, context: np.ndarray | None = None,
                  text: str | list[str] | None = None,

@@ -85,17 +85,22 @@ class DexWorldPipeline(DiffusionPipeline):
     CogVideoX or Wan transformer in DWM's hand-concat layout), ``scheduler`` (any diffusers scheduler
     with ``set_timesteps`` / ``step``; few-step DDIM by default), optional ``vae``
     (``AutoencoderKLCogVideoX`` or ``AutoencoderKLWan``; none = pixel space), optional ``text_encoder`` +
-    ``tokenizer`` (T5 / umT5).
+    ``tokenizer`` (T5 / umT5), optional ``motion`` (compact backbone only: a
+    :func:`~dexsim.worldmodel.compact.motion_network` whose backward flow moves the static video's pixels
+    before the denoiser sees them, so that a pushed object arrives carried, and the denoiser adds what motion
+    cannot explain).
     """
 
-    model_cpu_offload_seq = "text_encoder->transformer->vae"
-    _optional_components: ClassVar[list[str]] = ["vae", "text_encoder", "tokenizer"]
+    model_cpu_offload_seq = "text_encoder->motion->transformer->vae"
+    _optional_components: ClassVar[list[str]] = ["vae", "text_encoder", "tokenizer", "motion"]
 
     def __init__(self, transformer: Any, scheduler: Any, vae: Any = None, text_encoder: Any = None,
-                 tokenizer: Any = None) -> None:  # fmt: skip
+                 tokenizer: Any = None, motion: Any = None) -> None:  # fmt: skip
         super().__init__()
+        if motion is not None and (vae is not None or not hasattr(transformer.config, "fold")):
+            raise ValueError("a `motion` network moves pixels: it needs the compact pixel-space backbone (no VAE)")
         self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae, text_encoder=text_encoder,
-                              tokenizer=tokenizer)  # fmt: skip
+                              tokenizer=tokenizer, motion=motion)  # fmt: skip
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> Any:
@@ -227,7 +232,9 @@ class DexWorldPipeline(DiffusionPipeline):
         """Model-space videos (B|1, T, 3, H, W), context (B, C, 3, H, W) -> encoded :class:`Conditions`.
 
         A static batch of one is encoded once and shared by every batch item (candidate actions
-        of one scene); ``z_static`` skips even that (a cache from an earlier call).
+        of one scene); ``z_static`` skips even that (a cache from an earlier call). With a ``motion`` network
+        the static video's pixels are first moved by its predicted flow (per item: it depends on the hands), and
+        the moved video is both the residual's base (``Conditions.z_static``) and the known video.
         """
         b, t = prompt.shape[:2]
         if static.shape[0] not in (1, b):
@@ -237,15 +244,20 @@ class DexWorldPipeline(DiffusionPipeline):
         z_static = z_static.expand(b, *z_static.shape[1:]) if z_static.shape[0] == 1 else z_static
         z_prompt = self.encode(self._pad_time(prompt))
         known = torch.zeros(b, self.padded_frames(t), dtype=torch.bool, device=prompt.device)
-        if context is not None and context.shape[1] > 0:
-            c = context.shape[1]
-            if c >= t:
-                raise ValueError(f"context ({c} frames) must be shorter than the window ({t} frames)")
-            known[:, :c] = True
-            known_video = torch.cat((context.expand(b, -1, -1, -1, -1), static.expand(b, -1, -1, -1, -1)[:, c:]), 1)
-            z_known = self.encode(self._pad_time(known_video))
-        else:
-            z_known = z_static
+        c = 0 if context is None else context.shape[1]
+        if c >= t:
+            raise ValueError(f"context ({c} frames) must be shorter than the window ({t} frames)")
+        known[:, :c] = True
+        static_b = static.expand(b, -1, -1, -1, -1)
+        known_video = torch.cat((context.expand(b, -1, -1, -1, -1), static_b[:, c:]), 1) if c else None
+        if self.motion is not None:  # the residual's base and the known video: the static video, moved
+            from .compact import apply_motion
+
+            given = static_b if known_video is None else known_video
+            moved, _ = apply_motion(self.motion, static_b, (~known[:, :t]).float(), given, prompt)
+            z_static = moved.to(z_static.dtype)
+            known_video = torch.cat((given[:, :c], moved[:, c:]), 1)
+        z_known = z_static if known_video is None else self.encode(self._pad_time(known_video))
         if self.backbone == "compact":
             mask = self.latent_frame_mask(known)[:, :, None, None, None]
         else:  # DWM: a constant mask (VideoX-Fun's "every frame given" = the static video); context rides in `known`

@@ -1,0 +1,115 @@
+"""The motion network: the static video's pixels moved before the denoiser, trained on the clips' true flow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dexsim.data.generate import DatagenConfig, generate
+from dexsim.training import preset, train
+from dexsim.training.data import ClipWindows
+from dexsim.training.loss import diffusion_loss, motion_loss
+from dexsim.worldmodel.compact import apply_motion, motion_network
+from dexsim.worldmodel.models import COMPACT_CONFIGS, DiffusionWorldModel, compact_pipeline
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data") / "clips"
+    generate(DatagenConfig(out=str(root), clips=3, width=32, height=32, frames=8, density_scale=0.2, kinds=("push",)))
+    return root
+
+
+def _tiny_pipe_with_motion():
+    pipe = compact_pipeline("tiny-warp")
+    pipe.register_modules(motion=motion_network(COMPACT_CONFIGS["tiny"], seed=1))
+    return pipe
+
+
+def test_motion_moves_the_static_pixels_it_predicts() -> None:
+    motion = motion_network(COMPACT_CONFIGS["tiny"])
+    static = torch.zeros(1, 3, 3, 16, 16)
+    static[..., 4:8, 4:8] = 1.0  # a bright square
+    with torch.no_grad():
+        moved, flow = apply_motion(motion, static, torch.ones(1, 3), static, static)
+    assert torch.equal(moved, static) and not flow.any()  # a fresh network moves nothing
+    with torch.no_grad():
+        motion.head.bias.zero_()
+        motion.head.bias[: motion.config.fold**2] = -0.5  # x flow of every pixel: -0.5 units = -2 pixels
+        moved, flow = apply_motion(motion, static, torch.ones(1, 3), static, static)
+    assert torch.allclose(flow[:, :, 0], torch.full_like(flow[:, :, 0], -2.0)) and not flow[:, :, 1].any()
+    # backward flow -2 px: pixel x shows the static pixel at x - 2, so the square moved 2 px right
+    assert torch.allclose(moved[..., 4:8, 6:10], torch.ones(1, 3, 3, 4, 4), atol=1e-5)
+    assert moved[..., 4:8, 4:6].abs().max() < 1e-5
+
+
+def test_pipeline_with_motion_uses_the_moved_video_and_saves_it(tmp_path: Path) -> None:
+    pipe = _tiny_pipe_with_motion()
+    rng = np.random.default_rng(0)
+    static = rng.integers(0, 255, (1, 5, 16, 16, 3), dtype=np.uint8)
+    prompt = rng.integers(0, 255, (1, 5, 16, 16, 3), dtype=np.uint8)
+    gen = lambda p: p(static, prompt, num_inference_steps=2, generator=torch.Generator().manual_seed(0)).frames  # noqa: E731
+    still = gen(pipe)
+    with torch.no_grad():
+        pipe.motion.head.bias[: pipe.motion.config.fold**2] = 0.5  # every pixel: 2 px of flow in x
+    moved = gen(pipe)
+    assert np.abs(moved.astype(int) - still).mean() > 5  # the moved static video is the residual's base
+    cond = pipe.prepare_conditions(torch.as_tensor(static).permute(0, 1, 4, 2, 3).float() / 127.5 - 1,
+                                   torch.as_tensor(prompt).permute(0, 1, 4, 2, 3).float() / 127.5 - 1)  # fmt: skip
+    assert torch.equal(cond.cond[:, :, 1:4], cond.z_static)  # and the known video the denoiser sees
+    DiffusionWorldModel(pipe, 16, 16, window=5).save_pretrained(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "model_index.json").read_text())["motion"][1] == "CompactVideoDenoiser"
+    again = DiffusionWorldModel.from_pretrained(tmp_path / "m", precision="fp32").pipeline
+    assert np.array_equal(gen(again), moved)
+    with pytest.raises(ValueError, match="motion"):
+        from dexsim.worldmodel.cogvideox_fun import tiny_cogvideox_fun_pipeline
+
+        tiny = tiny_cogvideox_fun_pipeline(16, 16)
+        type(pipe)(transformer=tiny.transformer, scheduler=tiny.scheduler, vae=tiny.vae, motion=pipe.motion)
+
+
+def test_motion_loss_is_the_flow_error_in_pixels(dataset: Path) -> None:
+    w = ClipWindows([dataset], window=5, width=32, height=32, seed=0, flow=True).next_batch(2)
+    pipe = _tiny_pipe_with_motion()
+    zero = torch.zeros_like(w.flow)
+    ones = torch.ones_like(w.flow_valid)
+    base = motion_loss(pipe, w.static, w.prompt, w.video, w.context, zero, ones)
+    assert float(base.detach()) == pytest.approx(0.0, abs=1e-6)  # a fresh network predicts no motion
+    shifted = zero.clone()
+    shifted[..., 0] = 1.0  # every pixel moving by 1 px in x: the error is 1 px on the moving pixels, 0 elsewhere
+    assert float(motion_loss(pipe, w.static, w.prompt, w.video, w.context, shifted, ones)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="motion network"):
+        motion_loss(compact_pipeline("tiny-warp"), w.static, w.prompt, w.video, w.context, zero, ones)
+    # the denoiser's loss goes through the moved video too: a different motion, a different loss
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    a = diffusion_loss(pipe, w.static, w.prompt, w.video, w.context, generator=g())
+    with torch.no_grad():
+        pipe.motion.head.bias[:4] = 1.0
+    assert float(diffusion_loss(pipe, w.static, w.prompt, w.video, w.context, generator=g())) != float(a)
+
+
+@pytest.mark.slow
+def test_motion_run_then_denoiser_run_keeps_the_motion(dataset: Path, tmp_path: Path) -> None:
+    args = {"steps": 6, "batch_size": 2, "model": "tiny-warp", "width": 32, "height": 32, "window": 5,
+            "checkpoint_every": 3, "validate_every": 6, "warmup_steps": 1, "lr": 1e-2}  # fmt: skip
+    run = train(preset("motion-flow", data=[str(dataset)], out=str(tmp_path / "motion"), **args), progress=False)
+    assert run["finished"]
+    log = [json.loads(x) for x in (tmp_path / "motion" / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert any("val_motion_epe" in r for r in log)
+    folder = tmp_path / "motion" / "model"
+    assert (folder / "motion" / "config.json").is_file() and (folder / "transformer").is_dir()
+    wm = DiffusionWorldModel.from_pretrained(folder, precision="fp32")
+    assert wm.pipeline.motion.head.weight.abs().sum() > 0 and losses  # the motion network trained
+    den = train(preset("compact-from-scratch", data=[str(dataset)], out=str(tmp_path / "den"), init_from=str(folder),
+                       **args), progress=False)  # fmt: skip
+    assert den["finished"]
+    after = DiffusionWorldModel.from_pretrained(tmp_path / "den" / "model", precision="fp32").pipeline
+    for (n, a), b in zip(wm.pipeline.motion.state_dict().items(), after.motion.state_dict().values(), strict=True):
+        assert torch.equal(a, b), n  # frozen through the denoiser's run
+    assert any(not torch.equal(a, b) for a, b in zip(wm.pipeline.transformer.state_dict().values(),
+                                                     after.transformer.state_dict().values(), strict=True))  # fmt: skip
