@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -105,8 +106,13 @@ def test_motion_run_then_denoiser_run_keeps_the_motion(dataset: Path, tmp_path: 
     assert (folder / "motion" / "config.json").is_file() and (folder / "transformer").is_dir()
     wm = DiffusionWorldModel.from_pretrained(folder, precision="fp32")
     assert wm.pipeline.motion.head.weight.abs().sum() > 0 and losses  # the motion network trained
-    den = train(preset("compact-from-scratch", data=[str(dataset)], out=str(tmp_path / "den"), init_from=str(folder),
-                       **args), progress=False)  # fmt: skip
+    init = tmp_path / "init"
+    shutil.copytree(folder, init)
+    den_cfg = preset("compact-from-scratch", data=[str(dataset)], out=str(tmp_path / "den"), init_from=str(init),
+                     **args)  # fmt: skip
+    assert not train(den_cfg, progress=False, stop_after=3)["finished"]
+    shutil.rmtree(init)  # the run kept the frozen motion network beside its checkpoints
+    den = train(den_cfg, progress=False)
     assert den["finished"]
     after = DiffusionWorldModel.from_pretrained(tmp_path / "den" / "model", precision="fp32").pipeline
     for (n, a), b in zip(wm.pipeline.motion.state_dict().items(), after.motion.state_dict().values(), strict=True):
