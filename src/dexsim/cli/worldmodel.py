@@ -25,7 +25,8 @@ from ._params import JSON_OUT, OutputPath
 @click.option(
     "--model",
     default=None,
-    help="compact config name; for lora-cogvideox-fun a CogVideoX-Fun folder or 'tiny'; "
+    help="compact config name (motion-flow: the denoiser's, whose trunk the motion network shares); for "
+    "lora-cogvideox-fun a CogVideoX-Fun folder or 'tiny'; "
     "for forecast-flow-matching a forecaster size (default, tiny).",
 )
 @click.option("--width", type=click.IntRange(16), default=None)
