@@ -34,6 +34,7 @@ CHANGES = {
     "trainable_patterns": st.lists(text, max_size=3), "grow_data": st.booleans(), "init_from": text,
     "loss_pyramid": st.integers(2, 6), "flow_loss": st.floats(0.001, 10.0),
     "change_weight": st.floats(0.001, 100.0), "forecast_windows": st.just("observed"),
+    "motion_as": st.just("known"),
 }  # fmt: skip
 
 
@@ -43,9 +44,9 @@ def test_every_field_is_either_identity_or_independent() -> None:
     from dexsim.training.presets import DEFAULT_OMITTED
 
     assert not set(DEFAULT_OMITTED) & set(BASE.recipe())
-    assert {"init_from", "loss_pyramid", "flow_loss", "change_weight", "forecast_windows"} <= set(
+    assert {"init_from", "loss_pyramid", "flow_loss", "change_weight", "forecast_windows", "motion_as"} <= set(
         preset("compact-from-scratch", data=["d"], out="o", init_from="m", loss_pyramid=2, flow_loss=0.01,
-               change_weight=4.0, forecast_windows="observed").recipe())  # fmt: skip
+               change_weight=4.0, forecast_windows="observed", motion_as="known").recipe())  # fmt: skip
     assert {"steps", "checkpoint_every", "validate_every", "out"} <= RUN_INDEPENDENT
 
 

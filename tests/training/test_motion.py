@@ -73,6 +73,25 @@ def test_pipeline_with_motion_uses_the_moved_video_and_saves_it(tmp_path: Path) 
         type(pipe)(transformer=tiny.transformer, scheduler=tiny.scheduler, vae=tiny.vae, motion=pipe.motion)
 
 
+def test_motion_as_known_keeps_the_static_base() -> None:
+    from dexsim.worldmodel.pipeline import DexWorldPipeline
+
+    pipe = _tiny_pipe_with_motion()
+    with torch.no_grad():
+        pipe.motion.head.bias[: pipe.motion.config.fold**2] = 0.5  # 2 px of flow in x everywhere
+    known = DexWorldPipeline(transformer=pipe.transformer, scheduler=pipe.scheduler, motion=pipe.motion,
+                             motion_as="known")  # fmt: skip
+    s = torch.rand(1, 5, 3, 16, 16) * 2 - 1
+    p = torch.rand(1, 5, 3, 16, 16) * 2 - 1
+    as_base, as_known = pipe.prepare_conditions(s, p), known.prepare_conditions(s, p)
+    assert torch.equal(as_known.z_static, s) and not torch.equal(as_base.z_static, s)
+    assert torch.equal(as_known.cond, as_base.cond)  # the denoiser sees the same moved video either way
+    with pytest.raises(ValueError, match="motion_as"):
+        DexWorldPipeline(transformer=pipe.transformer, scheduler=pipe.scheduler, motion=pipe.motion, motion_as="both")
+    with pytest.raises(ValueError, match="motion_as"):
+        preset("compact-from-scratch", data=["d"], out="o", motion_as="both")
+
+
 def test_motion_loss_is_the_flow_error_in_pixels(dataset: Path) -> None:
     w = ClipWindows([dataset], window=5, width=32, height=32, seed=0, flow=True).next_batch(2)
     pipe = _tiny_pipe_with_motion()
@@ -109,12 +128,13 @@ def test_motion_run_then_denoiser_run_keeps_the_motion(dataset: Path, tmp_path: 
     init = tmp_path / "init"
     shutil.copytree(folder, init)
     den_cfg = preset("compact-from-scratch", data=[str(dataset)], out=str(tmp_path / "den"), init_from=str(init),
-                     **args)  # fmt: skip
+                     motion_as="known", **args)  # fmt: skip
     assert not train(den_cfg, progress=False, stop_after=3)["finished"]
     shutil.rmtree(init)  # the run kept the frozen motion network beside its checkpoints
     den = train(den_cfg, progress=False)
     assert den["finished"]
     after = DiffusionWorldModel.from_pretrained(tmp_path / "den" / "model", precision="fp32").pipeline
+    assert after.config.motion_as == "known" and wm.pipeline.config.motion_as == "base"
     for (n, a), b in zip(wm.pipeline.motion.state_dict().items(), after.motion.state_dict().values(), strict=True):
         assert torch.equal(a, b), n  # frozen through the denoiser's run
     assert any(not torch.equal(a, b) for a, b in zip(wm.pipeline.transformer.state_dict().values(),

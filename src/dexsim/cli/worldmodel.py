@@ -48,6 +48,9 @@ from ._params import JSON_OUT, OutputPath
 @click.option("--forecast-windows", type=click.Choice(["mixed", "observed"]), default=None,
               help="Forecaster: mixed (planning and observed windows) or observed only (a residual corrector: every "
               "window from a retrieved future).")  # fmt: skip
+@click.option("--motion-as", type=click.Choice(["base", "known"]), default=None,
+              help="A motion network's moved video: the known video and the residual's base (base), or the known "
+              "video only (known).")  # fmt: skip
 @click.option("--mixed-precision", type=click.Choice(["auto", "no", "bf16"]), default=None,
               help="auto: bf16 on CUDA, none elsewhere; bf16 also pays on CPUs with AVX-512-BF16.")  # fmt: skip
 @click.option("--no-resume", is_flag=True, help="Start over; a previous run's files in OUT move to OUT/superseded/.")

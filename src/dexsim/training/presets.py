@@ -67,6 +67,9 @@ class TrainConfig:
     # forecaster windows: "mixed" (planning windows, observed windows, bridges' retrieved starts) or "observed" (only
     # observed windows, every one of a bridge forecaster from a retrieved start: a residual corrector's training)
     forecast_windows: str = "mixed"
+    # what a pipeline's motion network's moved video becomes: "base" (the known video and the residual's base) or
+    # "known" (the known video only; the residual stays one to the static video)
+    motion_as: str = "base"
 
     def __post_init__(self) -> None:
         self.out = _path("out", self.out)  # paths as str: the config is saved as JSON
@@ -91,6 +94,8 @@ class TrainConfig:
             raise ValueError(f"`change_weight` must be a number in [0, 100], got {self.change_weight!r}")
         if self.forecast_windows not in FORECAST_WINDOWS:
             raise ValueError(f"`forecast_windows` must be one of {FORECAST_WINDOWS}, got {self.forecast_windows!r}")
+        if self.motion_as not in ("base", "known"):
+            raise ValueError(f"`motion_as` must be 'base' or 'known', got {self.motion_as!r}")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             raise ValueError(f"`mixed_precision` must be auto, no, bf16 or fp16, got {self.mixed_precision!r}")
         for name in ("steps", "batch_size", "grad_accum", "window", "width", "height", "checkpoint_every",
@@ -136,7 +141,7 @@ class TrainConfig:
 
 #: recipe fields added after runs existed, with the value that means "as before": left out of the recipe then
 DEFAULT_OMITTED: dict[str, Any] = {"init_from": None, "loss_pyramid": 1, "flow_loss": 0.0, "change_weight": 0.0,
-                                   "forecast_windows": "mixed"}  # fmt: skip
+                                   "forecast_windows": "mixed", "motion_as": "base"}  # fmt: skip
 #: the forecaster's training windows (:attr:`TrainConfig.forecast_windows`)
 FORECAST_WINDOWS = ("mixed", "observed")
 

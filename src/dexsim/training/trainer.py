@@ -116,6 +116,7 @@ def _attach_motion(pipe: Any, cfg: TrainConfig, train: bool, from_checkpoint: bo
     if not train and from_checkpoint and (kept / "config.json").is_file():
         pipe.register_modules(motion=CompactVideoDenoiser.from_pretrained(kept, torch_dtype=torch.float32))
         pipe.motion.requires_grad_(False)
+        pipe.register_to_config(motion_as=cfg.motion_as)
         return
     gone = from_checkpoint and cfg.init_from not in (None, "default") and not Path(str(cfg.init_from)).exists()
     root = None if cfg.init_from is None or (gone and not train) else model_folder(str(cfg.init_from))
@@ -130,6 +131,7 @@ def _attach_motion(pipe: Any, cfg: TrainConfig, train: bool, from_checkpoint: bo
             _print_init(f"{cfg.init_from} (motion trunk)", init_from_folder(pipe.motion, cfg.init_from))
     if pipe.motion is not None:
         pipe.motion.requires_grad_(train)
+        pipe.register_to_config(motion_as=cfg.motion_as)
 
 
 def trained_module_name(cfg: TrainConfig) -> str:

@@ -29,7 +29,14 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 from tqdm.auto import tqdm
 
-__all__ = ["COMPONENT_MODULES", "Conditions", "DexWorldPipeline", "DexWorldPipelineOutput", "to_model_video"]
+__all__ = [
+    "COMPONENT_MODULES",
+    "MOTION_AS",
+    "Conditions",
+    "DexWorldPipeline",
+    "DexWorldPipelineOutput",
+    "to_model_video",
+]
 
 
 #: The modules whose classes saved pipelines name as components (``model_index.json``, e.g.
@@ -37,6 +44,10 @@ __all__ = ["COMPONENT_MODULES", "Conditions", "DexWorldPipeline", "DexWorldPipel
 #: backbones build pipelines, so they import this module, not the other way round. A class that moves
 #: leaves an alias module at its old path, listed here, so that folders written earlier still load.
 COMPONENT_MODULES = ("dexsim.worldmodel.compact", "dexsim.worldmodel.cogvideox_fun", "dexsim.worldmodel.wan_fun")
+
+
+#: what a pipeline's motion network's moved video becomes (:class:`DexWorldPipeline`'s ``motion_as``)
+MOTION_AS = ("base", "known")
 
 
 @dataclass
@@ -88,19 +99,24 @@ class DexWorldPipeline(DiffusionPipeline):
     ``tokenizer`` (T5 / umT5), optional ``motion`` (compact backbone only: a
     :func:`~dexsim.worldmodel.compact.motion_network` whose backward flow moves the static video's pixels
     before the denoiser sees them, so that a pushed object arrives carried, and the denoiser adds what motion
-    cannot explain).
+    cannot explain). ``motion_as`` (:data:`MOTION_AS`): ``"base"``, the moved video is both the known video and
+    the base the residual is added to; ``"known"``, only the known video (the residual stays one to the static
+    video: the denoiser may take the carried object from it or not).
     """
 
     model_cpu_offload_seq = "text_encoder->motion->transformer->vae"
     _optional_components: ClassVar[list[str]] = ["vae", "text_encoder", "tokenizer", "motion"]
 
     def __init__(self, transformer: Any, scheduler: Any, vae: Any = None, text_encoder: Any = None,
-                 tokenizer: Any = None, motion: Any = None) -> None:  # fmt: skip
+                 tokenizer: Any = None, motion: Any = None, motion_as: str = "base") -> None:  # fmt: skip
         super().__init__()
         if motion is not None and (vae is not None or not hasattr(transformer.config, "fold")):
             raise ValueError("a `motion` network moves pixels: it needs the compact pixel-space backbone (no VAE)")
+        if motion_as not in MOTION_AS:
+            raise ValueError(f"`motion_as` must be one of {MOTION_AS}, got {motion_as!r}")
         self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae, text_encoder=text_encoder,
                               tokenizer=tokenizer, motion=motion)  # fmt: skip
+        self.register_to_config(motion_as=motion_as)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> Any:
@@ -250,12 +266,13 @@ class DexWorldPipeline(DiffusionPipeline):
         known[:, :c] = True
         static_b = static.expand(b, -1, -1, -1, -1)
         known_video = torch.cat((context.expand(b, -1, -1, -1, -1), static_b[:, c:]), 1) if c else None
-        if self.motion is not None:  # the residual's base and the known video: the static video, moved
+        if self.motion is not None:  # the known video (and, as "base", the residual's base): the static video, moved
             from .compact import apply_motion
 
             given = static_b if known_video is None else known_video
             moved, _ = apply_motion(self.motion, static_b, (~known[:, :t]).float(), given, prompt)
-            z_static = moved.to(z_static.dtype)
+            if self.config.motion_as == "base":
+                z_static = moved.to(z_static.dtype)
             known_video = torch.cat((given[:, :c], moved[:, c:]), 1)
         z_known = z_static if known_video is None else self.encode(self._pad_time(known_video))
         if self.backbone == "compact":
