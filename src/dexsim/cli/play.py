@@ -53,8 +53,7 @@ def play_cmd(task: str | None, scene_path: Path | None, world_model: str, host: 
     except (AttributeError, OSError, ValueError):  # stderr without a file descriptor (an embedding caller)
         pass
     app = PlayApp(make_session, host, port, seed, out, rerun_path)
-    click.echo(f"dexsim play: open {app.url}  (Ctrl-C stops)", err=False)
-    app.serve_forever()
+    app.serve_forever(announce=lambda: click.echo(f"dexsim play: open {app.url}  (Ctrl-C stops)", err=False))
 
 
 @click.command("play")

@@ -383,9 +383,13 @@ class PlayApp:
         if log is not None and view.log_start is not None and view.physics is not None:
             log.video("physics", view.log_start, view.physics)
 
-    def serve_forever(self) -> None:
-        """Serve until Ctrl-C (KeyboardInterrupt; ``dexsim play`` makes sure SIGINT raises it), then stop."""
+    def serve_forever(self, announce: Callable[[], None] | None = None) -> None:
+        """Serve until Ctrl-C (KeyboardInterrupt; ``dexsim play`` makes sure SIGINT raises it), then stop.
+        ``announce`` (printing the URL) runs inside the interruptible part: a Ctrl-C that follows it at once, before
+        the loop began, still stops the server cleanly."""
         try:
+            if announce is not None:
+                announce()
             while True:
                 time.sleep(0.5)
         except KeyboardInterrupt:
