@@ -249,8 +249,9 @@ class DexWorldPipeline(DiffusionPipeline):
 
         A static batch of one is encoded once and shared by every batch item (candidate actions
         of one scene); ``z_static`` skips even that (a cache from an earlier call). With a ``motion`` network
-        the static video's pixels are first moved by its predicted flow (per item: it depends on the hands), and
-        the moved video is both the residual's base (``Conditions.z_static``) and the known video.
+        the static video's pixels are first moved by its predicted flow (per item: it depends on the hands); the
+        moved video is the known video and, with ``motion_as="base"``, also the residual's base
+        (``Conditions.z_static``).
         """
         b, t = prompt.shape[:2]
         if static.shape[0] not in (1, b):
