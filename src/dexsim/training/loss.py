@@ -108,19 +108,17 @@ def motion_loss(pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: to
     ``flow_valid`` (B, T, H, W) as :class:`~dexsim.training.data.Windows` carries them; ``motion``: the module to
     train through (a DDP wrapper of ``pipe.motion``).
     """
-    from ..worldmodel.compact import predict_motion
-
     if pipe.motion is None:
         raise ValueError("`motion_loss` needs a pipeline with a motion network")
     device, dtype = pipe.motion.device, pipe.motion.dtype
     s, p, v = (to_model_video(x, n, device, dtype) for x, n in ((static, "static"), (prompt, "prompt"),
                                                                 (video, "video")))  # fmt: skip
+    counts = context.tolist()
+    pred = torch.cat([pipe.move_static(s[i : i + 1], p[i : i + 1], v[i : i + 1, :c] if c else None, motion=motion)[1]
+                      for i, c in enumerate(counts)])  # fmt: skip
     generate = torch.ones(s.shape[:2], device=device)
-    known = s.clone()
-    for i, c in enumerate(context.tolist()):
+    for i, c in enumerate(counts):
         generate[i, :c] = 0.0
-        known[i, :c] = v[i, :c]
-    pred = predict_motion(motion if motion is not None else pipe.motion, s, generate, known, p)
     return _flow_l1(pred.flatten(0, 1), flow, flow_valid, generate)
 
 

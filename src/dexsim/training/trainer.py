@@ -113,24 +113,23 @@ def _attach_motion(pipe: Any, cfg: TrainConfig, train: bool, from_checkpoint: bo
     from ..worldmodel.models import COMPACT_CONFIGS, model_folder
 
     kept = Path(cfg.out) / FROZEN_MOTION
-    if not train and from_checkpoint and (kept / "config.json").is_file():
-        pipe.register_modules(motion=CompactVideoDenoiser.from_pretrained(kept, torch_dtype=torch.float32))
-        pipe.motion.requires_grad_(False)
-        pipe.register_to_config(motion_as=cfg.motion_as)
-        return
     gone = from_checkpoint and cfg.init_from not in (None, "default") and not Path(str(cfg.init_from)).exists()
     root = None if cfg.init_from is None or (gone and not train) else model_folder(str(cfg.init_from))
-    if root is not None and (root / "motion" / "config.json").is_file():
-        pipe.register_modules(motion=CompactVideoDenoiser.from_pretrained(root / "motion", torch_dtype=torch.float32))
+    motion = None
+    if not train and from_checkpoint and (kept / "config.json").is_file():
+        motion = CompactVideoDenoiser.from_pretrained(kept, torch_dtype=torch.float32)
+    elif root is not None and (root / "motion" / "config.json").is_file():
+        motion = CompactVideoDenoiser.from_pretrained(root / "motion", torch_dtype=torch.float32)
         print(f"motion network from {root / 'motion'}" + ("" if train else " (frozen)"))
         if not train:
-            pipe.motion.save_pretrained(kept)
+            motion.save_pretrained(kept)
     elif train:
-        pipe.register_modules(motion=motion_network(COMPACT_CONFIGS[cfg.model], seed=cfg.seed))
+        motion = motion_network(COMPACT_CONFIGS[cfg.model], seed=cfg.seed)
         if root is not None:
-            _print_init(f"{cfg.init_from} (motion trunk)", init_from_folder(pipe.motion, cfg.init_from))
-    if pipe.motion is not None:
-        pipe.motion.requires_grad_(train)
+            _print_init(f"{cfg.init_from} (motion trunk)", init_from_folder(motion, cfg.init_from))
+    if motion is not None:
+        motion.requires_grad_(train)
+        pipe.register_modules(motion=motion)
         pipe.register_to_config(motion_as=cfg.motion_as)
 
 
@@ -327,13 +326,12 @@ def _validate(pipe: Any, cfg: TrainConfig, step: int, out: Path) -> dict[str, fl
 def _motion_epe(pipe: Any, w: Any) -> float:
     """Mean end-point error (pixels) of the motion network's flow on one window's moving pixels (true flow over
     half a pixel; NaN where nothing moves)."""
-    from ..worldmodel.compact import predict_motion
     from ..worldmodel.pipeline import to_model_video
 
     dev, dt = pipe.motion.device, pipe.motion.dtype
     s, p = to_model_video(w.static, "static", dev, dt), to_model_video(w.prompt, "prompt", dev, dt)
     with torch.no_grad():
-        pred = predict_motion(pipe.motion, s, torch.ones(s.shape[:2], device=dev), s, p).permute(0, 1, 3, 4, 2)
+        pred = pipe.move_static(s, p)[1].permute(0, 1, 3, 4, 2)
     gt = w.flow.to(dev)
     moving = w.flow_valid.to(dev) & (gt.abs().sum(-1) > 0.5)
     err = (pred - gt).norm(dim=-1)[moving]

@@ -243,6 +243,33 @@ class DexWorldPipeline(DiffusionPipeline):
         t = self.padded_frames(x.shape[1])
         return x if t == x.shape[1] else torch.cat((x, x[:, -1:].expand(-1, t - x.shape[1], -1, -1, -1)), 1)
 
+    @staticmethod
+    def _known_video(static: torch.Tensor, context: torch.Tensor | None, b: int) -> torch.Tensor | None:
+        """(B, T, 3, H, W): the static video with the context frames pasted in; None without context."""
+        c = 0 if context is None else context.shape[1]
+        if not c:
+            return None
+        return torch.cat((context.expand(b, -1, -1, -1, -1), static.expand(b, -1, -1, -1, -1)[:, c:]), 1)
+
+    def move_static(self, static: torch.Tensor, prompt: torch.Tensor, context: torch.Tensor | None = None,
+                    motion: Any = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """The static video moved by the motion network (``motion``: the module to run instead of
+        ``self.motion``, e.g. a DDP wrapper in training), fed as the denoiser's conditions are laid out: the
+        static video, the known video (context pasted in), which frames are generated, the hand prompt.
+
+        Model-space videos (B|1, T, 3, H, W), context (B|1, C, 3, H, W) -> moved video (B, T, 3, H, W) and its
+        backward flow (B, T, 2, H, W) in pixels."""
+        from .compact import apply_motion
+
+        b, t = prompt.shape[:2]
+        c = 0 if context is None else context.shape[1]
+        static_b = static.expand(b, -1, -1, -1, -1)
+        known = self._known_video(static, context, b)
+        generate = torch.ones(b, t, device=prompt.device)
+        generate[:, :c] = 0.0
+        net = self.motion if motion is None else motion
+        return apply_motion(net, static_b, generate, static_b if known is None else known, prompt)
+
     def prepare_conditions(self, static: torch.Tensor, prompt: torch.Tensor, context: torch.Tensor | None = None,
                            z_static: torch.Tensor | None = None) -> Conditions:  # fmt: skip
         """Model-space videos (B|1, T, 3, H, W), context (B, C, 3, H, W) -> encoded :class:`Conditions`.
@@ -265,16 +292,12 @@ class DexWorldPipeline(DiffusionPipeline):
         if c >= t:
             raise ValueError(f"context ({c} frames) must be shorter than the window ({t} frames)")
         known[:, :c] = True
-        static_b = static.expand(b, -1, -1, -1, -1)
-        known_video = torch.cat((context.expand(b, -1, -1, -1, -1), static_b[:, c:]), 1) if c else None
+        known_video = self._known_video(static, context, b)
         if self.motion is not None:  # the known video (and, as "base", the residual's base): the static video, moved
-            from .compact import apply_motion
-
-            given = static_b if known_video is None else known_video
-            moved, _ = apply_motion(self.motion, static_b, (~known[:, :t]).float(), given, prompt)
+            moved, _ = self.move_static(static, prompt, context)
             if self.config.motion_as == "base":
                 z_static = moved.to(z_static.dtype)
-            known_video = torch.cat((given[:, :c], moved[:, c:]), 1)
+            known_video = moved if not c else torch.cat((known_video[:, :c], moved[:, c:]), 1)
         z_known = z_static if known_video is None else self.encode(self._pad_time(known_video))
         if self.backbone == "compact":
             mask = self.latent_frame_mask(known)[:, :, None, None, None]
