@@ -98,6 +98,27 @@ def test_grounded_trajectories_turn_move_and_stop_the_retrieved_action() -> None
         grounded_trajectories(bank, "open_drawer", target, None, 1, np.random.default_rng(0))
 
 
+def test_a_replay_checked_bank_stops_only_where_replays_held_and_drops_actions_that_never_did() -> None:
+    from dexsim.forecast.ground import REPLAY_GRID
+
+    bank = _bank()
+    target = np.array([-0.2, 0.5, 0.78])
+    shift = np.array([0.0, 0.061])  # the +y push moves its object 6.1 cm 0.41 of the way through its motion
+    grid = np.asarray(REPLAY_GRID)
+    bank.replay_error = np.zeros((3, len(grid)))
+    bank.replay_error[2, np.isclose(grid, 0.4)] = 0.5  # stopped there, the replay missed: the nearest other stop
+    params, _ = grounded_trajectories(bank, "push", target, shift, 1, np.random.default_rng(0), pool=1)
+    travel = params[0, -1, 1, 49] - params[0, 0, 1, 49]
+    assert np.isclose(travel, 0.45 * 15 * 0.01, atol=1e-5)  # stopped at 0.45, the nearest stop that held
+    bank.replay_error[2, :] = np.nan  # never checked: left out, a +x push turned (at most 45 degrees) instead
+    params, _ = grounded_trajectories(bank, "push", target, shift, 1, np.random.default_rng(0), pool=1)
+    d = params[0, -1, 1, 48:50] - params[0, 0, 1, 48:50]
+    assert np.isclose(np.arctan2(d[1], d[0]), np.pi / 4, atol=1e-5)
+    bank.replay_error[:] = 1.0  # nothing held anywhere: the check is ignored rather than proposing nothing
+    params, _ = grounded_trajectories(bank, "push", target, shift, 1, np.random.default_rng(0), pool=1)
+    assert np.isclose(params[0, -1, 1, 49] - params[0, 0, 1, 49], 0.061, atol=1e-5)  # stopped where asked
+
+
 def test_task_kind_from_text() -> None:
     assert task_kind_from_text("open the drawer") == "open_drawer"
     assert task_kind_from_text("pick up the green can and place it") == "pick_place"
@@ -131,9 +152,17 @@ def test_action_bank_from_datagen_clips_round_trips(clips: Path, tmp_path: Path)
     k = spec.object_names.index(first["target"])
     assert np.allclose(bank.anchor[0], phys["object_poses"][0, k, :3], atol=1e-6)
     assert np.allclose(bank.moved[0, -1], phys["object_poses"][15, k, :2] - phys["object_poses"][0, k, :2], atol=1e-6)
+    # the replay check: pushes played at every other stop of the grid in another variant of their scene
+    from dexsim.forecast.ground import REPLAY_GRID
+
+    assert bank.replay_error.shape == (len(bank), len(REPLAY_GRID))
+    played = ~np.isnan(bank.replay_error[0])
+    assert played[-1] and played.sum() == (len(REPLAY_GRID) + 1) // 2 and (bank.replay_error[:, played] >= 0).all()
+    assert bank.replay_error[:, played].min() < 0.05  # a push replayed on the same object mostly does what it did
     bank.save(tmp_path)
     back = ActionBank.load(tmp_path)
     assert back.kinds == bank.kinds and np.allclose(back.params, bank.params, atol=2e-3)
+    assert np.allclose(back.replay_error, bank.replay_error, equal_nan=True)
     with pytest.raises(ValueError, match="no clip of"):
         ActionBank.build([clips], kinds=("open_drawer",))
 

@@ -36,13 +36,16 @@ ACTION_KINDS = ("push", "pick_place", "open_drawer")
 class ActionBank:
     """Training actions: ``kinds`` (N,), ``anchor`` (N, 3) where the moved thing started (an object's centre;
     the drawer's front at its handle), ``moved`` (N, T, 2) its (x, y) displacement from the start per frame,
-    ``params`` (N, T, 2, 51) and ``visible`` (N, T, 2) the hands."""
+    ``params`` (N, T, 2, 51) and ``visible`` (N, T, 2) the hands. ``replay_error`` (N,) metres, when measured
+    (:func:`replay_errors`): how far the action's end displacement strays from its recorded one when it is
+    moved onto the same thing in other scenes (a grasp that caught its handle by a hair misses elsewhere)."""
 
     kinds: list[str]
     anchor: np.ndarray
     moved: np.ndarray
     params: np.ndarray
     visible: np.ndarray
+    replay_error: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.kinds)
@@ -52,9 +55,15 @@ class ActionBank:
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({"anchor": self.anchor.astype(np.float32), "moved": self.moved.astype(np.float16),
-                   "params": self.params.astype(np.float16), "visible": self.visible.astype(np.uint8)},
-                  str(folder / "action_bank.safetensors"))  # fmt: skip
+        tensors = {
+            "anchor": self.anchor.astype(np.float32),
+            "moved": self.moved.astype(np.float16),
+            "params": self.params.astype(np.float16),
+            "visible": self.visible.astype(np.uint8),
+        }
+        if self.replay_error is not None:
+            tensors["replay_error"] = self.replay_error.astype(np.float32)
+        save_file(tensors, str(folder / "action_bank.safetensors"))
         (folder / "action_bank.json").write_text(json.dumps({"kinds": self.kinds}))
 
     @classmethod
@@ -66,17 +75,26 @@ class ActionBank:
             raise FileNotFoundError(f"no action bank (action_bank.safetensors) in {folder}")
         a = load_file(str(folder / "action_bank.safetensors"))
         kinds = json.loads((folder / "action_bank.json").read_text())["kinds"]
+        replay = a["replay_error"].astype(np.float64) if "replay_error" in a else None
         return cls(list(kinds), a["anchor"].astype(np.float64), a["moved"].astype(np.float64),
-                   a["params"].astype(np.float32), a["visible"].astype(bool))  # fmt: skip
+                   a["params"].astype(np.float32), a["visible"].astype(bool), replay)  # fmt: skip
+
+    def subset(self, index: np.ndarray | list[int]) -> ActionBank:
+        """The actions at ``index`` (a new bank)."""
+        i = np.asarray(index, dtype=int)
+        return ActionBank([self.kinds[j] for j in i], self.anchor[i], self.moved[i], self.params[i], self.visible[i],
+                          None if self.replay_error is None else self.replay_error[i])  # fmt: skip
 
     @classmethod
     def build(cls, roots: list[str | Path], kinds: tuple[str, ...] = ACTION_KINDS, min_motion: float = 0.01,
-              frames: int = 16) -> ActionBank:  # fmt: skip
+              frames: int = 16, replay_scenes: int = 1, progress: bool = False) -> ActionBank:  # fmt: skip
         """From ``dexsim datagen`` folders: every clip of ``kinds`` whose object (or drawer) moved at least
-        ``min_motion`` metres, its first ``frames`` frames."""
+        ``min_motion`` metres, its first ``frames`` frames; each replayed in ``replay_scenes`` other variants of
+        its scene (:func:`replay_errors`; 0: not measured)."""
         from ..physics.spec import randomized_scene
 
         out: dict[str, list[Any]] = {"kinds": [], "anchor": [], "moved": [], "params": [], "visible": []}
+        sources: list[tuple[Any, str | None]] = []
         for root in map(Path, roots):
             for meta_path in sorted((root / "meta").glob("*.json")):
                 meta = json.loads(meta_path.read_text())
@@ -100,6 +118,7 @@ class ActionBank:
                     anchor, moved = pos[0], pos[:, :2] - pos[:1, :2]
                 if np.linalg.norm(moved[-1]) < min_motion:
                     continue
+                sources.append((spec, meta.get("target") if meta["action"] != "open_drawer" else None))
                 out["kinds"].append(meta["action"])
                 out["anchor"].append(anchor)
                 out["moved"].append(moved)
@@ -107,8 +126,110 @@ class ActionBank:
                 out["visible"].append(act["visible"][:frames])
         if not out["kinds"]:
             raise ValueError(f"no clip of {kinds} that moves something in {[str(r) for r in roots]}")
-        return cls(out["kinds"], np.stack(out["anchor"]), np.stack(out["moved"]), np.stack(out["params"]),
+        bank = cls(out["kinds"], np.stack(out["anchor"]), np.stack(out["moved"]), np.stack(out["params"]),
                    np.stack(out["visible"]))  # fmt: skip
+        if replay_scenes > 0:
+            bank.replay_error = replay_errors(bank, sources, replay_scenes, progress=progress)
+        return bank
+
+
+#: how far (m) a replayed action may stray from its recorded displacement and still be proposed
+REPLAY_TOLERANCE = 0.03
+
+#: the stopping points (fractions of the recorded motion) the replay check plays: the grid a warped action's
+#: stop is snapped to once its bank has been checked (a pull slowed to an unchecked fraction can miss its handle)
+REPLAY_GRID = tuple(round(0.2 + 0.05 * k, 2) for k in range(17))
+
+#: every how many grid points each kind is checked (pushes move their object about 1 cm per 0.1 of their motion;
+#: a drawer pull 3 cm)
+REPLAY_STRIDE = {"push": 2, "open_drawer": 1}
+
+#: scene seeds of the replay check (below every planning benchmark's, which start at 10,000,019)
+REPLAY_SEED = 1_000_003
+
+
+def _joints(params: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """(T, 2, 51) hand parameters -> (T, 2, 21, 3) world joints (zero where a hand is hidden)."""
+    from ..hands.model import HandModel
+
+    joints = np.zeros((*params.shape[:2], 21, 3))
+    for h, side in enumerate(("left", "right")):
+        p = torch.as_tensor(params[:, h], dtype=torch.float32)
+        joints[:, h] = HandModel(side, limits="off")(p[:, :3], p[:, 3:48], p[:, 48:], with_mesh=False).joints.numpy()
+    joints[~visible] = 0.0
+    return joints
+
+
+def _checked_fractions(kind: str) -> list[int]:
+    """Indices into :data:`REPLAY_GRID` at which the replay check plays an action of ``kind`` (whole only when
+    it is not time-warped)."""
+    if kind not in WARPED_KINDS:
+        return [len(REPLAY_GRID) - 1]
+    return list(range(len(REPLAY_GRID) - 1, -1, -REPLAY_STRIDE.get(kind, 1)))
+
+
+def replay_errors(bank: ActionBank, sources: list[tuple[Any, str | None]], scenes: int = 1,
+                  progress: bool = False) -> np.ndarray:  # fmt: skip
+    """(N, len(REPLAY_GRID)) metres, NaN where not played: for each action of ``bank``, recorded in scene spec
+    ``sources[i][0]`` on object ``sources[i][1]`` (None: the drawer), the largest distance over ``scenes`` other
+    variants of that scene (seeds from :data:`REPLAY_SEED`; the drawer kept at the recording's opening) between
+    the displacement physics gives and the recorded one, when the action is moved onto the same thing exactly as
+    :func:`grounded_trajectories` proposes it and stopped at each fraction of :data:`REPLAY_GRID` (every
+    :data:`REPLAY_STRIDE`-th; pick-and-places played whole only)."""
+    from dataclasses import replace
+
+    from tqdm.auto import tqdm
+
+    from ..physics.sim import Simulator
+    from ..physics.spec import randomized_scene
+
+    if len(sources) != len(bank):
+        raise ValueError(f"`sources` has {len(sources)} entries for a bank of {len(bank)} actions")
+    sims: dict[tuple[str, int, float], tuple[Any, Simulator]] = {}
+    errors = np.full((len(bank), len(REPLAY_GRID)), np.nan)
+    frames = bank.params.shape[1]
+    for i in tqdm(range(len(bank)), desc="replay check", unit="action", disable=not progress):
+        spec, target = sources[i]
+        family = spec.name.rsplit("-", 1)[0]
+        opening = 0.0 if spec.drawer is None else float(spec.drawer.initial_open)
+        for j in range(scenes):
+            key = (family, j, opening)
+            if key not in sims:
+                other = randomized_scene(family, REPLAY_SEED + j)
+                if other.drawer is not None:
+                    other = replace(other, drawer=replace(other.drawer, initial_open=opening))
+                sims[key] = (other, Simulator(other))
+            other, sim = sims[key]
+            if (target is None and other.drawer is None) or (target is not None and target not in other.object_names):
+                continue
+            anchor = drawer_anchor(other) if target is None else object_anchor(other, target)
+            one = bank.subset([i])
+            one.replay_error = None
+            for g in _checked_fractions(bank.kinds[i]):
+                f = REPLAY_GRID[g]
+                expected = warp_time(bank.moved[i], f)[-1]
+                params, visible = grounded_trajectories(one, bank.kinds[i], anchor, expected, 1,
+                                                        np.random.default_rng(0), frames, fraction=f)  # fmt: skip
+                res = sim.run(_joints(params[0].astype(np.float64), visible[0]), visible[0])
+                if target is None:
+                    moved = np.array([0.0, -(float(res.drawer[-1]) - float(res.drawer[0]))])
+                else:
+                    k = other.object_names.index(target)
+                    moved = res.object_poses[-1, k, :2] - res.object_poses[0, k, :2]
+                err = float(np.linalg.norm(moved - expected))
+                errors[i, g] = err if np.isnan(errors[i, g]) else max(errors[i, g], err)
+    return errors
+
+
+def _snap_fraction(f: float, usable: np.ndarray) -> float | None:
+    """The fraction of :data:`REPLAY_GRID` nearest ``f`` among the ``usable`` (G,) ones (``f`` itself below the
+    grid), None when none is usable."""
+    grid = np.asarray(REPLAY_GRID)
+    if f < grid[0] - 1e-9:
+        return f
+    if not usable.any():
+        return None
+    return float(grid[usable][np.argmin(np.abs(grid[usable] - f))])
 
 
 def drawer_anchor(spec: Any) -> np.ndarray:
@@ -231,19 +352,36 @@ def _turns(moved_end: np.ndarray, shift: np.ndarray | None, max_turn: float) -> 
 
 def grounded_trajectories(bank: ActionBank, kind: str, anchor: np.ndarray, shift: np.ndarray | None, n: int,
                           rng: np.random.Generator, frames: int = 16, pool: int = 3, max_turn: float = np.pi / 4,
-                          spread: float = 0.0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+                          spread: float = 0.0, max_replay_error: float = REPLAY_TOLERANCE,
+                          fraction: float | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """``n`` hand trajectories ``params`` (n, frames, 2, 51), ``visible`` (n, frames, 2) from the bank's
     actions of ``kind``. Each bank action is turned about the vertical through its anchor (by at most
     ``max_turn``) so its motion points along ``shift``, moved onto ``anchor`` and (pushes, drawer pulls)
     time-warped to stop where its recorded motion reaches ``|shift|`` (after the first, that distance scaled
     by a factor drawn from ``[1 - spread, 1 + spread]``: the goal's reading is not exact, the planner's
     ranking picks among them); the ``n`` are drawn among the ``pool * n`` whose end displacement, so
-    transformed, lands nearest ``shift`` (any when ``shift`` is None)."""
+    transformed, lands nearest ``shift`` (any when ``shift`` is None).
+
+    A bank whose actions were replayed (``bank.replay_error``) proposes only what replayed within
+    ``max_replay_error`` metres of its record: actions with no such stopping point are left out while others
+    remain, and a warped action stops at the checked fraction of :data:`REPLAY_GRID` nearest the one its goal
+    asks for. ``fraction``: stop every action at this fraction of its motion instead (the replay check)."""
     from ..geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
     idx = np.nonzero(np.array(bank.kinds) == kind)[0]
     if len(idx) == 0:
         raise ValueError(f"the action bank holds no {kind!r} action; it has {sorted(set(bank.kinds))}")
+    checked = bank.replay_error is not None and fraction is None
+    usable = np.ones((len(idx), len(REPLAY_GRID)), bool)
+    if checked:
+        usable = bank.replay_error[idx] <= max_replay_error  # NaN (not played) compares False
+        if kind not in WARPED_KINDS:
+            usable[:, :-1] = False
+        if usable.any():
+            keep = usable.any(1)
+            idx, usable = idx[keep], usable[keep]
+        else:
+            checked, usable = False, np.ones((len(idx), len(REPLAY_GRID)), bool)
     if not 1 <= frames <= bank.params.shape[1]:
         raise ValueError(f"`frames` must lie in [1, {bank.params.shape[1]}] (the bank's actions), got {frames}")
     warp = kind in WARPED_KINDS
@@ -254,9 +392,14 @@ def grounded_trajectories(bank: ActionBank, kind: str, anchor: np.ndarray, shift
     else:
         c, s = np.cos(turns), np.sin(turns)
         landed = np.stack([c * end[:, 0] - s * end[:, 1], s * end[:, 0] + c * end[:, 1]], -1)
-        if warp:  # played until it went |shift| far (if it ever does)
+        if warp:  # played until it went |shift| far (if it ever does; to the nearest checked stop)
             length = np.linalg.norm(landed, axis=-1, keepdims=True)
             landed = landed * np.minimum(1.0, np.linalg.norm(shift) / np.maximum(length, 1e-9))
+            if checked:
+                for q, i in enumerate(idx):
+                    f = _snap_fraction(_fraction_for(bank.moved[i, :frames], float(np.linalg.norm(shift))), usable[q])
+                    reach = np.linalg.norm(warp_time(bank.moved[i, :frames], f or 1.0)[-1])
+                    landed[q] *= reach / max(float(np.linalg.norm(landed[q])), 1e-9)
         order = np.argsort(np.linalg.norm(landed - shift[None], axis=-1), kind="stable")
     near = order[: max(n, min(len(order), pool * n))]
     picks = rng.choice(near, size=n, replace=len(near) < n)
@@ -270,12 +413,15 @@ def grounded_trajectories(bank: ActionBank, kind: str, anchor: np.ndarray, shift
         p[..., 48:51] = (p[..., 48:51] - bank.anchor[i]) @ R.T + anchor
         go = axis_angle_to_matrix(torch.from_numpy(p[..., :3]))
         p[..., :3] = matrix_to_axis_angle(torch.from_numpy(R) @ go).numpy()
-        if shift is not None and warp:
+        f = 1.0 if fraction is None else fraction
+        if shift is not None and warp and fraction is None:
             scale = 1.0 if j == 0 else float(rng.uniform(1.0 - spread, 1.0 + spread))
             f = _fraction_for(bank.moved[i, :frames], scale * float(np.linalg.norm(shift)))
-            if f < 1.0:
-                p = warp_time(p, f)
-                vis = warp_time(vis.astype(np.float64), f) > 0.5
+            if checked:
+                f = _snap_fraction(f, usable[q]) or 1.0
+        if f < 1.0:
+            p = warp_time(p, f)
+            vis = warp_time(vis.astype(np.float64), f) > 0.5
         p[~vis] = 0.0
         params[j], visible[j] = p, vis
     return params.astype(np.float32), visible

@@ -184,7 +184,7 @@ def export_forecaster(model: torch.nn.Module, data: ForecastData, path: Path) ->
     model.save_pretrained(str(path))
     data.bank().save(path)
     try:
-        ActionBank.build(data.roots).save(path)
+        ActionBank.build(data.roots, progress=True).save(path)
     except ValueError as e:  # no push, pick-and-place or drawer pull in the data: proposals stay ungrounded
         logger.info("no action bank saved: %s", e)
     return path
