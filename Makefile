@@ -85,8 +85,9 @@ train-default: sysdeps $(STAMP)
 	$(VENV)/bin/dexsim eval --data $(DATA)/heldout --model $(OUT)/train-default/model --json $(OUT)/eval_heldout.json
 	$(VENV)/bin/dexsim eval --data $(DATA)/heldout-drawer --model $(OUT)/train-default/model --json $(OUT)/eval_heldout_drawer.json
 
-# Regenerate the default hand forecaster's data and retrain it (about 45 min on 2 CPU cores: 32 min of training,
-# 9 min of cached goal renders, the data generation before), then measure it on the held-out splits.
+# Regenerate the default hand forecaster's data and retrain it (about 90 min on 2 CPU cores: 32 min of training,
+# 9 min of cached goal renders, the action bank's replay check at export (43 min on one core, measured while the
+# other was busy), the data generation before), then measure it on the held-out splits.
 train-forecaster: sysdeps $(STAMP)
 	$(VENV)/bin/dexsim datagen --scene tabletop --out $(DATA)/train --clips 900 --seed 0 --workers 2
 	$(VENV)/bin/dexsim datagen --scene drawer --out $(DATA)/train-drawer --clips 300 --seed 0 --workers 2
