@@ -36,9 +36,9 @@ ACTION_KINDS = ("push", "pick_place", "open_drawer")
 class ActionBank:
     """Training actions: ``kinds`` (N,), ``anchor`` (N, 3) where the moved thing started (an object's centre;
     the drawer's front at its handle), ``moved`` (N, T, 2) its (x, y) displacement from the start per frame,
-    ``params`` (N, T, 2, 51) and ``visible`` (N, T, 2) the hands. ``replay_error`` (N,) metres, when measured
-    (:func:`replay_errors`): how far the action's end displacement strays from its recorded one when it is
-    moved onto the same thing in other scenes (a grasp that caught its handle by a hair misses elsewhere)."""
+    ``params`` (N, T, 2, 51) and ``visible`` (N, T, 2) the hands. ``replay_error`` (N, len(REPLAY_GRID)) metres, when
+    measured (:func:`replay_errors`): how far the action's displacement strays from its record when it is moved
+    onto the same thing in another scene and stopped at each checked fraction of its motion (NaN: not played)."""
 
     kinds: list[str]
     anchor: np.ndarray
