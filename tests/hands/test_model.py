@@ -115,3 +115,22 @@ def test_real_mano_when_available() -> None:
     m = HandModel("right", mano_model_dir=folder)
     out = m(torch.zeros(3), torch.zeros(45), torch.zeros(3))
     assert out.joints.shape == (21, 3) and out.vertices.shape == (778, 3)
+
+
+def test_params_to_joints_poses_both_hands_and_blanks_the_hidden() -> None:
+    import numpy as np
+
+    from dexsim.hands.model import params_to_joints
+
+    params = np.zeros((3, 2, 51))
+    params[:, :, 48:] = [[0.1, 0.2, 0.8], [0.3, 0.2, 0.8]]
+    visible = np.array([[True, True], [True, False], [False, False]])
+    joints = params_to_joints(params, visible)
+    assert joints.shape == (3, 2, 21, 3) and joints.dtype == np.float64
+    for h, side in enumerate(("left", "right")):
+        p = torch.from_numpy(params[:1, h])
+        want = HandModel(side, limits="off")(p[:, :3], p[:, 3:48], p[:, 48:], with_mesh=False).joints[0].numpy()
+        assert np.allclose(joints[0, h], want)
+    assert not joints[1, 1].any() and not joints[2].any() and np.allclose(joints[1, 0], joints[0, 0])
+    with pytest.raises(ValueError, match=r"\(T, 2, 51\)"):
+        params_to_joints(np.zeros((3, 51)))

@@ -148,18 +148,6 @@ REPLAY_STRIDE = {"push": 2, "open_drawer": 1}
 REPLAY_SEED = 1_000_003
 
 
-def _joints(params: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    """(T, 2, 51) hand parameters -> (T, 2, 21, 3) world joints (zero where a hand is hidden)."""
-    from ..hands.model import HandModel
-
-    joints = np.zeros((*params.shape[:2], 21, 3))
-    for h, side in enumerate(("left", "right")):
-        p = torch.as_tensor(params[:, h], dtype=torch.float32)
-        joints[:, h] = HandModel(side, limits="off")(p[:, :3], p[:, 3:48], p[:, 48:], with_mesh=False).joints.numpy()
-    joints[~visible] = 0.0
-    return joints
-
-
 def _checked_fractions(kind: str) -> list[int]:
     """Indices into :data:`REPLAY_GRID` at which the replay check plays an action of ``kind`` (whole only when
     it is not time-warped)."""
@@ -180,6 +168,7 @@ def replay_errors(bank: ActionBank, sources: list[tuple[Any, str | None]], scene
 
     from tqdm.auto import tqdm
 
+    from ..hands.model import params_to_joints
     from ..physics.sim import Simulator
     from ..physics.spec import randomized_scene
 
@@ -210,7 +199,7 @@ def replay_errors(bank: ActionBank, sources: list[tuple[Any, str | None]], scene
                 expected = warp_time(bank.moved[i], f)[-1]
                 params, visible = grounded_trajectories(one, bank.kinds[i], anchor, expected, 1,
                                                         np.random.default_rng(0), frames, fraction=f)  # fmt: skip
-                res = sim.run(_joints(params[0].astype(np.float64), visible[0]), visible[0])
+                res = sim.run(params_to_joints(params[0], visible[0]), visible[0])
                 if target is None:
                     moved = np.array([0.0, -(float(res.drawer[-1]) - float(res.drawer[0]))])
                 else:

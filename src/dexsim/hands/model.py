@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 
 from .._deps import require
@@ -34,7 +35,15 @@ from ..geometry.rotations import axis_angle_to_matrix
 from .mesh import build_surface
 from .skeleton import ANATOMICAL_FRAMES, JOINT_NAMES, NUM_POSE_JOINTS, PARENTS, joint_limits, rest_joints
 
-__all__ = ["PARAMS_DIM", "HandModel", "HandOutput", "check_pose_limits", "mirror_params", "split_params"]
+__all__ = [
+    "PARAMS_DIM",
+    "HandModel",
+    "HandOutput",
+    "check_pose_limits",
+    "mirror_params",
+    "params_to_joints",
+    "split_params",
+]
 
 Side = Literal["left", "right"]
 PARAMS_DIM = 51
@@ -254,3 +263,17 @@ def _load_mano(folder: Path, side: Side):
             f"and pass the folder holding {name}"
         )
     return smplx.MANO(str(folder / name), is_rhand=side == "right", use_pca=False, flat_hand_mean=True)
+
+
+def params_to_joints(params: torch.Tensor | np.ndarray, visible: np.ndarray | None = None) -> np.ndarray:
+    """Both hands' world joints (T, 2, 21, 3) numpy from parameters (T, 2, 51), posed as given (no joint
+    limits), in the parameters' dtype; zero where ``visible`` (T, 2) is False."""
+    p = torch.as_tensor(params)
+    if p.ndim != 3 or p.shape[1:] != (2, PARAMS_DIM):
+        raise ValueError(f"`params` must be (T, 2, {PARAMS_DIM}), got {tuple(p.shape)}")
+    hands = [HandModel(side, limits="off")(p[:, h, :3], p[:, h, 3:48], p[:, h, 48:], with_mesh=False).joints
+             for h, side in enumerate(("left", "right"))]  # fmt: skip
+    joints = torch.stack(hands, 1).numpy()
+    if visible is not None:
+        joints[~visible] = 0.0
+    return joints

@@ -17,7 +17,7 @@ from ..geometry.camera import look_at
 from ..geometry.rotations import axis_angle_to_quat, quat_to_axis_angle
 from ..geometry.se3 import viewmat_to_pose7
 from ..hands.ik import fit_hand
-from ..hands.model import HandModel
+from ..hands.model import HandModel, params_to_joints
 from ..hands.poses import FLAT, HOOK, POINT, RELAXED, hand_frame, palm_params
 from ..hands.trajectory import HandTrajectory
 from .build import FINGER_RADIUS
@@ -322,11 +322,7 @@ def make_action(
     all_params[:, 1 - h] = _rest_pose("right" if h == 0 else "left")
     visible = np.zeros((num_frames, 2), bool)
     visible[:, h] = True
-    joints = np.zeros((num_frames, 2, 21, 3))
-    for k, s in enumerate(("left", "right")):
-        p = torch.from_numpy(all_params[:, k])
-        joints[:, k] = HandModel(s, limits="off")(p[:, :3], p[:, 3:48], p[:, 48:], with_mesh=False).joints.numpy()  # type: ignore[arg-type]
-    joints[~visible] = 0.0
+    joints = params_to_joints(all_params, visible)
     all_params[~visible] = 0.0
     motion = camera or str(rng.choice(CAMERA_MOTIONS))
     tgt = _object_centre(spec, o) if kind not in ("wave", "open_drawer", "close_drawer") else None

@@ -32,7 +32,7 @@ def withdraw(action: Any, frames: int, lift: float = 0.08, back: float = 0.5) ->
     """The action followed by ``frames`` more in which each visible hand keeps its last pose and
     moves up by ``lift`` metres and ``back`` of the way to where it started, so the end state is
     not hidden under the hand (goal images show no hands); the camera holds its last pose."""
-    from ..hands.model import HandModel
+    from ..hands.model import params_to_joints
 
     if frames < 0:
         raise ValueError(f"`frames` must be >= 0, got {frames}")
@@ -43,17 +43,15 @@ def withdraw(action: Any, frames: int, lift: float = 0.08, back: float = 0.5) ->
         raise ValueError("withdraw needs hand parameters in the trajectory")
     s = np.linspace(0.0, 1.0, frames + 1)[1:, None]  # (F, 1)
     params = np.repeat(tr.params[-1:], frames, 0).astype(np.float64)
-    joints = np.zeros((frames, 2, 21, 3), np.float32)
-    for h, side in enumerate(("left", "right")):
+    for h in range(2):
         if not tr.visible[-1, h]:
             continue
         first = tr.params[int(np.argmax(tr.visible[:, h])), h, 48:].astype(np.float64)
         last = tr.params[-1, h, 48:].astype(np.float64)
         goal = last + back * (first - last) + np.array([0.0, 0.0, lift])
         params[:, h, 48:] = last + s * (goal - last)
-        p = torch.from_numpy(params[:, h]).float()
-        joints[:, h] = HandModel(side, limits="off")(p[:, :3], p[:, 3:48], p[:, 48:], with_mesh=False).joints.numpy()
     visible = np.repeat(tr.visible[-1:], frames, 0)
+    joints = params_to_joints(params.astype(np.float32), visible)
     params[~visible] = 0.0
     dt = float(tr.t[1] - tr.t[0]) if len(tr.t) > 1 else 1.0 / 8.0
     new = replace(
@@ -106,7 +104,7 @@ def primitive_candidates(spec: Any, target: str, n: int, rng: np.random.Generato
 def slowed(action: Any, fraction: float) -> Any:
     """The action played at ``fraction`` of its speed over the same frames (it stops ``fraction`` of the
     way through its motion); joints recomputed, camera and visibility kept."""
-    from ..hands.model import HandModel
+    from ..hands.model import params_to_joints
 
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"`fraction` must lie in (0, 1], got {fraction}")
@@ -117,12 +115,8 @@ def slowed(action: Any, fraction: float) -> Any:
 
     params = warp_time(tr.params.astype(np.float64), fraction)
     joints = tr.joints.copy()
-    for h, side in enumerate(("left", "right")):
-        if tr.visible[:, h].any():
-            p = torch.from_numpy(params[:, h]).float()
-            hand = HandModel(side, limits="off")(p[:, :3], p[:, 3:48], p[:, 48:], with_mesh=False)
-            joints[:, h] = hand.joints.numpy()
-            joints[~tr.visible[:, h], h] = 0.0
+    shown = tr.visible.any(0)  # a hand never in view keeps its joints
+    joints[:, shown] = params_to_joints(params.astype(np.float32), tr.visible)[:, shown]
     return replace(action, trajectory=replace(tr, params=params.astype(np.float32), joints=joints))
 
 

@@ -114,8 +114,10 @@ def motion_loss(pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: to
     s, p, v = (to_model_video(x, n, device, dtype) for x, n in ((static, "static"), (prompt, "prompt"),
                                                                 (video, "video")))  # fmt: skip
     counts = context.tolist()
-    pred = torch.cat([pipe.move_static(s[i : i + 1], p[i : i + 1], v[i : i + 1, :c] if c else None, motion=motion)[1]
-                      for i, c in enumerate(counts)])  # fmt: skip
+    pred = torch.empty(*s.shape[:2], 2, *s.shape[3:], device=device, dtype=dtype)
+    for c in sorted(set(counts)):  # one batched pass per context length
+        i = torch.tensor([k for k, n in enumerate(counts) if n == c], device=device)
+        pred[i] = pipe.move_static(s[i], p[i], v[i, :c] if c else None, motion=motion)[1].to(dtype)
     generate = torch.ones(s.shape[:2], device=device)
     for i, c in enumerate(counts):
         generate[i, :c] = 0.0
