@@ -83,7 +83,7 @@ def test_bench_forecast_runs_the_bridge_from_retrieval(clips: Path, tmp_path: Pa
     assert r["start"] == "retrieval"
     for key in ("ade_k5", "fde_k5"):
         assert abs(r["model"][key] - r["nearest_neighbour"][key]) < 2e-3
-    with pytest.raises(ValueError, match="bridge"):
+    with pytest.raises(ValueError, match="refine"):
         bench_forecast(model, [clips], progress=False, start="retrieval", refine=0.5)
 
 

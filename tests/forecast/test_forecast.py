@@ -172,6 +172,43 @@ def test_neighbour_bank_retrieves_the_matching_history(tmp_path: Path) -> None:
     assert np.allclose(p[0, ..., :48], params[3, 4:, :, :48], atol=2e-2)  # the pose kept
 
 
+def test_diverse_retrieval_covers_distinct_futures() -> None:
+    rng = np.random.default_rng(1)
+    base = rng.normal(scale=0.05, size=(16, 12, 3)).astype(np.float32)
+    kp = np.stack([base + np.float32(0.001 * j) for j in range(6)])  # histories ever farther from clip 0's
+    kp[3, 4:] += np.float32(0.1)  # clips 3 and 4 end 10 cm away on either side; 0, 1, 2 and 5 end together
+    kp[4, 4:] -= np.float32(0.1)
+    bank = NeighbourBank(kp, np.ones((6, 16, 2), bool), ["a"] * 6)
+    query, vis = kp[0, :4], np.ones((4, 2), bool)
+    near, _ = bank.nearest(query, vis, 12, 3)
+    assert near.tolist() == [0, 1, 2]  # three copies of one outcome
+    spread, shift = bank.nearest_diverse(query, vis, 12, 3)
+    assert spread.tolist() == [0, 3, 4] and shift.shape == (3, 2, 3)  # the nearest, then the distinct outcomes
+    assert bank.nearest_diverse(query, vis, 12, 1)[0].tolist() == [0]  # K = 1 is plain retrieval
+    assert bank.nearest_diverse(query, vis, 12, 3, cap=0.0)[0].tolist() == [0, 1, 2]  # no credit for spread
+    out = bank.retrieve(query, vis, 12, 3, diverse=True)
+    assert np.allclose(out[1], kp[3, 4:] - 0.003, atol=1e-5) and np.allclose(out[2], kp[4, 4:] - 0.004, atol=1e-5)
+
+
+def test_forecast_with_a_history_samples_the_banks_diverse_futures(tiny_forecaster_dir: Path, clips: Path) -> None:
+    from dexsim.forecast import load_forecaster
+
+    model = load_forecaster(tiny_forecaster_dir)
+    assert model.bank is not None and model.bank.params is not None and model.corrector is None
+    c = ForecastClips([clips], 16, 8, 16, progress=False).clips[1]
+    frame = np.ascontiguousarray(c.frames[3].transpose(1, 2, 0))
+    hist = {"params": c.params[:4], "visible": c.visible[:4], "camera": c.camera[:4]}
+    f = forecast(model, frame, c.camera[3], c.K, hist, text=c.text, k=3, horizon=8)  # auto: 4 frames seen
+    seen = c.visible[4:12]
+    # the clip is in the bank, so sample 0 (the nearest) is its own future; the others are other clips' futures
+    assert np.allclose(f.params[0][..., 48:51][seen], c.params[4:12][..., 48:51][seen], atol=1e-3)
+    assert not np.allclose(f.params[1][..., 48:51][seen], c.params[4:12][..., 48:51][seen], atol=1e-3)
+    short = {k: v[1:4] for k, v in hist.items()}  # 3 frames: too few to match, the network's flow from noise
+    g = forecast(model, frame, c.camera[3], c.K, short, text=c.text, k=3, horizon=8,
+                 generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert not np.allclose(g.params[0][..., 48:51][seen], c.params[4:12][..., 48:51][seen], atol=1e-3)
+
+
 def test_bench_forecast_started_from_retrieval(tiny_forecaster, clips: Path) -> None:
     from dexsim.bench.forecast import bench_forecast
 

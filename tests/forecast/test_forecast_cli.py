@@ -48,8 +48,15 @@ def test_forecast_commands_refuse_bad_input_in_one_line(clips: Path, tmp_path: P
     assert r.exit_code == 2 and "1.5" in r.output and len(r.output.strip().splitlines()) == 1, r.output
 
 
-def test_bench_forecast_start_retrieval_needs_a_bridge(tiny_forecaster_dir: Path, clips: Path) -> None:
-    r = CliRunner().invoke(main, ["bench", "forecast", "--data", str(clips), "--forecaster", str(tiny_forecaster_dir),
-                                  "--start", "retrieval"])  # fmt: skip
+def test_bench_forecast_start_retrieval_needs_something_to_retrieve_with(tiny_forecaster_dir: Path, clips: Path,
+                                                                         tmp_path: Path) -> None:  # fmt: skip
+    import shutil
+
+    folder = tmp_path / "no-bank"
+    shutil.copytree(tiny_forecaster_dir, folder)
+    for name in ("nn_bank.safetensors", "nn_bank.json"):
+        (folder / name).unlink()
+    r = CliRunner().invoke(main, ["bench", "forecast", "--data", str(clips), "--forecaster", str(folder),
+                                  "--train-data", str(clips), "--start", "retrieval"])  # fmt: skip
     assert r.exit_code == 2 and "needs a bridge forecaster" in r.output and "Traceback" not in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1, r.output

@@ -39,15 +39,38 @@ def _inference_seconds(model: Any, batch: Any, repeats: int = 7) -> float:
     return statistics.median(times[1:])
 
 
+def _model_source(model: Any, start: str) -> str:
+    """What forecasts the model row: ``"forecaster"`` (the network from noise), ``"bridge"`` (its flow from retrieved
+    futures), ``"corrector"`` (a residual corrector of them) or ``"bank"`` (the shipped bank's diverse futures)."""
+    from ..forecast.predict import retrieval_forecaster
+
+    if start == "noise":
+        return "forecaster"
+    if start == "retrieval" and getattr(model.config, "bridge", False) and not model.config.bridge_residual:
+        return "bridge"  # a bridge's flow from retrieved futures is asked for by name, as in forecast()
+    if retrieval_forecaster(model) is not None:
+        return "corrector" if getattr(model, "corrector", None) is not None else "residual"
+    bank = getattr(model, "bank", None)
+    if bank is not None and bank.params is not None:
+        return "bank"
+    if start == "retrieval":
+        raise ValueError("`start='retrieval'` needs a bridge forecaster, a residual corrector (a `corrector/` folder) "
+                         "or a nearest-neighbour bank with hand parameters beside the weights; this one has none")  # fmt: skip
+    return "forecaster"
+
+
 def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Path] | None = None,
                    goal: str = "text", clips: int | None = None, seed: int = 0, progress: bool = True,
-                   refine: float | None = None, start: str = "noise") -> dict[str, Any]:  # fmt: skip
+                   refine: float | None = None, start: str = "auto") -> dict[str, Any]:  # fmt: skip
     """The forecasting benchmark of ``model`` (a :class:`~dexsim.forecast.HandForecaster`) on the held-out
     ``data`` folders; the nearest-neighbour baseline retrieves from ``train_data`` (default: the bank
-    shipped with the model, ``model.bank``). ``refine``: the model starts from the bank's K retrieved
-    futures (as hand parameters) and re-draws them from ``refine`` of the way back to noise (None: from
-    noise alone). ``start="retrieval"`` (a bridge forecaster): its whole flow runs from those K retrieved
-    futures."""
+    shipped with the model, ``model.bank``). ``start``: where the model row's forecasts come from, as in
+    :func:`~dexsim.forecast.forecast`: ``"noise"`` (the network's flow from noise), ``"retrieval"`` (a bridge
+    forecaster's flow from the bank's 5 retrieved futures; a residual corrector's corrections of them; else the
+    shipped bank's 5 diverse futures, ``NeighbourBank.nearest_diverse``), ``"auto"`` (retrieval where the model
+    has what it needs, else noise). When the model row is not from noise, ``network_from_noise`` reports the
+    network's own figures beside it. ``refine``: the network starts from the bank's 5 nearest futures and
+    re-draws them from ``refine`` of the way back to noise (the model row is then the network's)."""
     from ..forecast.data import ForecastClips
     from ..forecast.evaluate import (
         constant_velocity,
@@ -63,17 +86,15 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
     if goal not in GOALS:
         raise ValueError(f"`goal` must be one of {GOALS}, got {goal!r}")
     c = model.config
-    if start not in ("noise", "retrieval"):
-        raise ValueError(f"`start` must be 'noise' or 'retrieval', got {start!r}")
-    if start == "retrieval" and refine is not None:
-        raise ValueError("`start='retrieval'` runs a bridge forecaster's flow from the retrieved futures; it does "
-                         "not combine with `refine`, which re-draws them")  # fmt: skip
-    runner = model  # the network that forecasts the model row: a residual corrector from retrieved futures
-    if start == "retrieval" and not getattr(c, "bridge", False):
-        runner = getattr(model, "corrector", None)
-        if runner is None:
-            raise ValueError("`start='retrieval'` needs a bridge forecaster (trained with --model bridge) or one with "
-                             "a residual corrector (a `corrector/` folder); this one is neither")  # fmt: skip
+    if start not in ("auto", "noise", "retrieval"):
+        raise ValueError(f"`start` must be 'auto', 'noise' or 'retrieval', got {start!r}")
+    if refine is not None and start == "retrieval":
+        raise ValueError("`start='retrieval'` forecasts from the retrieved futures as they are (or corrects them); it "
+                         "does not combine with `refine`, which re-draws them with the network's flow")  # fmt: skip
+    if refine is not None:
+        start = "noise"
+    mode = _model_source(model, start)
+    runner = model.corrector if mode == "corrector" else model
     if train_data:
         bank = ForecastData(list(train_data), model, progress=progress).bank()
     else:
@@ -83,6 +104,8 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
     held = ForecastClips(list(data), c.image_size, c.history, c.horizon, progress=progress)
     n = len(held) if clips is None else min(clips, len(held))
     rows: dict[str, list] = {"model": [], "still": [], "constant_velocity": [], "nearest_neighbour": []}
+    if mode != "forecaster":
+        rows["network_from_noise"] = []
     violations, penetrations, truth_pen = [], [], []
     fut = slice(OBSERVED + 1, OBSERVED + 1 + HORIZON)
     for i in tqdm(range(n), desc="forecast bench", unit="clip", disable=not progress):
@@ -95,17 +118,23 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
         seen = forecast_keypoints(clip.joints[: OBSERVED + 1]).numpy()
         batch = held.window(i, OBSERVED, goal="image" in goal, text="text" in goal)
         text = clip.text if "text" in goal else None
+        window_seed = seed * 100_003 + i
         init, strength = None, 1.0
-        if refine is not None or start == "retrieval":
-            init = retrieved_states(bank, seen, clip.visible[: OBSERVED + 1], clip.camera[OBSERVED], text, 5, HORIZON,
-                                    runner.config.horizon)[None]  # fmt: skip
-            strength = 1.0 if refine is None else refine
-        f = runner.forecast_batch(batch, 5, HORIZON, generator=torch.Generator().manual_seed(seed * 100_003 + i),
-                                  init=init, strength=strength, source=start)[0]  # fmt: skip
+        if refine is not None or mode != "forecaster":  # the bank's futures: diverse ones are the model row itself
+            init = retrieved_states(model.bank if mode == "bank" else bank, seen, clip.visible[: OBSERVED + 1],
+                                    clip.camera[OBSERVED], text, 5, HORIZON, runner.config.horizon,
+                                    diverse=mode == "bank")[None]  # fmt: skip
+            strength = 0.0 if mode == "bank" else 1.0 if refine is None else refine
+        source = "retrieval" if mode in ("bridge", "residual", "corrector") else "noise"
+        f = runner.forecast_batch(batch, 5, HORIZON, generator=torch.Generator().manual_seed(window_seed),
+                                  init=init, strength=strength, source=source)[0]  # fmt: skip
         pred = forecast_keypoints(f.joints).numpy()
         nn = bank.retrieve(seen, clip.visible[: OBSERVED + 1], HORIZON, 5, text)
         methods = {"model": pred, "still": held_still(seen, HORIZON),
                    "constant_velocity": constant_velocity(seen, HORIZON), "nearest_neighbour": nn}  # fmt: skip
+        if "network_from_noise" in rows:
+            own = model.forecast_batch(batch, 5, HORIZON, generator=torch.Generator().manual_seed(window_seed))[0]
+            methods["network_from_noise"] = forecast_keypoints(own.joints).numpy()
         for name, p in methods.items():
             ade1, fde1 = displacements(p[:1], truth, valid)
             ade5, fde5 = displacements(p, truth, valid)
@@ -125,6 +154,6 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
         "table_penetration_rate": float(np.mean(penetrations)),
         "ground_truth_table_penetration_rate": float(np.mean(truth_pen)),
         "inference_k8_s": _inference_seconds(model, held.window(0, -1)),
-        "model_network": "corrector" if runner is not model else "forecaster",
+        "model_network": mode,
     }  # fmt: skip
     return out

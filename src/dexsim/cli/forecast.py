@@ -33,9 +33,10 @@ def _forecaster(name: str) -> object:
 @click.option("--refine", type=click.FloatRange(0.0, 1.0), default=None,
               help="Start the forecaster from the bank's 5 retrieved futures and re-draw them from this far back "
               "towards noise (default: from noise alone).")  # fmt: skip
-@click.option("--start", type=click.Choice(("noise", "retrieval")), default="noise", show_default=True,
-              help="Where the forecaster's flow starts: noise, or (a bridge forecaster) the bank's 5 retrieved "
-              "futures.")  # fmt: skip
+@click.option("--start", type=click.Choice(("auto", "noise", "retrieval")), default="auto", show_default=True,
+              help="Where the model row's forecasts come from: the network's flow from noise; retrieval (a bridge's "
+              "flow from the bank's 5 retrieved futures, a residual corrector's corrections of them, else the shipped "
+              "bank's 5 diverse futures); auto: as `forecast()` does, retrieval where the forecaster can.")  # fmt: skip
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 def bench_forecast_cmd(data: tuple[str, ...], train_data: tuple[str, ...], forecaster_name: str, goal: str,
                        clips: int | None, seed: int, refine: float | None, start: str,
@@ -55,8 +56,11 @@ def bench_forecast_cmd(data: tuple[str, ...], train_data: tuple[str, ...], forec
         if refine is None or "hand parameters" not in str(e):
             raise
         raise click.BadParameter(str(e), param_hint="--refine") from None
-    click.echo(f"{r['clips']} clips, {r['observed_frames']} frames seen, {r['horizon']} predicted, goal {goal}:")
-    for name in ("model", "still", "constant_velocity", "nearest_neighbour"):
+    click.echo(f"{r['clips']} clips, {r['observed_frames']} frames seen, {r['horizon']} predicted, goal {goal}; "
+               f"the model row from: {r['model_network']}")  # fmt: skip
+    for name in ("model", "network_from_noise", "still", "constant_velocity", "nearest_neighbour"):
+        if name not in r:
+            continue
         m = r[name]
         click.echo(f"  {name:<18} ADE k1 {m['ade_k1']:.3f} m  FDE k1 {m['fde_k1']:.3f} m  "
                    f"ADE k5 {m['ade_k5']:.3f} m  FDE k5 {m['fde_k5']:.3f} m")  # fmt: skip

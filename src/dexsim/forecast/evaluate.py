@@ -17,7 +17,20 @@ import numpy as np
 
 from .state import KEYPOINTS
 
-__all__ = ["NeighbourBank", "constant_velocity", "displacements", "held_still", "table_penetration"]
+__all__ = [
+    "DIVERSE_CAP",
+    "DIVERSE_POOL",
+    "NeighbourBank",
+    "constant_velocity",
+    "displacements",
+    "held_still",
+    "table_penetration",
+]
+
+#: diverse retrieval chooses among this many nearest histories ...
+DIVERSE_POOL = 10
+#: ... futures whose final keypoints lie this far apart (m, root-mean-square over the 12) count as fully distinct
+DIVERSE_CAP = 0.04
 
 
 def displacements(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
@@ -96,23 +109,26 @@ class NeighbourBank:
         return cls(arrays["keypoints"].astype(np.float32), arrays["visible"].astype(bool), list(texts), params)
 
     def retrieve(self, history: np.ndarray, history_visible: np.ndarray, horizon: int, k: int,
-                 text: str | None = None) -> np.ndarray:  # fmt: skip
+                 text: str | None = None, diverse: bool = False) -> np.ndarray:  # fmt: skip
         """(k, horizon, 12, 3) futures of the ``k`` bank windows whose last ``len(history)`` observed frames
         are nearest to ``history`` (H, 12, 3) with visibility ``history_visible`` (H, 2), each moved so
-        that its last observed frame sits on the query's (per hand)."""
-        best, shift = self.nearest(history, history_visible, horizon, k, text)
+        that its last observed frame sits on the query's (per hand); ``diverse``: chosen by
+        :meth:`nearest_diverse` instead."""
+        pick = self.nearest_diverse if diverse else self.nearest
+        best, shift = pick(history, history_visible, horizon, k, text)
         H = len(history)
         fut = self.keypoints[best, H : H + horizon]  # (k, F, 12, 3)
         return fut + np.repeat(shift, len(KEYPOINTS), 1).reshape(len(best), 1, 12, 3)
 
     def retrieve_params(self, history: np.ndarray, history_visible: np.ndarray, horizon: int, k: int,
-                        text: str | None = None,
-                        exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+                        text: str | None = None, exclude: int | None = None,
+                        diverse: bool = False) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """The same ``k`` futures as :meth:`retrieve` as hand parameters: ``params`` (k, horizon, 2, 51), wrists
         moved alike, and ``visible`` (k, horizon, 2) (``exclude``: see :meth:`nearest`)."""
         if self.params is None:
             raise ValueError("this bank holds no hand parameters (an older bank); rebuild it with the trainer")
-        best, shift = self.nearest(history, history_visible, horizon, k, text, exclude)
+        pick = self.nearest_diverse if diverse else self.nearest
+        best, shift = pick(history, history_visible, horizon, k, text, exclude)
         H = len(history)
         params = self.params[best, H : H + horizon].copy()
         visible = self.visible[best, H : H + horizon]
@@ -146,3 +162,23 @@ class NeighbourBank:
         hand_shift = shift.reshape(len(best), 2, len(KEYPOINTS), 3)[:, :, 0]  # move each hand by its wrist
         both = history_visible[-1][None] & self.visible[best, H - 1]  # (k, 2): seen in both
         return best, hand_shift * both[:, :, None]
+
+    def nearest_diverse(self, history: np.ndarray, history_visible: np.ndarray, horizon: int, k: int,
+                        text: str | None = None, exclude: int | None = None, pool: int = DIVERSE_POOL,
+                        cap: float = DIVERSE_CAP) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """Like :meth:`nearest`, but ``k`` futures that cover the likely outcomes instead of ``k`` near copies of
+        one: among the ``max(pool, k)`` nearest histories, the nearest first, then, one at a time, the one whose
+        final future keypoints (moved onto the query) lie farthest from every one chosen so far (RMS distance
+        over the 12 keypoints, counted up to ``cap`` m; ties go to the nearer history). Best-of-K figures reward
+        this (a pick-and-place's drop point is a uniform draw the history does not reveal)."""
+        best, shift = self.nearest(history, history_visible, horizon, max(pool, k), text, exclude)
+        H = len(history)
+        moved = self.keypoints[best, H + horizon - 1] + np.repeat(shift, len(KEYPOINTS), 1)  # (P, 12, 3)
+        final = moved.reshape(len(best), -1)
+        chosen = [0]
+        while len(chosen) < min(k, len(best)):
+            gap = np.linalg.norm(final[:, None] - final[chosen][None], axis=-1).min(1) / np.sqrt(len(final[0]) / 3)
+            score = np.minimum(gap, cap)
+            score[chosen] = -np.inf
+            chosen.append(int(np.argmax(score)))  # argmax takes the first (nearest) of equal scores
+        return best[chosen], shift[chosen]

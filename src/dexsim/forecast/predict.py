@@ -123,10 +123,13 @@ def forecast(model: HandForecaster, frame: Any, camera: Any, K: Any, history: An
         init: ``(params (k, F, 2, 51), visible (k, F, 2), camera (k, F, 7))`` trajectories to refine, F <= the
             model's horizon (the last frame is held to fill it); strength: how much of the flow re-runs from
             them (1: they are ignored, 0: returned unchanged).
-        start: ``"noise"``; ``"retrieval"``: a residual forecaster (``bridge_residual``) samples corrections to the
-            futures its nearest-neighbour bank retrieves for the observed history and text (sample j corrects the
-            (j mod 5)-th nearest); ``"auto"``: retrieval where that is possible (such a model with its bank, a history
-            given, no ``init`` or ``noise``), noise otherwise.
+        start: ``"noise"``; ``"retrieval"``: a residual forecaster (``bridge_residual``, or a folder's corrector)
+            samples corrections to the futures its nearest-neighbour bank retrieves for the observed history and text
+            (sample j corrects the (j mod 5)-th nearest); a forecaster without one returns the bank's ``k`` diverse
+            futures for the newest :data:`RETRIEVAL_HISTORY` observed frames (``NeighbourBank.nearest_diverse``),
+            decoded through the hand model; ``"auto"``: retrieval where that is possible (a corrector with its bank and
+            a history; or a bank with hand parameters and at least :data:`RETRIEVAL_HISTORY` observed frames; no
+            ``init`` or ``noise``), noise otherwise.
     """
     c = model.config
     if not isinstance(k, int) or k < 1:
@@ -154,11 +157,13 @@ def forecast(model: HandForecaster, frame: Any, camera: Any, K: Any, history: An
     if start not in ("auto", "noise", "retrieval"):
         raise ValueError(f"`start` must be 'auto', 'noise' or 'retrieval', got {start!r}")
     net = retrieval_forecaster(model)
-    can_retrieve = net is not None and history is not None
+    bank = getattr(model, "bank", None)
+    bank_only = net is None and bank is not None and bank.params is not None
+    can_retrieve = history is not None and (net is not None or (bank_only and len(hist[0]) >= RETRIEVAL_HISTORY))
     if start == "retrieval" and not can_retrieve:
-        raise ValueError("`start='retrieval'` needs a residual forecaster (bridge_residual, or a forecaster with a "
-                         "residual corrector) with its nearest-neighbour bank (hand parameters) and a "
-                         "`history`")  # fmt: skip
+        raise ValueError("`start='retrieval'` needs a nearest-neighbour bank with hand parameters (or a residual "
+                         "corrector with one) and a `history` (of at least "
+                         f"{RETRIEVAL_HISTORY} frames without a corrector)")  # fmt: skip
     if start == "retrieval" and (init is not None or noise is not None):
         raise ValueError("`start='retrieval'` draws its own starting points; pass neither `init` nor `noise`")
     retrieve = start == "retrieval" or (start == "auto" and can_retrieve and init is None and noise is None)
@@ -170,6 +175,9 @@ def forecast(model: HandForecaster, frame: Any, camera: Any, K: Any, history: An
             "history": hist, "future": (np.zeros((0, 2, 51)), np.zeros((0, 2), bool), np.zeros((0, 7))),
             "text": text, "target": tgt}  # fmt: skip
     batch: ForecastBatch = collate([item], c.history, c.horizon, s)
+    if retrieve and net is None:  # the bank's diverse futures, decoded (the flow kept at its end: strength 0)
+        starts = _retrieved_init(bank, hist, camera, text, k, horizon, c.horizon, diverse=True)[None]
+        return model.forecast_batch(batch, k, horizon, steps, generator, init=starts, strength=0.0)[0]
     if retrieve:
         assert net is not None
         if net.config.horizon < horizon or net.config.history != c.history or net.config.image_size != s:
@@ -186,18 +194,20 @@ RETRIEVAL_HISTORY = 4
 
 
 def retrieved_states(bank: Any, seen: np.ndarray, seen_visible: np.ndarray, camera: np.ndarray, text: str | None,
-                     k: int, horizon: int, model_horizon: int) -> torch.Tensor:  # fmt: skip
+                     k: int, horizon: int, model_horizon: int, diverse: bool = False) -> torch.Tensor:  # fmt: skip
     """(k, model_horizon, STATE_DIM) raw states: the bank's 5 futures of ``horizon`` frames nearest to the observed
     keypoints ``seen`` (H, 12, 3) with visibility ``seen_visible`` (H, 2) (sample j takes the (j mod 5)-th; a bank of
-    fewer windows repeats them), the last observed ``camera`` (7,) held, the last frame held to ``model_horizon``."""
-    near, vis = bank.retrieve_params(seen, seen_visible, horizon, 5, text)
+    fewer windows repeats them), the last observed ``camera`` (7,) held, the last frame held to ``model_horizon``;
+    ``diverse``: the bank's ``k`` diverse futures (``NeighbourBank.nearest_diverse``) instead of the 5 nearest."""
+    near, vis = bank.retrieve_params(seen, seen_visible, horizon, k if diverse else 5, text, diverse=diverse)
     pick = np.arange(k) % len(near)
     cam = np.repeat(np.asarray(camera)[None, None], k, 0).repeat(horizon, 1)
     return _init_states((near[pick], vis[pick], cam), k, model_horizon)
 
 
 def _retrieved_init(bank: Any, hist: tuple[np.ndarray, np.ndarray, np.ndarray], camera: np.ndarray,
-                    text: str | None, k: int, horizon: int, model_horizon: int) -> torch.Tensor:  # fmt: skip
+                    text: str | None, k: int, horizon: int, model_horizon: int,
+                    diverse: bool = False) -> torch.Tensor:  # fmt: skip
     """:func:`retrieved_states` for the newest (at most :data:`RETRIEVAL_HISTORY`) frames of a ``history`` given as
     hand parameters (their keypoints from the hand model)."""
     from .state import decode_states, encode_states, forecast_keypoints
@@ -208,7 +218,8 @@ def _retrieved_init(bank: Any, hist: tuple[np.ndarray, np.ndarray, np.ndarray], 
     states = encode_states(torch.from_numpy(params[-seen_n:]), torch.from_numpy(visible[-seen_n:]),
                            torch.from_numpy(cams[-seen_n:]))  # fmt: skip
     seen = forecast_keypoints(decode_states(states).joints).numpy()
-    return retrieved_states(bank, seen, visible[-seen_n:], camera, text, k, min(horizon, T - seen_n), model_horizon)
+    return retrieved_states(bank, seen, visible[-seen_n:], camera, text, k, min(horizon, T - seen_n), model_horizon,
+                            diverse)  # fmt: skip
 
 
 def _init_states(init: tuple[Any, Any, Any], k: int, horizon: int) -> torch.Tensor:
