@@ -54,8 +54,9 @@ def _model_source(model: Any, start: str) -> str:
     if bank is not None and bank.params is not None:
         return "bank"
     if start == "retrieval":
-        raise ValueError("`start='retrieval'` needs a bridge forecaster, a residual corrector (a `corrector/` folder) "
-                         "or a nearest-neighbour bank with hand parameters beside the weights; this one has none")  # fmt: skip
+        raise ValueError("`start='retrieval'` needs a bridge forecaster, a residual corrector (a `corrector/` "
+                         "folder) or a nearest-neighbour bank with hand parameters beside the weights; this one "
+                         "has none")  # fmt: skip
     return "forecaster"
 
 
