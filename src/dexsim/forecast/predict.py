@@ -127,7 +127,8 @@ def forecast(model: HandForecaster, frame: Any, camera: Any, K: Any, history: An
             samples corrections to the futures its nearest-neighbour bank retrieves for the observed history and text
             (sample j corrects the (j mod 5)-th nearest); a forecaster without one returns the bank's ``k`` diverse
             futures for the newest :data:`RETRIEVAL_HISTORY` observed frames (``NeighbourBank.nearest_diverse``),
-            decoded through the hand model; ``"auto"``: retrieval where that is possible (a corrector with its bank and
+            decoded through the hand model (a bank clip's future ends 12 frames on: its last frame is held beyond);
+            ``"auto"``: retrieval where that is possible (a corrector with its bank and
             a history; or a bank with hand parameters and at least :data:`RETRIEVAL_HISTORY` observed frames; no
             ``init`` or ``noise``), noise otherwise.
     """
