@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from click.testing import CliRunner
 
 from dexsim.cli import main
@@ -60,3 +61,25 @@ def test_bench_forecast_start_retrieval_needs_something_to_retrieve_with(tiny_fo
                                   "--train-data", str(clips), "--start", "retrieval"])  # fmt: skip
     assert r.exit_code == 2 and "needs a bridge forecaster" in r.output and "Traceback" not in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_bench_forecast_draws_its_figure(tiny_forecaster_dir: Path, clips: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from dexsim.bench.forecast import FIGURE_SCALE, bench_forecast
+    from dexsim.forecast import load_forecaster
+
+    r = CliRunner().invoke(main, ["bench", "forecast", "--data", str(clips), "--forecaster", str(tiny_forecaster_dir),
+                                  "--figure", str(tmp_path / "f.png"), "--json", str(tmp_path / "f.json")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    image = np.asarray(Image.open(tmp_path / "f.png"))
+    size = 16 * FIGURE_SCALE  # the tiny forecaster's 16 x 16 frames, upscaled
+    assert image.shape[1] == 3 * size and image.shape[0] == 14 + size  # truth | retrieval | model; one row (a push)
+    assert "figure" not in json.loads((tmp_path / "f.json").read_text())
+    truth, nn, model = (image[-size:, i * size : (i + 1) * size] for i in range(3))
+    assert not np.array_equal(truth, nn) or not np.array_equal(truth, model)  # paths drawn over the same frame
+    direct = bench_forecast(load_forecaster(tiny_forecaster_dir), [clips], progress=False, figure=True)["figure"]
+    assert direct.dtype == np.uint8 and direct.shape == image.shape
+    bad = CliRunner().invoke(main, ["bench", "forecast", "--data", str(clips), "--forecaster", str(tiny_forecaster_dir),
+                                    "--figure", str(tmp_path / "f.txt")])  # fmt: skip
+    assert bad.exit_code == 2 and "--figure" in bad.output and "Traceback" not in bad.output, bad.output

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["GOALS", "bench_forecast"]
+__all__ = ["GOALS", "bench_forecast", "forecast_figure"]
 
 GOALS = ("text", "image", "text+image", "none")
 OBSERVED, HORIZON = 3, 12  # frames 0..3 seen, 4..15 predicted
@@ -60,9 +60,50 @@ def _model_source(model: Any, start: str) -> str:
     return "forecaster"
 
 
+#: the clips the figure shows: the first held-out clip whose text holds each of these (no choice by result; the
+#: first clip when none does)
+FIGURE_KINDS = ("picks up", "pushes the", "pulls the drawer")
+FIGURE_SCALE = 4
+
+
+def _as_joints(keypoints: np.ndarray) -> np.ndarray:
+    """(..., 12, 3) protocol keypoints -> (..., 2, 21, 3) joints with only the wrist and fingertips filled."""
+    from ..forecast.state import KEYPOINTS
+
+    out = np.zeros((*keypoints.shape[:-2], 2, 21, 3), keypoints.dtype)
+    out[..., list(KEYPOINTS), :] = keypoints.reshape(*keypoints.shape[:-2], 2, len(KEYPOINTS), 3)
+    return out
+
+
+def _figure_row(clip: Any, observed: int, truth: np.ndarray, nn: np.ndarray, model: np.ndarray,
+                visible: np.ndarray) -> np.ndarray:  # fmt: skip
+    """(3, H, W, 3) panels over the last observed frame (upscaled): the true future, retrieval's 5, the model's 5.
+    ``truth`` (F, 12, 3), ``nn`` / ``model`` (5, F, 12, 3), ``visible`` (F, 2)."""
+    from ..forecast.draw import draw_forecasts
+
+    frame = np.asarray(clip.frames[observed]).transpose(1, 2, 0)
+    frame = np.repeat(np.repeat(frame, FIGURE_SCALE, 0), FIGURE_SCALE, 1)
+    K = np.asarray(clip.K, np.float64).copy()
+    K[:2] *= FIGURE_SCALE
+    K[:2, 2] += (FIGURE_SCALE - 1) / 2  # pixel centres of the upscaled image
+    panels = []
+    for paths in (truth[None], nn, model):
+        vis = np.repeat(visible[None], len(paths), 0)
+        panels.append(draw_forecasts(frame, _as_joints(paths), vis, clip.camera[observed], K))
+    return np.stack(panels)
+
+
+def forecast_figure(rows: list[tuple[str, np.ndarray]]) -> np.ndarray:
+    """The figure's labelled rows -> one image (see :func:`bench_forecast`'s ``figure``)."""
+    from ..video import contact_sheet
+
+    return contact_sheet(rows, max_frames=3)
+
+
 def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Path] | None = None,
                    goal: str = "text", clips: int | None = None, seed: int = 0, progress: bool = True,
-                   refine: float | None = None, start: str = "auto") -> dict[str, Any]:  # fmt: skip
+                   refine: float | None = None, start: str = "auto",
+                   figure: bool = False) -> dict[str, Any]:  # fmt: skip
     """The forecasting benchmark of ``model`` (a :class:`~dexsim.forecast.HandForecaster`) on the held-out
     ``data`` folders; the nearest-neighbour baseline retrieves from ``train_data`` (default: the bank
     shipped with the model, ``model.bank``). ``start``: where the model row's forecasts come from, as in
@@ -71,7 +112,10 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
     shipped bank's 5 diverse futures, ``NeighbourBank.nearest_diverse``), ``"auto"`` (retrieval where the model
     has what it needs, else noise). When the model row is not from noise, ``network_from_noise`` reports the
     network's own figures beside it. ``refine``: the network starts from the bank's 5 nearest futures and
-    re-draws them from ``refine`` of the way back to noise (the model row is then the network's)."""
+    re-draws them from ``refine`` of the way back to noise (the model row is then the network's). ``figure``: the
+    result's ``"figure"`` is an (H, W, 3) uint8 picture of the first pick-and-place, push and drawer pull among the
+    clips (else the first clip): their true future, retrieval's 5 and the model's 5 drawn over the last observed
+    frame (wrist paths, final fingertips)."""
     from ..forecast.data import ForecastClips
     from ..forecast.evaluate import (
         constant_velocity,
@@ -108,6 +152,7 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
     if mode != "forecaster":
         rows["network_from_noise"] = []
     violations, penetrations, truth_pen = [], [], []
+    shown: dict[str, tuple[str, np.ndarray]] = {}
     fut = slice(OBSERVED + 1, OBSERVED + 1 + HORIZON)
     for i in tqdm(range(n), desc="forecast bench", unit="clip", disable=not progress):
         clip = held.clips[i]
@@ -136,6 +181,10 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
         if "network_from_noise" in rows:
             own = model.forecast_batch(batch, 5, HORIZON, generator=torch.Generator().manual_seed(window_seed))[0]
             methods["network_from_noise"] = forecast_keypoints(own.joints).numpy()
+        kind = next((k for k in FIGURE_KINDS if k in clip.text and k not in shown), None if i else "first")
+        if figure and kind is not None:
+            shown[kind] = (f"{clip.text}: truth | nearest neighbour (5) | {mode} (5)",
+                           _figure_row(clip, OBSERVED, truth, nn, pred, clip.visible[fut]))  # fmt: skip
         for name, p in methods.items():
             ade1, fde1 = displacements(p[:1], truth, valid)
             ade5, fde5 = displacements(p, truth, valid)
@@ -157,4 +206,7 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
         "inference_k8_s": _inference_seconds(model, held.window(0, -1)),
         "model_network": mode,
     }  # fmt: skip
+    if figure:
+        kinds = [k for k in FIGURE_KINDS if k in shown] or ["first"]  # none of them: the first clip
+        out["figure"] = forecast_figure([shown[k] for k in kinds])
     return out

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..bench.forecast import GOALS
-from ._params import JSON_OUT
+from ._params import JSON_OUT, OutputPath
 
 
 def _forecaster(name: str) -> object:
@@ -37,9 +37,12 @@ def _forecaster(name: str) -> object:
               help="Where the model row's forecasts come from: the network's flow from noise; retrieval (a bridge's "
               "flow from the bank's 5 retrieved futures, a residual corrector's corrections of them, else the shipped "
               "bank's 5 diverse futures); auto: as `forecast()` does, retrieval where the forecaster can.")  # fmt: skip
+@click.option("--figure", "figure_path", type=OutputPath((".png",)), default=None,
+              help="Write a PNG: the first pick-and-place, push and drawer pull, their true future, retrieval's 5 "
+              "and the model's 5 drawn over the last observed frame.")  # fmt: skip
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 def bench_forecast_cmd(data: tuple[str, ...], train_data: tuple[str, ...], forecaster_name: str, goal: str,
-                       clips: int | None, seed: int, refine: float | None, start: str,
+                       clips: int | None, seed: int, refine: float | None, start: str, figure_path: Path | None,
                        json_path: Path | None) -> None:  # fmt: skip
     """Best-of-K displacement of forecast hand keypoints (HandWorld's protocol) against the hands held
     still, constant velocity and nearest-neighbour retrieval, on held-out clips."""
@@ -49,7 +52,7 @@ def bench_forecast_cmd(data: tuple[str, ...], train_data: tuple[str, ...], forec
     model = _forecaster(forecaster_name)
     try:
         r = bench_forecast(model, list(data), list(train_data) or None, goal=goal, clips=clips, seed=seed,
-                           refine=refine, start=start)  # fmt: skip
+                           refine=refine, start=start, figure=figure_path is not None)  # fmt: skip
     except ValueError as e:  # checked before any clip is read
         if "`start=" in str(e):
             raise click.BadParameter(str(e), param_hint="--start") from None
@@ -68,6 +71,11 @@ def bench_forecast_cmd(data: tuple[str, ...], train_data: tuple[str, ...], forec
                f"violations {r['joint_limit_violation_rate']:.3f}, table penetrations "
                f"{r['table_penetration_rate']:.3f} (ground truth {r['ground_truth_table_penetration_rate']:.3f}); "
                f"K=8 in {r['inference_k8_s']:.3f} s")  # fmt: skip
+    if figure_path is not None:
+        from ..video import write_png
+
+        write_png(figure_path, r.pop("figure"))
+        click.echo(f"wrote {figure_path}")
     if json_path:
         write_json(json_path, r)
         click.echo(f"wrote {json_path}")
