@@ -40,16 +40,19 @@ def _inference_seconds(model: Any, batch: Any, repeats: int = 7) -> float:
 
 
 def _model_source(model: Any, start: str) -> str:
-    """What forecasts the model row: ``"forecaster"`` (the network from noise), ``"bridge"`` (its flow from retrieved
-    futures), ``"corrector"`` (a residual corrector of them) or ``"bank"`` (the shipped bank's diverse futures)."""
-    from ..forecast.predict import retrieval_forecaster
-
+    """What forecasts the model row: ``"forecaster"`` (the network from noise), ``"bridge"`` (a bridge's flow from
+    the 5 retrieved futures; the bench's only, asked for by ``start="retrieval"``), ``"residual"`` / ``"corrector"``
+    (a residual forecaster, or the folder's corrector, correcting them) or ``"bank"`` (the shipped bank's diverse
+    futures, as :func:`~dexsim.forecast.forecast` returns them)."""
+    c = model.config
     if start == "noise":
         return "forecaster"
-    if start == "retrieval" and getattr(model.config, "bridge", False) and not model.config.bridge_residual:
-        return "bridge"  # a bridge's flow from retrieved futures is asked for by name, as in forecast()
-    if retrieval_forecaster(model) is not None:
-        return "corrector" if getattr(model, "corrector", None) is not None else "residual"
+    if start == "retrieval" and getattr(c, "bridge", False) and not getattr(c, "bridge_residual", False):
+        return "bridge"
+    if getattr(c, "bridge_residual", False):
+        return "residual"
+    if getattr(model, "corrector", None) is not None:
+        return "corrector"
     bank = getattr(model, "bank", None)
     if bank is not None and bank.params is not None:
         return "bank"
@@ -84,8 +87,7 @@ def _figure_row(clip: Any, observed: int, truth: np.ndarray, nn: np.ndarray, mod
     frame = np.asarray(clip.frames[observed]).transpose(1, 2, 0)
     frame = np.repeat(np.repeat(frame, FIGURE_SCALE, 0), FIGURE_SCALE, 1)
     K = np.asarray(clip.K, np.float64).copy()
-    K[:2] *= FIGURE_SCALE
-    K[:2, 2] += (FIGURE_SCALE - 1) / 2  # pixel centres of the upscaled image
+    K[:2] *= FIGURE_SCALE  # continuous pixel coordinates (pixel i spans [i, i + 1)): a plain scale
     panels = []
     for paths in (truth[None], nn, model):
         vis = np.repeat(visible[None], len(paths), 0)
@@ -111,7 +113,8 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
     forecaster's flow from the bank's 5 retrieved futures; a residual corrector's corrections of them; else the
     shipped bank's 5 diverse futures, ``NeighbourBank.nearest_diverse``), ``"auto"`` (retrieval where the model
     has what it needs, else noise). When the model row is not from noise, ``network_from_noise`` reports the
-    network's own figures beside it. ``refine``: the network starts from the bank's 5 nearest futures and
+    network's own figures beside it (``inference_k8_s`` times the network's K = 8 planning proposals from noise, the
+    proposals the planners draw). ``refine``: the network starts from the bank's 5 nearest futures and
     re-draws them from ``refine`` of the way back to noise (the model row is then the network's). ``figure``: the
     result's ``"figure"`` is an (H, W, 3) uint8 picture of the first pick-and-place, push and drawer pull among the
     clips (else the first clip): their true future, retrieval's 5 and the model's 5 drawn over the last observed

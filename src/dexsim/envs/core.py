@@ -334,7 +334,9 @@ class DexWorldCore:
         """The hand forecaster's ``k`` proposals for env ``i``'s next chunk (a
         :class:`~dexsim.forecast.Forecast`; ``Forecast.mano_action(j)`` is sample j as a ``mano`` action):
         it sees the last frame, the episode's trajectory so far, and (``use_goal``) the task's goal image
-        and text (``text`` overrides it). ``forecaster``: ``"default"``, a folder or a model (kept)."""
+        and text (``text`` overrides it). ``forecaster``: ``"default"``, a folder or a model (kept). The network
+        samples (``start="noise"``): an episode's newest frames are not the start of a clip, which is what the
+        forecaster's bank retrieval matches."""
         from ..forecast import forecast, load_forecaster
 
         self.check_started([i])
@@ -355,7 +357,7 @@ class DexWorldCore:
         words = text if text is not None else (None if goal is None else goal.text)
         horizon = min(self.chunk, forecaster.config.horizon)
         return forecast(forecaster, slot.last["frames"][-1], slot.state.camera, self.world.K.numpy(), history,
-                        image, words, k=k, horizon=horizon, generator=generator)  # fmt: skip
+                        image, words, k=k, horizon=horizon, generator=generator, start="noise")  # fmt: skip
 
     def preview(self, i: int, actions: np.ndarray) -> Any:
         """A :class:`~dexsim.worldmodel.Rollout` of N candidate ``delta`` action sequences (N, H, 21) from

@@ -136,10 +136,12 @@ class NeighbourBank:
         return params, visible
 
     def nearest(self, history: np.ndarray, history_visible: np.ndarray, horizon: int, k: int,
-                text: str | None = None, exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-        """Indices (k,) of the nearest bank windows (see :meth:`retrieve`) and the per-hand shift (k, 2, 3)
+                text: str | None = None, exclude: int | None = None,
+                text_min: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """Indices (at most k,) of the nearest bank windows (see :meth:`retrieve`) and the per-hand shift (k, 2, 3)
         that moves each one's last observed wrist onto the query's (zero where a hand is not seen in both);
-        ``exclude``: a bank index never returned (the query's own clip, when it is in the bank)."""
+        ``exclude``: a bank index never returned (the query's own clip, when it is in the bank); ``text``: only
+        windows of that text when at least ``text_min`` (default ``k``) have it."""
         H = len(history)
         T = self.keypoints.shape[1]
         if H + horizon > T:
@@ -150,7 +152,7 @@ class NeighbourBank:
         pool = np.flatnonzero(keep)
         if text is not None:
             same = np.array([t == text for t in self.texts]) & keep
-            if same.sum() >= k:
+            if same.sum() >= (k if text_min is None else text_min):
                 pool = np.flatnonzero(same)
         past = self.keypoints[pool, :H]  # (P, H, 12, 3)
         vis = self.visible[pool, :H]
@@ -167,11 +169,12 @@ class NeighbourBank:
                         text: str | None = None, exclude: int | None = None, pool: int = DIVERSE_POOL,
                         cap: float = DIVERSE_CAP) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """Like :meth:`nearest`, but ``k`` futures that cover the likely outcomes instead of ``k`` near copies of
-        one: among the ``max(pool, k)`` nearest histories, the nearest first, then, one at a time, the one whose
-        final future keypoints (moved onto the query) lie farthest from every one chosen so far (RMS distance
-        over the 12 keypoints, counted up to ``cap`` m; ties go to the nearer history). Best-of-K figures reward
-        this (a pick-and-place's drop point is a uniform draw the history does not reveal)."""
-        best, shift = self.nearest(history, history_visible, horizon, max(pool, k), text, exclude)
+        one: among the ``max(pool, k)`` nearest histories (of ``text``, when at least ``k`` windows have it, as
+        :meth:`nearest` filters), the nearest first, then, one at a time, the one whose final future keypoints
+        (moved onto the query) lie farthest from every one chosen so far (RMS distance over the 12 keypoints,
+        counted up to ``cap`` m; ties go to the nearer history). Best-of-K figures reward this (a pick-and-place's
+        drop point is a uniform draw the history does not reveal)."""
+        best, shift = self.nearest(history, history_visible, horizon, max(pool, k), text, exclude, text_min=k)
         H = len(history)
         moved = self.keypoints[best, H + horizon - 1] + np.repeat(shift, len(KEYPOINTS), 1)  # (P, 12, 3)
         final = moved.reshape(len(best), -1)
