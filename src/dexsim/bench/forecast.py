@@ -127,8 +127,9 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
         keypoint_visibility,
         table_penetration,
     )
+    from ..forecast.model import Forecast
     from ..forecast.predict import retrieved_states
-    from ..forecast.state import forecast_keypoints
+    from ..forecast.state import decode_states, forecast_keypoints
     from ..training.forecast import ForecastData
 
     if goal not in GOALS:
@@ -173,10 +174,13 @@ def bench_forecast(model: Any, data: list[str | Path], train_data: list[str | Pa
             init = retrieved_states(model.bank if mode == "bank" else bank, seen, clip.visible[: OBSERVED + 1],
                                     clip.camera[OBSERVED], text, 5, HORIZON, runner.config.horizon,
                                     diverse=mode == "bank")[None]  # fmt: skip
-            strength = 0.0 if mode == "bank" else 1.0 if refine is None else refine
+            strength = 1.0 if refine is None else refine
         source = "retrieval" if mode in ("bridge", "residual", "corrector") else "noise"
-        f = runner.forecast_batch(batch, 5, HORIZON, generator=torch.Generator().manual_seed(window_seed),
-                                  init=init, strength=strength, source=source)[0]  # fmt: skip
+        if mode == "bank":  # the futures as forecast() returns them: decoded, no network pass
+            f = Forecast.from_decoded(decode_states(init[0, :, :HORIZON]))
+        else:
+            f = runner.forecast_batch(batch, 5, HORIZON, generator=torch.Generator().manual_seed(window_seed),
+                                      init=init, strength=strength, source=source)[0]  # fmt: skip
         pred = forecast_keypoints(f.joints).numpy()
         nn = bank.retrieve(seen, clip.visible[: OBSERVED + 1], HORIZON, 5, text)
         methods = {"model": pred, "still": held_still(seen, HORIZON),

@@ -176,9 +176,11 @@ def forecast(model: HandForecaster, frame: Any, camera: Any, K: Any, history: An
             "history": hist, "future": (np.zeros((0, 2, 51)), np.zeros((0, 2), bool), np.zeros((0, 7))),
             "text": text, "target": tgt}  # fmt: skip
     batch: ForecastBatch = collate([item], c.history, c.horizon, s)
-    if retrieve and net is None:  # the bank's diverse futures, decoded (the flow kept at its end: strength 0)
-        starts = _retrieved_init(bank, hist, camera, text, k, horizon, c.horizon, diverse=True)[None]
-        return model.forecast_batch(batch, k, horizon, steps, generator, init=starts, strength=0.0)[0]
+    if retrieve and net is None:  # the bank's diverse futures, decoded through the hand model (no network pass)
+        from .state import decode_states
+
+        starts = _retrieved_init(bank, hist, camera, text, k, horizon, c.horizon, diverse=True)
+        return Forecast.from_decoded(decode_states(starts[:, :horizon]))
     if retrieve:
         assert net is not None
         if net.config.horizon < horizon or net.config.history != c.history or net.config.image_size != s:
