@@ -13,8 +13,8 @@ import torch
 from dexsim.data.generate import DatagenConfig, generate
 from dexsim.training import preset, train
 from dexsim.training.data import ClipWindows
-from dexsim.training.loss import diffusion_loss, motion_loss
-from dexsim.worldmodel.compact import apply_motion, motion_network
+from dexsim.training.loss import diffusion_loss, motion_loss, occlusion_targets
+from dexsim.worldmodel.compact import apply_motion, inpaint, motion_network, with_occlusion
 from dexsim.worldmodel.models import COMPACT_CONFIGS, DiffusionWorldModel, compact_pipeline
 
 
@@ -139,3 +139,74 @@ def test_motion_run_then_denoiser_run_keeps_the_motion(dataset: Path, tmp_path: 
         assert torch.equal(a, b), n  # frozen through the denoiser's run
     assert any(not torch.equal(a, b) for a, b in zip(wm.pipeline.transformer.state_dict().values(),
                                                      after.transformer.state_dict().values(), strict=True))  # fmt: skip
+
+
+def test_inpaint_fills_a_hole_from_its_surroundings_and_keeps_the_rest() -> None:
+    image = torch.zeros(1, 3, 16, 16)
+    image[:, 0] = torch.linspace(-1, 1, 16)[None, :]  # a horizontal ramp in red
+    image[:, 1, 6:10, 6:10] = 5.0  # an "object" to remove
+    hole = torch.zeros(1, 1, 16, 16)
+    hole[..., 5:11, 5:11] = 1.0
+    out = inpaint(image, hole)
+    assert torch.equal(out[..., :5, :], image[..., :5, :])  # known pixels pass through
+    assert out[:, 1, 5:11, 5:11].abs().max() < 1e-5  # the object is gone: its colour came from nowhere
+    left, right = out[0, 0, 8, 5], out[0, 0, 8, 10]
+    assert left < right  # the ramp continues into the hole (left side darker than the right)
+    assert torch.allclose(inpaint(image, torch.zeros_like(hole)), image)
+
+
+def test_occlusion_targets_mark_where_an_object_was_and_left() -> None:
+    flow = torch.zeros(1, 2, 16, 16)
+    flow[:, 0, 4:8, 6:10] = -2.0  # a 4x4 object now at x 6..9 came from x 4..7: it moved 2 px right
+    footprint, vacated = occlusion_targets(flow)
+    assert footprint[0, 4:8, 4:8].all() and not footprint[0, 12:, :].any()
+    assert vacated[0, 4:8, 4:6].all()  # the two columns it left
+    assert not vacated[0, 4:8, 6:10].any()  # where it is now moves itself: not vacated
+
+
+def test_occluding_motion_network_starts_as_its_source_and_fills_what_it_calls_vacated() -> None:
+    motion = motion_network(COMPACT_CONFIGS["tiny"], seed=3)
+    with torch.no_grad():
+        motion.head.bias[: motion.config.fold**2] = 0.5  # 2 px of flow in x
+    occluding = with_occlusion(motion)
+    assert occluding.config.out_channels == 4
+    static = torch.rand(1, 3, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        a, flow_a = apply_motion(motion, static, torch.ones(1, 3), static, static)
+        b, out_b = apply_motion(occluding, static, torch.ones(1, 3), static, static)
+    assert torch.equal(out_b[:, :, :2], flow_a) and (a - b).abs().max() < 0.02  # vacated ~0.0025 at init
+    with torch.no_grad():
+        occluding.head.bias[2 * occluding.config.fold**2 :] = 20.0  # everything is footprint and vacated
+        c, _ = apply_motion(occluding, static, torch.ones(1, 3), static, static)
+    assert (c - a).abs().max() > 0.1 and c.std() < a.std()  # a flat clean plate replaces every pixel
+    with pytest.raises(ValueError, match="2-channel"):
+        with_occlusion(occluding)
+
+
+def test_motion_loss_adds_the_occlusion_cross_entropy(dataset: Path) -> None:
+    w = ClipWindows([dataset], window=5, width=32, height=32, seed=0, flow=True).next_batch(2)
+    pipe = _tiny_pipe_with_motion()
+    pipe.register_modules(motion=with_occlusion(pipe.motion))
+    zero, ones = torch.zeros_like(w.flow), torch.ones_like(w.flow_valid)
+    flow_only = motion_loss(pipe, w.static, w.prompt, w.video, w.context, zero, ones, occlusion_weight=0.0)
+    assert float(flow_only) == pytest.approx(0.0, abs=1e-6)
+    # nothing moves, so every target is negative: the cross-entropy of logit -6 (about 0.0025) alone
+    with_bce = motion_loss(pipe, w.static, w.prompt, w.video, w.context, zero, ones, occlusion_weight=1.0)
+    assert float(with_bce) == pytest.approx(2 * float(torch.nn.functional.softplus(torch.tensor(-6.0))), rel=1e-3)
+    with pytest.raises(ValueError, match="occlusion_loss"):
+        preset("compact-from-scratch", data=["d"], out="o", occlusion_loss=1.0)
+
+
+@pytest.mark.slow
+def test_occlusion_motion_run_trains_from_a_flow_only_network(dataset: Path, tmp_path: Path) -> None:
+    args = {"steps": 3, "batch_size": 2, "model": "tiny-warp", "width": 32, "height": 32, "window": 5,
+            "checkpoint_every": 3, "validate_every": 3, "warmup_steps": 1, "lr": 1e-2}  # fmt: skip
+    train(preset("motion-flow", data=[str(dataset)], out=str(tmp_path / "flow"), **args), progress=False)
+    run = train(preset("motion-flow", data=[str(dataset)], out=str(tmp_path / "occ"), occlusion_loss=1.0,
+                       init_from=str(tmp_path / "flow" / "model"), **args), progress=False)  # fmt: skip
+    assert run["finished"]
+    before = DiffusionWorldModel.from_pretrained(tmp_path / "flow" / "model", precision="fp32").pipeline.motion
+    after = DiffusionWorldModel.from_pretrained(tmp_path / "occ" / "model", precision="fp32").pipeline.motion
+    assert before.config.out_channels == 2 and after.config.out_channels == 4
+    rows = 2 * after.config.fold**2
+    assert not torch.equal(after.head.bias[rows:], torch.full_like(after.head.bias[rows:], -6.0))  # it trained

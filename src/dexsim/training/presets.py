@@ -70,6 +70,8 @@ class TrainConfig:
     # what a pipeline's motion network's moved video becomes: "base" (the known video and the residual's base) or
     # "known" (the known video only; the residual stays one to the static video)
     motion_as: str = "base"
+    # motion preset: weight of the motion network's occlusion cross-entropy; > 0 gives it occlusion outputs
+    occlusion_loss: float = 0.0
 
     def __post_init__(self) -> None:
         self.out = _path("out", self.out)  # paths as str: the config is saved as JSON
@@ -92,6 +94,15 @@ class TrainConfig:
             or not 0 <= self.change_weight <= 100
         ):
             raise ValueError(f"`change_weight` must be a number in [0, 100], got {self.change_weight!r}")
+        if (
+            isinstance(self.occlusion_loss, bool)
+            or not isinstance(self.occlusion_loss, (int, float))
+            or not 0 <= self.occlusion_loss <= 10
+        ):
+            raise ValueError(f"`occlusion_loss` must be a number in [0, 10], got {self.occlusion_loss!r}")
+        if self.occlusion_loss > 0 and self.preset != MOTION_PRESET:
+            raise ValueError(f"`occlusion_loss` trains a motion network's occlusion outputs: it needs the "
+                             f"{MOTION_PRESET!r} preset, got {self.preset!r}")
         if self.forecast_windows not in FORECAST_WINDOWS:
             raise ValueError(f"`forecast_windows` must be one of {FORECAST_WINDOWS}, got {self.forecast_windows!r}")
         if self.motion_as not in ("base", "known"):
@@ -141,7 +152,7 @@ class TrainConfig:
 
 #: recipe fields added after runs existed, with the value that means "as before": left out of the recipe then
 DEFAULT_OMITTED: dict[str, Any] = {"init_from": None, "loss_pyramid": 1, "flow_loss": 0.0, "change_weight": 0.0,
-                                   "forecast_windows": "mixed", "motion_as": "base"}  # fmt: skip
+                                   "forecast_windows": "mixed", "motion_as": "base", "occlusion_loss": 0.0}  # fmt: skip
 #: the forecaster's training windows (:attr:`TrainConfig.forecast_windows`)
 FORECAST_WINDOWS = ("mixed", "observed")
 

@@ -109,7 +109,7 @@ def _attach_motion(pipe: Any, cfg: TrainConfig, train: bool, from_checkpoint: bo
     """Give a compact pipeline its motion network: the ``init_from`` folder's (``motion/``), frozen, when it has
     one (kept in ``OUT/frozen-motion``, so that a resumed run does not need the folder any more); for a motion run
     (``train``) a new one otherwise, its trunk started from the folder's denoiser where names and shapes match."""
-    from ..worldmodel.compact import CompactVideoDenoiser, motion_network
+    from ..worldmodel.compact import CompactVideoDenoiser, motion_network, with_occlusion
     from ..worldmodel.models import COMPACT_CONFIGS, model_folder
 
     kept = Path(cfg.out) / FROZEN_MOTION
@@ -127,6 +127,9 @@ def _attach_motion(pipe: Any, cfg: TrainConfig, train: bool, from_checkpoint: bo
         motion = motion_network(COMPACT_CONFIGS[cfg.model], seed=cfg.seed)
         if root is not None:
             _print_init(f"{cfg.init_from} (motion trunk)", init_from_folder(motion, cfg.init_from))
+    if train and cfg.occlusion_loss > 0 and motion is not None and motion.config.out_channels == 2:
+        motion = with_occlusion(motion)  # its flow as before; the occlusion outputs start filling nothing
+        print("motion network: occlusion outputs added (footprint, vacated)")
     if motion is not None:
         motion.requires_grad_(train)
         pipe.register_modules(motion=motion)
@@ -331,7 +334,7 @@ def _motion_epe(pipe: Any, w: Any) -> float:
     dev, dt = pipe.motion.device, pipe.motion.dtype
     s, p = to_model_video(w.static, "static", dev, dt), to_model_video(w.prompt, "prompt", dev, dt)
     with torch.no_grad():
-        pred = pipe.move_static(s, p)[1].permute(0, 1, 3, 4, 2)
+        pred = pipe.move_static(s, p)[1][:, :, :2].permute(0, 1, 3, 4, 2)
     gt = w.flow.to(dev)
     moving = w.flow_valid.to(dev) & (gt.abs().sum(-1) > 0.5)
     err = (pred - gt).norm(dim=-1)[moving]
@@ -405,7 +408,8 @@ def train(
                 loss = (
                     acc.unwrap_model(model).loss(w, generator=gen)
                     if forecaster
-                    else motion_loss(pipe, w.static, w.prompt, w.video, w.context, w.flow, w.flow_valid, motion=model)
+                    else motion_loss(pipe, w.static, w.prompt, w.video, w.context, w.flow, w.flow_valid, motion=model,
+                                occlusion_weight=cfg.occlusion_loss)
                     if trained == "motion"
                     else diffusion_loss(
                         pipe,

@@ -20,13 +20,17 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 __all__ = [
+    "MOTION_CHANNELS",
     "MOTION_FLOW_SCALE",
+    "OCCLUSION_OUTPUTS",
     "OUTPUT_MODES",
     "CompactVideoDenoiser",
     "apply_motion",
+    "inpaint",
     "motion_network",
     "predict_motion",
     "warp",
+    "with_occlusion",
 ]
 
 
@@ -128,6 +132,27 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="border", align_corners=False).to(
         image.dtype
     )
+
+
+def inpaint(image: torch.Tensor, hole: torch.Tensor, levels: int = 8) -> torch.Tensor:
+    """Push-pull fill: (N, C, H, W) image, (N, 1, H, W) hole in [0, 1] (1 = unknown) -> (N, C, H, W) where each
+    hole pixel takes the mean of the known pixels around it, from the finest pyramid level that has any (a soft
+    hole blends). Differentiable in ``image`` and ``hole``; known pixels (hole 0) pass through unchanged."""
+    weight = (1.0 - hole.float()).clamp(0.0, 1.0)
+    colours, alphas = [], []
+    x = image.float() * weight  # premultiplied colour
+    for _ in range(levels):
+        colours.append(x / weight.clamp_min(1e-6))
+        alphas.append(weight.clamp(0.0, 1.0))
+        if min(x.shape[-2:]) < 2:
+            break
+        x, weight = F.avg_pool2d(x, 2) * 4.0, F.avg_pool2d(weight, 2) * 4.0  # sums: one known pixel fills a cell
+        x, weight = x / weight.clamp_min(1.0), weight.clamp(max=1.0)  # still premultiplied by the weight
+    out = colours[-1]
+    for colour, alpha in zip(reversed(colours[:-1]), reversed(alphas[:-1]), strict=True):
+        up = F.interpolate(out, size=colour.shape[-2:], mode="bilinear", align_corners=False)
+        out = alpha * colour + (1.0 - alpha) * up
+    return out.to(image.dtype)
 
 
 #: the largest compact model dexsim builds (parameters): a config beyond it is refused before allocating
@@ -292,22 +317,56 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
 
 #: pixels of backward flow per unit of a motion network's output (its head starts at zero: no motion)
 MOTION_FLOW_SCALE = 4.0
+#: a motion network's output channels: a backward flow (2), optionally followed by 2 occlusion logits
+#: (:data:`OCCLUSION_OUTPUTS`)
+MOTION_CHANNELS = (2, 4)
+#: what an occluding motion network's two extra channels predict (logits, per pixel of each frame):
+#: ``footprint``, the static video's pixels of an object that moves (where the table must be guessed for a clean
+#: plate), and ``vacated``, the pixels the object has left (they show the clean plate, not the static video)
+OCCLUSION_OUTPUTS = ("footprint", "vacated")
+#: an occluding network's occlusion logits start here (probability 0.0025): it fills nothing until trained
+OCCLUSION_LOGIT_INIT = -6.0
 
 
-def motion_network(config: dict | None = None, seed: int = 0) -> CompactVideoDenoiser:
+def motion_network(config: dict | None = None, seed: int = 0, occlusion: bool = False) -> CompactVideoDenoiser:
     """A fresh motion network: the compact U-Net with ``static | mask | known | hand`` in (10 channels, the
     denoiser's layout with the static video where the noisy sample goes) and a backward flow out (2 channels,
-    in units of :data:`MOTION_FLOW_SCALE` pixels). ``config``: the trunk (``block_channels``, ``mid_blocks``,
+    in units of :data:`MOTION_FLOW_SCALE` pixels), with ``occlusion`` also the 2 logits of
+    :data:`OCCLUSION_OUTPUTS` (4 channels). ``config``: the trunk (``block_channels``, ``mid_blocks``,
     ``fold``...; the default model's when None)."""
     torch.manual_seed(seed)
-    trunk = {k: v for k, v in (config or {}).items() if k not in ("output_mode", "flow_gain", "flow_upsampling")}
-    return CompactVideoDenoiser(**(trunk | {"in_channels": 10, "out_channels": 2, "residual_to_static": False,
-                                            "output_mode": "residual"}))  # fmt: skip
+    trunk = {k: v for k, v in (config or {}).items()
+             if not k.startswith("_") and k not in ("output_mode", "flow_gain", "flow_upsampling", "in_channels", "out_channels",
+                          "residual_to_static")}  # fmt: skip
+    net = CompactVideoDenoiser(**(trunk | {"in_channels": 10, "out_channels": 4 if occlusion else 2,
+                                           "residual_to_static": False, "output_mode": "residual"}))  # fmt: skip
+    if occlusion:
+        with torch.no_grad():
+            net.head.bias[2 * net.config.fold**2 :] = OCCLUSION_LOGIT_INIT
+    return net
+
+
+def with_occlusion(motion: CompactVideoDenoiser) -> CompactVideoDenoiser:
+    """A 4-channel (occluding) copy of a 2-channel motion network: the same trunk and flow, occlusion logits at
+    :data:`OCCLUSION_LOGIT_INIT` (so it moves pixels exactly as ``motion`` does until trained)."""
+    if motion.config.out_channels != 2:
+        raise ValueError(f"`with_occlusion` takes a 2-channel motion network, got {motion.config.out_channels}")
+    net = motion_network(dict(motion.config), occlusion=True).to(motion.dtype)
+    own = motion.state_dict()
+    fresh = net.state_dict()
+    flow_rows = 2 * motion.config.fold**2  # the head's first rows are the flow's (pixel_shuffle keeps channel order)
+    for name, tensor in own.items():
+        if name.startswith("head."):
+            fresh[name][:flow_rows] = tensor
+        else:
+            fresh[name] = tensor
+    net.load_state_dict(fresh)
+    return net
 
 
 def predict_motion(motion: CompactVideoDenoiser, static: torch.Tensor, generate: torch.Tensor, known: torch.Tensor,
                    prompt: torch.Tensor) -> torch.Tensor:  # fmt: skip
-    """The motion network's backward flow of each frame to the static video.
+    """The motion network's backward flow of each frame to the static video (and its occlusion logits).
 
     Args:
         static, known, prompt: (B, T, 3, H, W) in [-1, 1]: the static video, the static video with the context
@@ -315,23 +374,32 @@ def predict_motion(motion: CompactVideoDenoiser, static: torch.Tensor, generate:
         generate: (B, T) float, 1 where a frame is to be generated, 0 where it is given (context).
 
     Returns:
-        (B, T, 2, H, W) flow in pixels (x, y), float32: output pixel p of frame t shows the static frame t at
-        ``p + flow(p)`` (:func:`warp`).
+        (B, T, 2 | 4, H, W) float32: channels 0-1 the flow in pixels (x, y): output pixel p of frame t shows the
+        static frame t at ``p + flow(p)`` (:func:`warp`); an occluding network adds the logits of
+        :data:`OCCLUSION_OUTPUTS`.
     """
-    if motion.config.in_channels != 10 or motion.config.out_channels != 2:
-        raise ValueError(f"a motion network maps 10 channels to 2, this one {motion.config.in_channels} to "
+    if motion.config.in_channels != 10 or motion.config.out_channels not in MOTION_CHANNELS:
+        raise ValueError(f"a motion network maps 10 channels to 2 or 4, this one {motion.config.in_channels} to "
                          f"{motion.config.out_channels}")  # fmt: skip
     b, t, _, h, w = static.shape
     mask = generate.to(static.dtype)[:, :, None, None, None].expand(b, t, 1, h, w)
     x = torch.cat((static, mask, known.to(static.dtype), prompt.to(static.dtype)), dim=2)
     zero = torch.zeros(b, device=static.device)
-    return motion(hidden_states=x, timestep=zero, return_dict=False)[0].float() * MOTION_FLOW_SCALE
+    out = motion(hidden_states=x, timestep=zero, return_dict=False)[0].float()
+    return torch.cat((out[:, :, :2] * MOTION_FLOW_SCALE, out[:, :, 2:]), dim=2)
 
 
 def apply_motion(motion: CompactVideoDenoiser, static: torch.Tensor, generate: torch.Tensor, known: torch.Tensor,
                  prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """The static video with its pixels moved as the motion network predicts (shapes of :func:`predict_motion`):
-    returns the moved video (B, T, 3, H, W), in ``static``'s dtype, and the flow (B, T, 2, H, W)."""
-    flow = predict_motion(motion, static, generate, known, prompt)
-    moved = warp(static.flatten(0, 1), flow.flatten(0, 1)).view(static.shape)
-    return moved.to(static.dtype), flow
+    returns the moved video (B, T, 3, H, W), in ``static``'s dtype, and the network's output (B, T, 2 | 4, H, W):
+    the flow, then any occlusion logits. An occluding network's vacated pixels show a clean plate instead of the
+    static video: the static frame with the predicted footprint (dilated one pixel) filled by :func:`inpaint`."""
+    out = predict_motion(motion, static, generate, known, prompt)
+    frames = static.flatten(0, 1)
+    moved = warp(frames, out[:, :, :2].flatten(0, 1))
+    if out.shape[2] == 4:
+        footprint, vacated = torch.sigmoid(out[:, :, 2:].flatten(0, 1)).split(1, dim=1)
+        clean = inpaint(frames, F.max_pool2d(footprint, 3, stride=1, padding=1))
+        moved = moved.float() * (1.0 - vacated) + clean.float() * vacated
+    return moved.view(static.shape).to(static.dtype), out

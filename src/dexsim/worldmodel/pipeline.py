@@ -257,8 +257,9 @@ class DexWorldPipeline(DiffusionPipeline):
         ``self.motion``, e.g. a DDP wrapper in training), fed as the denoiser's conditions are laid out: the
         static video, the known video (context pasted in), which frames are generated, the hand prompt.
 
-        Model-space videos (B|1, T, 3, H, W), context (B|1, C, 3, H, W) -> moved video (B, T, 3, H, W) and its
-        backward flow (B, T, 2, H, W) in pixels."""
+        Model-space videos (B|1, T, 3, H, W), context (B|1, C, 3, H, W) -> moved video (B, T, 3, H, W) and the
+        network's output (B, T, 2 | 4, H, W): the backward flow in pixels, then any occlusion logits
+        (:func:`~dexsim.worldmodel.compact.apply_motion`)."""
         from .compact import apply_motion
 
         b, t = prompt.shape[:2]
