@@ -335,9 +335,8 @@ def motion_network(config: dict | None = None, seed: int = 0, occlusion: bool = 
     :data:`OCCLUSION_OUTPUTS` (4 channels). ``config``: the trunk (``block_channels``, ``mid_blocks``,
     ``fold``...; the default model's when None)."""
     torch.manual_seed(seed)
-    trunk = {k: v for k, v in (config or {}).items()
-             if not k.startswith("_") and k not in ("output_mode", "flow_gain", "flow_upsampling", "in_channels", "out_channels",
-                          "residual_to_static")}  # fmt: skip
+    own = ("output_mode", "flow_gain", "flow_upsampling", "in_channels", "out_channels", "residual_to_static")
+    trunk = {k: v for k, v in (config or {}).items() if not k.startswith("_") and k not in own}
     net = CompactVideoDenoiser(**(trunk | {"in_channels": 10, "out_channels": 4 if occlusion else 2,
                                            "residual_to_static": False, "output_mode": "residual"}))  # fmt: skip
     if occlusion:
