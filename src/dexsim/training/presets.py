@@ -101,8 +101,10 @@ class TrainConfig:
         ):
             raise ValueError(f"`occlusion_loss` must be a number in [0, 10], got {self.occlusion_loss!r}")
         if self.occlusion_loss > 0 and self.preset != MOTION_PRESET:
-            raise ValueError(f"`occlusion_loss` trains a motion network's occlusion outputs: it needs the "
-                             f"{MOTION_PRESET!r} preset, got {self.preset!r}")
+            raise ValueError(
+                f"`occlusion_loss` trains a motion network's occlusion outputs: it needs the "
+                f"{MOTION_PRESET!r} preset, got {self.preset!r}"
+            )
         if self.forecast_windows not in FORECAST_WINDOWS:
             raise ValueError(f"`forecast_windows` must be one of {FORECAST_WINDOWS}, got {self.forecast_windows!r}")
         if self.motion_as not in ("base", "known"):

@@ -408,8 +408,17 @@ def train(
                 loss = (
                     acc.unwrap_model(model).loss(w, generator=gen)
                     if forecaster
-                    else motion_loss(pipe, w.static, w.prompt, w.video, w.context, w.flow, w.flow_valid, motion=model,
-                                occlusion_weight=cfg.occlusion_loss)
+                    else motion_loss(
+                        pipe,
+                        w.static,
+                        w.prompt,
+                        w.video,
+                        w.context,
+                        w.flow,
+                        w.flow_valid,
+                        motion=model,
+                        occlusion_weight=cfg.occlusion_loss,
+                    )
                     if trained == "motion"
                     else diffusion_loss(
                         pipe,
