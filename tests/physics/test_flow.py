@@ -34,6 +34,21 @@ def test_translation_gives_the_projected_shift() -> None:
     assert not valid[1, 6, 6] and valid[1, 2, 2]
 
 
+def test_a_rest_point_behind_the_camera_has_no_flow() -> None:
+    spec = builtin_scene("tabletop")
+    k = len(spec.objects)
+    poses = np.zeros((2, k, 7))
+    poses[..., 3] = 1.0
+    poses[:, :, 2] = 1.0
+    poses[0, 0, 2] = -0.5  # object id 1 rested behind the camera, is 1 m in front of it at frame 1
+    masks = np.full((2, 8, 8), -1, np.int8)
+    masks[1, 2:5, 2:5] = 1
+    K = np.array([[50.0, 0, 4], [0, 50.0, 4], [0, 0, 1]])
+    flow, valid = backward_flow(spec, poses, None, masks, _identity_camera(2), K)
+    assert np.isfinite(flow).all() and np.abs(flow).max() < 1e3  # not a projection through the camera plane
+    assert not valid[1, 2:5, 2:5].any() and valid[1, 0, 0]
+
+
 def test_bad_shapes_are_named() -> None:
     spec = builtin_scene("tabletop")
     with pytest.raises(ValueError, match="object_poses"):

@@ -19,7 +19,11 @@ from ..geometry.rotations import quat_to_matrix
 from .build import drawer_boxes
 from .spec import SceneSpec
 
-__all__ = ["backward_flow", "clip_backward_flow", "object_motions"]
+__all__ = ["MIN_REST_DEPTH", "backward_flow", "clip_backward_flow", "object_motions"]
+
+#: a moved pixel whose rest point lies nearer the camera plane than this (metres) or behind it has no backward
+#: flow (it would project to infinity): marked invalid rather than given a flow of millions of pixels
+MIN_REST_DEPTH = 0.01
 
 
 def object_motions(object_poses: np.ndarray, drawer: np.ndarray | None, n_objects: int,
@@ -67,7 +71,8 @@ def backward_flow(spec: SceneSpec, object_poses: np.ndarray, drawer: np.ndarray 
         cameras: (T, 7) camera-to-world poses ``[t, q]``; K: (3, 3) intrinsics at the masks' size.
 
     Returns:
-        ``flow`` (T, H, W, 2) float32 in pixels (x, y), ``valid`` (T, H, W) bool (False on hands).
+        ``flow`` (T, H, W, 2) float32 in pixels (x, y), ``valid`` (T, H, W) bool (False on hands and where the
+        rest point is behind the camera, :data:`MIN_REST_DEPTH`).
     """
     masks = np.asarray(masks)
     t_count, h, w = masks.shape
@@ -108,6 +113,11 @@ def backward_flow(spec: SceneSpec, object_poses: np.ndarray, drawer: np.ndarray 
             proj = cam @ K.T
             p0 = proj[:, :2] / np.maximum(proj[:, 2:3], 1e-6)
             flow[t, sel] = (p0 - pix[:, :2]).astype(np.float32)
+            behind = cam[:, 2] < MIN_REST_DEPTH  # the rest point is not in front of the camera: no flow there
+            if behind.any():
+                rows, cols = np.nonzero(sel)
+                flow[t, rows[behind], cols[behind]] = 0.0
+                valid[t, rows[behind], cols[behind]] = False
     return flow, valid
 
 
