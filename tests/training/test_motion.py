@@ -193,6 +193,11 @@ def test_motion_loss_adds_the_occlusion_cross_entropy(dataset: Path) -> None:
     # nothing moves, so every target is negative: the cross-entropy of logit -6 (about 0.0025) alone
     with_bce = motion_loss(pipe, w.static, w.prompt, w.video, w.context, zero, ones, occlusion_weight=1.0)
     assert float(with_bce) == pytest.approx(2 * float(torch.nn.functional.softplus(torch.tensor(-6.0))), rel=1e-3)
+    moving = zero.clone()
+    moving[:, :, 4:8, 4:8, 0] = -2.0  # a patch moved: some targets positive, where logit -6 costs about 6 each
+    assert float(motion_loss(pipe, w.static, w.prompt, w.video, w.context, moving, ones, occlusion_weight=1.0)) > (
+        float(with_bce) + 2.0 * 0.01
+    )
     with pytest.raises(ValueError, match="occlusion_loss"):
         preset("compact-from-scratch", data=["d"], out="o", occlusion_loss=1.0)
 

@@ -105,7 +105,9 @@ def motion_loss(pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: to
     """L1 (pixels) of the pipeline's motion network's flow against the ground-truth backward flow on the frames
     to generate, averaged over the moving pixels (over half a pixel) and over the still ones separately; for an
     occluding network (4 output channels) plus ``occlusion_weight`` times the balanced binary cross-entropy of
-    its occlusion logits against :func:`occlusion_targets`.
+    its occlusion logits against :func:`occlusion_targets` (the mean over the valid pixels: calibrated, so that
+    a probability over one half means more likely than not; a loss balancing the few positive pixels against the
+    rest over-predicted the vacated places sixfold).
 
     Videos (B, T, H, W, 3) uint8; ``context`` (B,) known first frames per item; ``flow`` (B, T, H, W, 2),
     ``flow_valid`` (B, T, H, W) as :class:`~dexsim.training.data.Windows` carries them; ``motion``: the module to
@@ -130,7 +132,8 @@ def motion_loss(pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: to
         gt = flow.to(device, torch.float32).flatten(0, 1).permute(0, 3, 1, 2)
         ok = flow_valid.to(device).flatten(0, 1) & (generate.flatten() > 0)[:, None, None]
         for logits, target in zip(pred[:, :, 2:].flatten(0, 1).unbind(1), occlusion_targets(gt), strict=True):
-            total = total + occlusion_weight * _balanced_bce(logits, target, ok)
+            bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target.float(), reduction="none")
+            total = total + occlusion_weight * (bce * ok).sum() / ok.sum().clamp_min(1)
     return total
 
 
@@ -153,14 +156,6 @@ def occlusion_targets(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     hit[frame, sy * w + sx] = 1.0
     footprint = torch.nn.functional.max_pool2d(hit.view(n, 1, h, w), 3, stride=1, padding=1)[:, 0] > 0
     return footprint, footprint & ~moving
-
-
-def _balanced_bce(logits: torch.Tensor, target: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy of (N, H, W) logits, averaged over the positive and the negative pixels of ``ok``
-    separately and summed (a few vacated pixels weigh as much as the rest of the frame)."""
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target.float(), reduction="none")
-    pos, neg = ok & target, ok & ~target
-    return sum(((bce * m).sum() / m.sum().clamp_min(1)) for m in (pos, neg))
 
 
 def _flow_l1(pred: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
