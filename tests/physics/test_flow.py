@@ -47,6 +47,9 @@ def test_a_rest_point_behind_the_camera_has_no_flow() -> None:
     flow, valid = backward_flow(spec, poses, None, masks, _identity_camera(2), K)
     assert np.isfinite(flow).all() and np.abs(flow).max() < 1e3  # not a projection through the camera plane
     assert not valid[1, 2:5, 2:5].any() and valid[1, 0, 0]
+    poses[0, 0, 2] = 0.02  # 2 cm in front of the camera plane: it would project about 70 px (9 frames) away
+    flow, valid = backward_flow(spec, poses, None, masks, _identity_camera(2), K)
+    assert not valid[1, 2:5, 2:5].any() and np.abs(flow).max() == 0
 
 
 def test_bad_shapes_are_named() -> None:

@@ -167,18 +167,32 @@ def test_occlusion_targets_mark_where_an_object_was_and_left() -> None:
 def test_occluding_motion_network_starts_as_its_source_and_fills_what_it_calls_vacated() -> None:
     motion = motion_network(COMPACT_CONFIGS["tiny"], seed=3)
     with torch.no_grad():
-        motion.head.bias[: motion.config.fold**2] = 0.5  # 2 px of flow in x
+        for param in motion.parameters():  # a trained-looking network: trunk and head both matter
+            param.add_(torch.randn_like(param) * 0.05)
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
     occluding = with_occlusion(motion)
+    assert torch.equal(torch.rand(1), expected)  # the global random state is left alone
     assert occluding.config.out_channels == 4
     static = torch.rand(1, 3, 3, 16, 16) * 2 - 1
     with torch.no_grad():
         a, flow_a = apply_motion(motion, static, torch.ones(1, 3), static, static)
         b, out_b = apply_motion(occluding, static, torch.ones(1, 3), static, static)
-    assert torch.equal(out_b[:, :, :2], flow_a) and (a - b).abs().max() < 0.02  # vacated ~0.0025 at init
+    assert flow_a.abs().max() > 0.1 and torch.allclose(out_b[:, :, :2], flow_a, atol=1e-5)
+    assert (a - b).abs().max() < 0.02  # vacated ~0.0025 at init
+    f2 = occluding.config.fold**2
     with torch.no_grad():
-        occluding.head.bias[2 * occluding.config.fold**2 :] = 20.0  # everything is footprint and vacated
+        occluding.head.weight.zero_()
+        occluding.head.bias.zero_()
+        occluding.head.bias[2 * f2 : 3 * f2] = 20.0  # footprint everywhere ...
+        occluding.head.bias[3 * f2 :] = -20.0
+        occluding.head.bias[3 * f2] = 20.0  # ... vacated only at the first pixel of each fold x fold cell
         c, _ = apply_motion(occluding, static, torch.ones(1, 3), static, static)
-    assert (c - a).abs().max() > 0.1 and c.std() < a.std()  # a flat clean plate replaces every pixel
+    changed = (c - static).abs().amax(2)[0, 0] > 0.1
+    grid = torch.zeros(16, 16, dtype=torch.bool)
+    grid[:: occluding.config.fold, :: occluding.config.fold] = True
+    assert changed[grid].float().mean() > 0.5 and not changed[~grid].any()  # the channel order: footprint, vacated
     with pytest.raises(ValueError, match="2-channel"):
         with_occlusion(occluding)
 
@@ -198,14 +212,35 @@ def test_motion_loss_adds_the_occlusion_cross_entropy(dataset: Path) -> None:
     assert float(motion_loss(pipe, w.static, w.prompt, w.video, w.context, moving, ones, occlusion_weight=1.0)) > (
         float(with_bce) + 2.0 * 0.01
     )
+    # the logits are read in the targets' order: footprint first, then vacated
+    f2 = pipe.motion.config.fold**2
+    with torch.no_grad():
+        pipe.motion.head.bias[2 * f2 : 3 * f2] = 6.0  # footprint said everywhere, vacated (still -6) nowhere
+    only_footprint = motion_loss(pipe, w.static, w.prompt, w.video, w.context, zero, ones, occlusion_weight=1.0)
+    softplus = torch.nn.functional.softplus
+    assert float(only_footprint) == pytest.approx(float(softplus(torch.tensor(6.0)) + softplus(torch.tensor(-6.0))),
+                                                  rel=1e-3)  # fmt: skip
+    with pytest.raises(ValueError, match="occlusion outputs"):
+        motion_loss(_tiny_pipe_with_motion(), w.static, w.prompt, w.video, w.context, zero, ones, occlusion_weight=1.0)
     with pytest.raises(ValueError, match="occlusion_loss"):
         preset("compact-from-scratch", data=["d"], out="o", occlusion_loss=1.0)
 
 
 @pytest.mark.slow
 def test_occlusion_motion_run_trains_from_a_flow_only_network(dataset: Path, tmp_path: Path) -> None:
-    args = {"steps": 3, "batch_size": 2, "model": "tiny-warp", "width": 32, "height": 32, "window": 5,
-            "checkpoint_every": 3, "validate_every": 3, "warmup_steps": 1, "lr": 1e-2}  # fmt: skip
+    args = {
+        "steps": 3,
+        "batch_size": 2,
+        "model": "tiny-warp",
+        "width": 32,
+        "height": 32,
+        "window": 5,
+        "checkpoint_every": 3,
+        "validate_every": 3,
+        "warmup_steps": 1,
+        "lr": 1e-2,
+        "weight_decay": 0.0,
+    }  # fmt: skip  (no decay: only the occlusion loss can move the occlusion logits)
     train(preset("motion-flow", data=[str(dataset)], out=str(tmp_path / "flow"), **args), progress=False)
     run = train(preset("motion-flow", data=[str(dataset)], out=str(tmp_path / "occ"), occlusion_loss=1.0,
                        init_from=str(tmp_path / "flow" / "model"), **args), progress=False)  # fmt: skip

@@ -21,8 +21,8 @@ from .spec import SceneSpec
 
 __all__ = ["MIN_REST_DEPTH", "backward_flow", "clip_backward_flow", "object_motions"]
 
-#: a moved pixel whose rest point lies nearer the camera plane than this (metres) or behind it has no backward
-#: flow (it would project to infinity): marked invalid rather than given a flow of millions of pixels
+#: a moved pixel whose rest point lies nearer the camera plane than this (metres) or behind it, or projects more than
+#: a frame beyond the frame's border, has no backward flow: marked invalid rather than given thousands of pixels
 MIN_REST_DEPTH = 0.01
 
 
@@ -71,8 +71,8 @@ def backward_flow(spec: SceneSpec, object_poses: np.ndarray, drawer: np.ndarray 
         cameras: (T, 7) camera-to-world poses ``[t, q]``; K: (3, 3) intrinsics at the masks' size.
 
     Returns:
-        ``flow`` (T, H, W, 2) float32 in pixels (x, y), ``valid`` (T, H, W) bool (False on hands and where the
-        rest point is behind the camera, :data:`MIN_REST_DEPTH`).
+        ``flow`` (T, H, W, 2) float32 in pixels (x, y), ``valid`` (T, H, W) bool (False on hands, where the
+        rest point is behind the camera (:data:`MIN_REST_DEPTH`) and where it lies over a frame beyond the border).
     """
     masks = np.asarray(masks)
     t_count, h, w = masks.shape
@@ -113,7 +113,9 @@ def backward_flow(spec: SceneSpec, object_poses: np.ndarray, drawer: np.ndarray 
             proj = cam @ K.T
             p0 = proj[:, :2] / np.maximum(proj[:, 2:3], 1e-6)
             flow[t, sel] = (p0 - pix[:, :2]).astype(np.float32)
-            behind = cam[:, 2] < MIN_REST_DEPTH  # the rest point is not in front of the camera: no flow there
+            # no flow where the rest point is not in front of the camera or projects more than a frame beyond its border
+            behind = cam[:, 2] < MIN_REST_DEPTH
+            behind |= (p0[:, 0] < -w) | (p0[:, 0] > 2 * w) | (p0[:, 1] < -h) | (p0[:, 1] > 2 * h)
             if behind.any():
                 rows, cols = np.nonzero(sel)
                 flow[t, rows[behind], cols[behind]] = 0.0

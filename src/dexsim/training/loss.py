@@ -8,7 +8,7 @@ import torch
 
 from ..worldmodel.pipeline import to_model_video
 
-__all__ = ["change_map", "diffusion_loss", "motion_loss", "occlusion_targets"]
+__all__ = ["change_map", "diffusion_loss", "motion_loss", "moving_pixels", "occlusion_targets"]
 
 
 def diffusion_loss(
@@ -101,13 +101,13 @@ def change_map(static: torch.Tensor, video: torch.Tensor, size: tuple[int, int] 
 
 def motion_loss(pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: torch.Tensor, context: torch.Tensor,
                 flow: torch.Tensor, flow_valid: torch.Tensor, motion: Any = None,
-                occlusion_weight: float = 1.0) -> torch.Tensor:  # fmt: skip
+                occlusion_weight: float = 0.0) -> torch.Tensor:  # fmt: skip
     """L1 (pixels) of the pipeline's motion network's flow against the ground-truth backward flow on the frames
-    to generate, averaged over the moving pixels (over half a pixel) and over the still ones separately; for an
-    occluding network (4 output channels) plus ``occlusion_weight`` times the balanced binary cross-entropy of
-    its occlusion logits against :func:`occlusion_targets` (the mean over the valid pixels: calibrated, so that
-    a probability over one half means more likely than not; a loss balancing the few positive pixels against the
-    rest over-predicted the vacated places sixfold).
+    to generate, averaged over the moving pixels (:func:`moving_pixels`) and over the still ones separately; for
+    an occluding network (4 output channels) plus ``occlusion_weight`` times the binary cross-entropy of its
+    occlusion logits against :func:`occlusion_targets`, the mean over the valid pixels (calibrated, so that a
+    probability over one half means more likely than not; a loss balancing the few positive pixels against the
+    rest over-predicted the vacated places sixfold). ``occlusion_weight`` > 0 needs an occluding network.
 
     Videos (B, T, H, W, 3) uint8; ``context`` (B,) known first frames per item; ``flow`` (B, T, H, W, 2),
     ``flow_valid`` (B, T, H, W) as :class:`~dexsim.training.data.Windows` carries them; ``motion``: the module to
@@ -119,16 +119,21 @@ def motion_loss(pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: to
     s, p, v = (to_model_video(x, n, device, dtype) for x, n in ((static, "static"), (prompt, "prompt"),
                                                                 (video, "video")))  # fmt: skip
     counts = context.tolist()
-    pred = torch.empty(*s.shape[:2], pipe.motion.config.out_channels, *s.shape[3:], device=device,
-                       dtype=torch.float32)  # fmt: skip
+    parts: dict[int, torch.Tensor] = {}
     for c in sorted(set(counts)):  # one batched pass per context length
         i = torch.tensor([k for k, n in enumerate(counts) if n == c], device=device)
-        pred[i] = pipe.move_static(s[i], p[i], v[i, :c] if c else None, motion=motion)[1].float()
+        parts[c] = pipe.motion_outputs(s[i], p[i], v[i, :c] if c else None, motion=motion).float()
+    pred = torch.empty(*s.shape[:2], next(iter(parts.values())).shape[2], *s.shape[3:], device=device)
+    for c, out in parts.items():
+        pred[torch.tensor([k for k, n in enumerate(counts) if n == c], device=device)] = out
+    if occlusion_weight > 0 and pred.shape[2] != 4:
+        raise ValueError(f"`occlusion_weight` {occlusion_weight} needs a motion network with occlusion outputs "
+                         f"(4 channels), this one has {pred.shape[2]}")  # fmt: skip
     generate = torch.ones(s.shape[:2], device=device)
     for i, c in enumerate(counts):
         generate[i, :c] = 0.0
     total = _flow_l1(pred[:, :, :2].flatten(0, 1), flow, flow_valid, generate)
-    if pred.shape[2] == 4 and occlusion_weight > 0:
+    if occlusion_weight > 0:
         gt = flow.to(device, torch.float32).flatten(0, 1).permute(0, 3, 1, 2)
         ok = flow_valid.to(device).flatten(0, 1) & (generate.flatten() > 0)[:, None, None]
         for logits, target in zip(pred[:, :, 2:].flatten(0, 1).unbind(1), occlusion_targets(gt), strict=True):
@@ -137,23 +142,29 @@ def motion_loss(pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: to
     return total
 
 
-#: a pixel of ground-truth backward flow "moves" beyond this many pixels
+#: a pixel of ground-truth backward flow "moves" beyond this many pixels (Euclidean length)
 MOVING_PIXELS = 0.5
+
+
+def moving_pixels(flow: torch.Tensor) -> torch.Tensor:
+    """(N, 2, H, W) backward flow in pixels -> (N, H, W) bool: longer than :data:`MOVING_PIXELS`."""
+    return flow.float().norm(dim=1) > MOVING_PIXELS
 
 
 def occlusion_targets(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 2, H, W) true backward flow in pixels -> the targets of :data:`~dexsim.worldmodel.compact.
     OCCLUSION_OUTPUTS`, each (N, H, W) bool: ``footprint``, the static frame's pixels some moving pixel comes from
-    (dilated one pixel), and ``vacated``, the footprint's pixels that do not move themselves (the object left)."""
+    (sources off the frame dropped; grown one pixel), and ``vacated``, the footprint's pixels that do not move
+    themselves (the object left them)."""
     n, _, h, w = flow.shape
-    moving = flow.norm(dim=1) > MOVING_PIXELS
+    moving = moving_pixels(flow)
     ys = torch.arange(h, device=flow.device)[None, :, None].expand(n, h, w)
     xs = torch.arange(w, device=flow.device)[None, None, :].expand(n, h, w)
-    sx = (xs + flow[:, 0]).round().long().clamp(0, w - 1)[moving]
-    sy = (ys + flow[:, 1]).round().long().clamp(0, h - 1)[moving]
-    frame = torch.arange(n, device=flow.device)[:, None, None].expand(n, h, w)[moving]
+    sx, sy = (xs + flow[:, 0]).round().long(), (ys + flow[:, 1]).round().long()
+    keep = moving & (sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)
+    frame = torch.arange(n, device=flow.device)[:, None, None].expand(n, h, w)[keep]
     hit = torch.zeros(n, h * w, device=flow.device)
-    hit[frame, sy * w + sx] = 1.0
+    hit[frame, sy[keep] * w + sx[keep]] = 1.0
     footprint = torch.nn.functional.max_pool2d(hit.view(n, 1, h, w), 3, stride=1, padding=1)[:, 0] > 0
     return footprint, footprint & ~moving
 
@@ -167,7 +178,7 @@ def _flow_l1(pred: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, frames
     gt = flow.to(pred.device, torch.float32).flatten(0, 1).permute(0, 3, 1, 2)
     err = (pred - gt).abs().sum(1)  # (B*T, H, W)
     ok = valid.to(pred.device).flatten(0, 1) & (frames.flatten() > 0)[:, None, None]
-    moving = ok & (gt.abs().sum(1) > MOVING_PIXELS)
+    moving = ok & moving_pixels(gt)
     still = ok & ~moving
     return sum(((err * m).sum() / m.sum().clamp_min(1)) for m in (moving, still))
 

@@ -45,7 +45,7 @@ from .forecast import (
     init_forecaster,
     validate_forecaster,
 )
-from .loss import diffusion_loss, motion_loss
+from .loss import diffusion_loss, motion_loss, moving_pixels
 from .presets import COMPACT_PRESET, MOTION_PRESET, TrainConfig
 
 __all__ = ["build_pipeline", "checkpoints", "export_checkpoint", "latest_checkpoint", "run_identity", "train"]
@@ -334,9 +334,9 @@ def _motion_epe(pipe: Any, w: Any) -> float:
     dev, dt = pipe.motion.device, pipe.motion.dtype
     s, p = to_model_video(w.static, "static", dev, dt), to_model_video(w.prompt, "prompt", dev, dt)
     with torch.no_grad():
-        pred = pipe.move_static(s, p)[1][:, :, :2].permute(0, 1, 3, 4, 2)
+        pred = pipe.motion_outputs(s, p)[:, :, :2].permute(0, 1, 3, 4, 2)
     gt = w.flow.to(dev)
-    moving = w.flow_valid.to(dev) & (gt.abs().sum(-1) > 0.5)
+    moving = w.flow_valid.to(dev) & moving_pixels(gt.permute(0, 1, 4, 2, 3).flatten(0, 1)).view(gt.shape[:-1])
     err = (pred - gt).norm(dim=-1)[moving]
     return float(err.mean()) if err.numel() else float("nan")
 

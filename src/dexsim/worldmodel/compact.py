@@ -28,6 +28,7 @@ __all__ = [
     "apply_motion",
     "inpaint",
     "motion_network",
+    "move_by",
     "predict_motion",
     "warp",
     "with_occlusion",
@@ -347,20 +348,22 @@ def motion_network(config: dict | None = None, seed: int = 0, occlusion: bool = 
 
 def with_occlusion(motion: CompactVideoDenoiser) -> CompactVideoDenoiser:
     """A 4-channel (occluding) copy of a 2-channel motion network: the same trunk and flow, occlusion logits at
-    :data:`OCCLUSION_LOGIT_INIT` (so it moves pixels exactly as ``motion`` does until trained)."""
+    :data:`OCCLUSION_LOGIT_INIT` (so it moves pixels as ``motion`` does, but for a 0.25% blend of the clean plate,
+    until trained). Leaves the global random state as it was; on ``motion``'s device and dtype."""
     if motion.config.out_channels != 2:
         raise ValueError(f"`with_occlusion` takes a 2-channel motion network, got {motion.config.out_channels}")
-    net = motion_network(dict(motion.config), occlusion=True).to(motion.dtype)
+    with torch.random.fork_rng(devices=[]):
+        net = motion_network(dict(motion.config), occlusion=True)
     own = motion.state_dict()
     fresh = net.state_dict()
-    flow_rows = 2 * motion.config.fold**2  # the head's first rows are the flow's (pixel_shuffle keeps channel order)
+    flow_rows = 2 * motion.config.fold**2  # pixel_shuffle reads output channel c from head rows c*f^2 .. (c+1)*f^2-1
     for name, tensor in own.items():
         if name.startswith("head."):
-            fresh[name][:flow_rows] = tensor
+            fresh[name][:flow_rows] = tensor.to(fresh[name].dtype)
         else:
             fresh[name] = tensor
     net.load_state_dict(fresh)
-    return net
+    return net.to(device=motion.device, dtype=motion.dtype)
 
 
 def predict_motion(motion: CompactVideoDenoiser, static: torch.Tensor, generate: torch.Tensor, known: torch.Tensor,
@@ -388,17 +391,24 @@ def predict_motion(motion: CompactVideoDenoiser, static: torch.Tensor, generate:
     return torch.cat((out[:, :, :2] * MOTION_FLOW_SCALE, out[:, :, 2:]), dim=2)
 
 
-def apply_motion(motion: CompactVideoDenoiser, static: torch.Tensor, generate: torch.Tensor, known: torch.Tensor,
-                 prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """The static video with its pixels moved as the motion network predicts (shapes of :func:`predict_motion`):
-    returns the moved video (B, T, 3, H, W), in ``static``'s dtype, and the network's output (B, T, 2 | 4, H, W):
-    the flow, then any occlusion logits. An occluding network's vacated pixels show a clean plate instead of the
-    static video: the static frame with the predicted footprint (dilated one pixel) filled by :func:`inpaint`."""
-    out = predict_motion(motion, static, generate, known, prompt)
+def move_by(static: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """The static video (B, T, 3, H, W) moved by a motion network's output (B, T, 2 | 4, H, W)
+    (:func:`predict_motion`): warped by the flow; where an occluding network says vacated, a clean plate instead
+    (the static frame with the predicted footprint, grown one more pixel, filled by :func:`inpaint`). In
+    ``static``'s dtype."""
     frames = static.flatten(0, 1)
     moved = warp(frames, out[:, :, :2].flatten(0, 1))
     if out.shape[2] == 4:
         footprint, vacated = torch.sigmoid(out[:, :, 2:].flatten(0, 1)).split(1, dim=1)
         clean = inpaint(frames, F.max_pool2d(footprint, 3, stride=1, padding=1))
         moved = moved.float() * (1.0 - vacated) + clean.float() * vacated
-    return moved.view(static.shape).to(static.dtype), out
+    return moved.view(static.shape).to(static.dtype)
+
+
+def apply_motion(motion: CompactVideoDenoiser, static: torch.Tensor, generate: torch.Tensor, known: torch.Tensor,
+                 prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """:func:`predict_motion` then :func:`move_by` (shapes of :func:`predict_motion`): returns the moved video
+    (B, T, 3, H, W), in ``static``'s dtype, and the network's output (B, T, 2 | 4, H, W): the flow, then any
+    occlusion logits."""
+    out = predict_motion(motion, static, generate, known, prompt)
+    return move_by(static, out), out

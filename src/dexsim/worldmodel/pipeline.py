@@ -251,16 +251,15 @@ class DexWorldPipeline(DiffusionPipeline):
             return None
         return torch.cat((context.expand(b, -1, -1, -1, -1), static.expand(b, -1, -1, -1, -1)[:, c:]), 1)
 
-    def move_static(self, static: torch.Tensor, prompt: torch.Tensor, context: torch.Tensor | None = None,
-                    motion: Any = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-        """The static video moved by the motion network (``motion``: the module to run instead of
-        ``self.motion``, e.g. a DDP wrapper in training), fed as the denoiser's conditions are laid out: the
-        static video, the known video (context pasted in), which frames are generated, the hand prompt.
+    def motion_outputs(self, static: torch.Tensor, prompt: torch.Tensor, context: torch.Tensor | None = None,
+                       motion: Any = None) -> torch.Tensor:  # fmt: skip
+        """The motion network's output (``motion``: the module to run instead of ``self.motion``, e.g. a DDP
+        wrapper in training), fed as the denoiser's conditions are laid out: the static video, the known video
+        (context pasted in), which frames are generated, the hand prompt.
 
-        Model-space videos (B|1, T, 3, H, W), context (B|1, C, 3, H, W) -> moved video (B, T, 3, H, W) and the
-        network's output (B, T, 2 | 4, H, W): the backward flow in pixels, then any occlusion logits
-        (:func:`~dexsim.worldmodel.compact.apply_motion`)."""
-        from .compact import apply_motion
+        Model-space videos (B|1, T, 3, H, W), context (B|1, C, 3, H, W) -> (B, T, 2 | 4, H, W): the backward flow
+        in pixels, then any occlusion logits (:func:`~dexsim.worldmodel.compact.predict_motion`)."""
+        from .compact import predict_motion
 
         b, t = prompt.shape[:2]
         c = 0 if context is None else context.shape[1]
@@ -269,7 +268,16 @@ class DexWorldPipeline(DiffusionPipeline):
         generate = torch.ones(b, t, device=prompt.device)
         generate[:, :c] = 0.0
         net = self.motion if motion is None else motion
-        return apply_motion(net, static_b, generate, static_b if known is None else known, prompt)
+        return predict_motion(net, static_b, generate, static_b if known is None else known, prompt)
+
+    def move_static(self, static: torch.Tensor, prompt: torch.Tensor, context: torch.Tensor | None = None,
+                    motion: Any = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """The static video moved by :meth:`motion_outputs` (:func:`~dexsim.worldmodel.compact.move_by`): the moved
+        video (B, T, 3, H, W) and the network's output (B, T, 2 | 4, H, W)."""
+        from .compact import move_by
+
+        out = self.motion_outputs(static, prompt, context, motion)
+        return move_by(static.expand(out.shape[0], -1, -1, -1, -1), out), out
 
     def prepare_conditions(self, static: torch.Tensor, prompt: torch.Tensor, context: torch.Tensor | None = None,
                            z_static: torch.Tensor | None = None) -> Conditions:  # fmt: skip
