@@ -195,6 +195,12 @@ def test_occluding_motion_network_starts_as_its_source_and_fills_what_it_calls_v
     assert changed[grid].float().mean() > 0.5 and not changed[~grid].any()  # the channel order: footprint, vacated
     with pytest.raises(ValueError, match="2-channel"):
         with_occlusion(occluding)
+    occluding.register_to_config(occlusion_prior=-40.0)  # config values are checked at build, not here
+    with torch.no_grad():
+        d, _ = apply_motion(occluding, static, torch.ones(1, 3), static, static)
+    assert (d - static).abs().max() < 1e-3  # a prior of -40 on logits of +20: nothing is vacated any more
+    with pytest.raises(ValueError, match="occlusion_prior"):
+        motion_network(COMPACT_CONFIGS["tiny"] | {"occlusion_prior": 50.0}, occlusion=True)
 
 
 def test_motion_loss_adds_the_occlusion_cross_entropy(dataset: Path) -> None:
@@ -250,3 +256,15 @@ def test_occlusion_motion_run_trains_from_a_flow_only_network(dataset: Path, tmp
     assert before.config.out_channels == 2 and after.config.out_channels == 4
     rows = 2 * after.config.fold**2
     assert not torch.equal(after.head.bias[rows:], torch.full_like(after.head.bias[rows:], -6.0))  # it trained
+    # a denoiser run on it may set the prior its occlusion logits get; it is saved with the frozen network
+    den = preset("compact-from-scratch", data=[str(dataset)], out=str(tmp_path / "den"), occlusion_prior=-3.0,
+                 init_from=str(tmp_path / "occ" / "model"), **(args | {"steps": 1}))  # fmt: skip
+    train(den, progress=False)
+    saved = DiffusionWorldModel.from_pretrained(tmp_path / "den" / "model", precision="fp32").pipeline.motion
+    assert saved.config.occlusion_prior == -3.0 and after.config.occlusion_prior == 0.0
+    flow_only = preset("compact-from-scratch", data=[str(dataset)], out=str(tmp_path / "den2"),
+                       occlusion_prior=-3.0, init_from=str(tmp_path / "flow" / "model"), **args)  # fmt: skip
+    with pytest.raises(ValueError, match="occlusion outputs"):
+        train(flow_only, progress=False)
+    with pytest.raises(ValueError, match="occlusion_prior"):
+        preset("forecast-flow-matching", data=["d"], out="o", occlusion_prior=-1.0)

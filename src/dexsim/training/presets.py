@@ -72,6 +72,9 @@ class TrainConfig:
     motion_as: str = "base"
     # motion preset: weight of the motion network's occlusion cross-entropy; > 0 gives it occlusion outputs
     occlusion_loss: float = 0.0
+    # compact runs with an occluding motion network: the prior added to its occlusion logits where they are used
+    # (saved in the network's config; negative corrects a network trained with a balanced loss; 0 keeps its own)
+    occlusion_prior: float = 0.0
 
     def __post_init__(self) -> None:
         self.out = _path("out", self.out)  # paths as str: the config is saved as JSON
@@ -104,6 +107,16 @@ class TrainConfig:
             raise ValueError(
                 f"`occlusion_loss` trains a motion network's occlusion outputs: it needs the "
                 f"{MOTION_PRESET!r} preset, got {self.preset!r}"
+            )
+        if (
+            isinstance(self.occlusion_prior, bool)
+            or not isinstance(self.occlusion_prior, (int, float))
+            or not -20 <= self.occlusion_prior <= 20
+        ):
+            raise ValueError(f"`occlusion_prior` must be a number in [-20, 20], got {self.occlusion_prior!r}")
+        if self.occlusion_prior != 0 and self.preset not in (COMPACT_PRESET, MOTION_PRESET):
+            raise ValueError(
+                f"`occlusion_prior` is for a compact model's motion network, not the {self.preset!r} preset"
             )
         if self.forecast_windows not in FORECAST_WINDOWS:
             raise ValueError(f"`forecast_windows` must be one of {FORECAST_WINDOWS}, got {self.forecast_windows!r}")
@@ -154,7 +167,8 @@ class TrainConfig:
 
 #: recipe fields added after runs existed, with the value that means "as before": left out of the recipe then
 DEFAULT_OMITTED: dict[str, Any] = {"init_from": None, "loss_pyramid": 1, "flow_loss": 0.0, "change_weight": 0.0,
-                                   "forecast_windows": "mixed", "motion_as": "base", "occlusion_loss": 0.0}  # fmt: skip
+                                   "forecast_windows": "mixed", "motion_as": "base", "occlusion_loss": 0.0,
+                                   "occlusion_prior": 0.0}  # fmt: skip
 #: the forecaster's training windows (:attr:`TrainConfig.forecast_windows`)
 FORECAST_WINDOWS = ("mixed", "observed")
 

@@ -29,6 +29,7 @@ __all__ = [
     "inpaint",
     "motion_network",
     "move_by",
+    "occlusion_prior_of",
     "predict_motion",
     "warp",
     "with_occlusion",
@@ -195,7 +196,10 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
     multiples of ``fold * 4``. Frames per window are free (temporal convolutions; attention
     positions up to 64 frames). ``output_mode="warp"`` (see :data:`OUTPUT_MODES`) reads the known video
     from input channels ``out_channels + 1 : 2 * out_channels + 1`` (the pipeline's layout), its flow brought
-    to full resolution as ``flow_upsampling`` says (:data:`FLOW_UPSAMPLING`).
+    to full resolution as ``flow_upsampling`` says (:data:`FLOW_UPSAMPLING`). ``occlusion_prior``: for a motion
+    network with occlusion outputs, added to their logits where they are used (:func:`move_by`): a network trained
+    with a loss that balances the rare occluded pixels against the rest over-predicts them, and a negative prior
+    (the log of their odds) corrects it.
     """
 
     _supports_gradient_checkpointing = True
@@ -215,10 +219,17 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
         output_mode: str = "residual",
         flow_gain: float = 1.0,
         flow_upsampling: str = "bilinear",
+        occlusion_prior: float = 0.0,
     ) -> None:
         _check_config(in_channels, out_channels, fold, block_channels, mid_blocks, attention_head_dim)
         if isinstance(flow_gain, bool) or not isinstance(flow_gain, (int, float)) or not 0 < flow_gain <= 1e3:
             raise ValueError(f"`flow_gain` must be a number in (0, 1000], got {flow_gain!r}")
+        if (
+            isinstance(occlusion_prior, bool)
+            or not isinstance(occlusion_prior, (int, float))
+            or not (-20 <= occlusion_prior <= 20)
+        ):
+            raise ValueError(f"`occlusion_prior` must be a number in [-20, 20], got {occlusion_prior!r}")
         if flow_upsampling not in FLOW_UPSAMPLING:
             raise ValueError(f"`flow_upsampling` must be one of {FLOW_UPSAMPLING}, got {flow_upsampling!r}")
         if output_mode not in OUTPUT_MODES:
@@ -391,15 +402,15 @@ def predict_motion(motion: CompactVideoDenoiser, static: torch.Tensor, generate:
     return torch.cat((out[:, :, :2] * MOTION_FLOW_SCALE, out[:, :, 2:]), dim=2)
 
 
-def move_by(static: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+def move_by(static: torch.Tensor, out: torch.Tensor, prior: float = 0.0) -> torch.Tensor:
     """The static video (B, T, 3, H, W) moved by a motion network's output (B, T, 2 | 4, H, W)
     (:func:`predict_motion`): warped by the flow; where an occluding network says vacated, a clean plate instead
-    (the static frame with the predicted footprint, grown one more pixel, filled by :func:`inpaint`). In
-    ``static``'s dtype."""
+    (the static frame with the predicted footprint, grown one more pixel, filled by :func:`inpaint`); ``prior`` is
+    added to the occlusion logits first (the network's ``occlusion_prior``). In ``static``'s dtype."""
     frames = static.flatten(0, 1)
     moved = warp(frames, out[:, :, :2].flatten(0, 1))
     if out.shape[2] == 4:
-        footprint, vacated = torch.sigmoid(out[:, :, 2:].flatten(0, 1)).split(1, dim=1)
+        footprint, vacated = torch.sigmoid(out[:, :, 2:].flatten(0, 1) + prior).split(1, dim=1)
         clean = inpaint(frames, F.max_pool2d(footprint, 3, stride=1, padding=1))
         moved = moved.float() * (1.0 - vacated) + clean.float() * vacated
     return moved.view(static.shape).to(static.dtype)
@@ -411,4 +422,10 @@ def apply_motion(motion: CompactVideoDenoiser, static: torch.Tensor, generate: t
     (B, T, 3, H, W), in ``static``'s dtype, and the network's output (B, T, 2 | 4, H, W): the flow, then any
     occlusion logits."""
     out = predict_motion(motion, static, generate, known, prompt)
-    return move_by(static, out), out
+    return move_by(static, out, occlusion_prior_of(motion)), out
+
+
+def occlusion_prior_of(motion: object) -> float:
+    """The occlusion prior of a motion network (or of the network a DDP wrapper holds)."""
+    net = getattr(motion, "module", motion)
+    return float(getattr(net.config, "occlusion_prior", 0.0))
