@@ -203,6 +203,22 @@ def test_occluding_motion_network_starts_as_its_source_and_fills_what_it_calls_v
         motion_network(COMPACT_CONFIGS["tiny"] | {"occlusion_prior": 50.0}, occlusion=True)
 
 
+def test_occlusion_gate_moves_only_pixels_whose_source_is_in_the_footprint() -> None:
+    from dexsim.worldmodel.compact import move_by
+
+    static = torch.zeros(1, 1, 3, 16, 16)
+    static[..., 4:8, 4:8] = 1.0
+    out = torch.zeros(1, 1, 4, 16, 16)
+    out[:, :, 0] = -2.0  # everything 2 px right
+    out[:, :, 2:] = -30.0  # no footprint, nothing vacated
+    assert torch.allclose(move_by(static, out)[..., 4:8, 6:10], torch.ones(1, 1, 3, 4, 4), atol=1e-5)
+    assert torch.allclose(move_by(static, out, gate=True), static, atol=1e-5)  # gated: nothing is an object
+    out[:, :, 2, 3:9, 3:9] = 30.0  # the square's place (and a pixel around it) is footprint
+    gated = move_by(static, out, gate=True)
+    assert torch.allclose(gated[..., 4:8, 6:10], torch.ones(1, 1, 3, 4, 4), atol=1e-5)  # the square moved
+    assert torch.equal(gated[..., 12:, :], static[..., 12:, :])  # the far table stays bit-exact
+
+
 def test_motion_loss_adds_the_occlusion_cross_entropy(dataset: Path) -> None:
     w = ClipWindows([dataset], window=5, width=32, height=32, seed=0, flow=True).next_batch(2)
     pipe = _tiny_pipe_with_motion()
@@ -258,10 +274,11 @@ def test_occlusion_motion_run_trains_from_a_flow_only_network(dataset: Path, tmp
     assert not torch.equal(after.head.bias[rows:], torch.full_like(after.head.bias[rows:], -6.0))  # it trained
     # a denoiser run on it may set the prior its occlusion logits get; it is saved with the frozen network
     den = preset("compact-from-scratch", data=[str(dataset)], out=str(tmp_path / "den"), occlusion_prior=-3.0,
-                 init_from=str(tmp_path / "occ" / "model"), **(args | {"steps": 1}))  # fmt: skip
+                 occlusion_gate=True, init_from=str(tmp_path / "occ" / "model"), **(args | {"steps": 1}))  # fmt: skip
     train(den, progress=False)
     saved = DiffusionWorldModel.from_pretrained(tmp_path / "den" / "model", precision="fp32").pipeline.motion
     assert saved.config.occlusion_prior == -3.0 and after.config.occlusion_prior == 0.0
+    assert saved.config.occlusion_gate and not after.config.occlusion_gate
     flow_only = preset("compact-from-scratch", data=[str(dataset)], out=str(tmp_path / "den2"),
                        occlusion_prior=-3.0, init_from=str(tmp_path / "flow" / "model"), **args)  # fmt: skip
     with pytest.raises(ValueError, match="occlusion outputs"):

@@ -57,6 +57,9 @@ from ._params import JSON_OUT, OutputPath
 @click.option("--occlusion-prior", type=click.FloatRange(-20, 20), default=None,
               help="Added to an occluding motion network's occlusion logits where used (saved with it); negative "
               "corrects one trained with a balanced loss.")  # fmt: skip
+@click.option("--occlusion-gate", is_flag=True, default=None,
+              help="An occluding motion network's flow moves a pixel only as far as its source lies in the predicted "
+              "footprint (saved with it).")  # fmt: skip
 @click.option("--mixed-precision", type=click.Choice(["auto", "no", "bf16"]), default=None,
               help="auto: bf16 on CUDA, none elsewhere; bf16 also pays on CPUs with AVX-512-BF16.")  # fmt: skip
 @click.option("--no-resume", is_flag=True, help="Start over; a previous run's files in OUT move to OUT/superseded/.")

@@ -75,6 +75,8 @@ class TrainConfig:
     # compact runs with an occluding motion network: the prior added to its occlusion logits where they are used
     # (saved in the network's config; negative corrects a network trained with a balanced loss; 0 keeps its own)
     occlusion_prior: float = 0.0
+    # ... and whether its flow is gated by the footprint at each pixel's source (saved; False keeps its own)
+    occlusion_gate: bool = False
 
     def __post_init__(self) -> None:
         self.out = _path("out", self.out)  # paths as str: the config is saved as JSON
@@ -114,7 +116,9 @@ class TrainConfig:
             or not -20 <= self.occlusion_prior <= 20
         ):
             raise ValueError(f"`occlusion_prior` must be a number in [-20, 20], got {self.occlusion_prior!r}")
-        if self.occlusion_prior != 0 and self.preset not in (COMPACT_PRESET, MOTION_PRESET):
+        if not isinstance(self.occlusion_gate, bool):
+            raise ValueError(f"`occlusion_gate` must be true or false, got {self.occlusion_gate!r}")
+        if (self.occlusion_prior != 0 or self.occlusion_gate) and self.preset not in (COMPACT_PRESET, MOTION_PRESET):
             raise ValueError(
                 f"`occlusion_prior` is for a compact model's motion network, not the {self.preset!r} preset"
             )
@@ -168,7 +172,7 @@ class TrainConfig:
 #: recipe fields added after runs existed, with the value that means "as before": left out of the recipe then
 DEFAULT_OMITTED: dict[str, Any] = {"init_from": None, "loss_pyramid": 1, "flow_loss": 0.0, "change_weight": 0.0,
                                    "forecast_windows": "mixed", "motion_as": "base", "occlusion_loss": 0.0,
-                                   "occlusion_prior": 0.0}  # fmt: skip
+                                   "occlusion_prior": 0.0, "occlusion_gate": False}  # fmt: skip
 #: the forecaster's training windows (:attr:`TrainConfig.forecast_windows`)
 FORECAST_WINDOWS = ("mixed", "observed")
 

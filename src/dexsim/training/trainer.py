@@ -121,7 +121,7 @@ def _attach_motion(pipe: Any, cfg: TrainConfig, train: bool, from_checkpoint: bo
     elif root is not None and (root / "motion" / "config.json").is_file():
         motion = CompactVideoDenoiser.from_pretrained(root / "motion", torch_dtype=torch.float32)
         print(f"motion network from {root / 'motion'}" + ("" if train else " (frozen)"))
-        _set_occlusion_prior(motion, cfg.occlusion_prior)
+        _set_occlusion_options(motion, cfg.occlusion_prior, cfg.occlusion_gate)
         if not train:
             motion.save_pretrained(kept)
     elif train:
@@ -132,22 +132,25 @@ def _attach_motion(pipe: Any, cfg: TrainConfig, train: bool, from_checkpoint: bo
         motion = with_occlusion(motion)  # its flow as before; the occlusion outputs start filling nothing
         print("motion network: occlusion outputs added (footprint, vacated)")
     if motion is not None:
-        _set_occlusion_prior(motion, cfg.occlusion_prior)
+        _set_occlusion_options(motion, cfg.occlusion_prior, cfg.occlusion_gate)
     if motion is not None:
         motion.requires_grad_(train)
         pipe.register_modules(motion=motion)
         pipe.register_to_config(motion_as=cfg.motion_as)
 
 
-def _set_occlusion_prior(motion: Any, prior: float) -> None:
-    """Write a run's ``occlusion_prior`` into its motion network's config (kept with it when saved); 0 keeps the
-    network's own."""
-    if prior == 0:
+def _set_occlusion_options(motion: Any, prior: float, gate: bool) -> None:
+    """Write a run's ``occlusion_prior`` / ``occlusion_gate`` into its motion network's config (kept with it when
+    saved); 0 / False keep the network's own."""
+    if prior == 0 and not gate:
         return
     if motion.config.out_channels != 4:
-        raise ValueError(f"`occlusion_prior` {prior} needs a motion network with occlusion outputs, this one has "
-                         f"{motion.config.out_channels} channels")  # fmt: skip
-    motion.register_to_config(occlusion_prior=float(prior))
+        raise ValueError(f"`occlusion_prior` {prior} / `occlusion_gate` {gate} need a motion network with occlusion "
+                         f"outputs, this one has {motion.config.out_channels} channels")  # fmt: skip
+    if prior != 0:
+        motion.register_to_config(occlusion_prior=float(prior))
+    if gate:
+        motion.register_to_config(occlusion_gate=True)
 
 
 def trained_module_name(cfg: TrainConfig) -> str:

@@ -29,7 +29,7 @@ __all__ = [
     "inpaint",
     "motion_network",
     "move_by",
-    "occlusion_prior_of",
+    "occlusion_options",
     "predict_motion",
     "warp",
     "with_occlusion",
@@ -199,7 +199,8 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
     to full resolution as ``flow_upsampling`` says (:data:`FLOW_UPSAMPLING`). ``occlusion_prior``: for a motion
     network with occlusion outputs, added to their logits where they are used (:func:`move_by`): a network trained
     with a loss that balances the rare occluded pixels against the rest over-predicts them, and a negative prior
-    (the log of their odds) corrects it.
+    (the log of their odds) corrects it. ``occlusion_gate``: such a network's flow moves a pixel only as far as the
+    pixel's source lies in the predicted footprint (a smooth flow spreads onto the still table next to an object).
     """
 
     _supports_gradient_checkpointing = True
@@ -220,6 +221,7 @@ class CompactVideoDenoiser(ModelMixin, ConfigMixin):
         flow_gain: float = 1.0,
         flow_upsampling: str = "bilinear",
         occlusion_prior: float = 0.0,
+        occlusion_gate: bool = False,
     ) -> None:
         _check_config(in_channels, out_channels, fold, block_channels, mid_blocks, attention_head_dim)
         if isinstance(flow_gain, bool) or not isinstance(flow_gain, (int, float)) or not 0 < flow_gain <= 1e3:
@@ -402,16 +404,22 @@ def predict_motion(motion: CompactVideoDenoiser, static: torch.Tensor, generate:
     return torch.cat((out[:, :, :2] * MOTION_FLOW_SCALE, out[:, :, 2:]), dim=2)
 
 
-def move_by(static: torch.Tensor, out: torch.Tensor, prior: float = 0.0) -> torch.Tensor:
+def move_by(static: torch.Tensor, out: torch.Tensor, prior: float = 0.0, gate: bool = False) -> torch.Tensor:
     """The static video (B, T, 3, H, W) moved by a motion network's output (B, T, 2 | 4, H, W)
     (:func:`predict_motion`): warped by the flow; where an occluding network says vacated, a clean plate instead
     (the static frame with the predicted footprint, grown one more pixel, filled by :func:`inpaint`); ``prior`` is
-    added to the occlusion logits first (the network's ``occlusion_prior``). In ``static``'s dtype."""
+    added to the occlusion logits first (the network's ``occlusion_prior``); ``gate`` scales each pixel's flow by
+    that footprint's probability at the pixel's source (the network's ``occlusion_gate``). In ``static``'s dtype."""
     frames = static.flatten(0, 1)
-    moved = warp(frames, out[:, :, :2].flatten(0, 1))
+    flow = out[:, :, :2].flatten(0, 1)
     if out.shape[2] == 4:
         footprint, vacated = torch.sigmoid(out[:, :, 2:].flatten(0, 1) + prior).split(1, dim=1)
-        clean = inpaint(frames, F.max_pool2d(footprint, 3, stride=1, padding=1))
+        hole = F.max_pool2d(footprint, 3, stride=1, padding=1)
+        if gate:
+            flow = flow * warp(hole, flow)
+    moved = warp(frames, flow)
+    if out.shape[2] == 4:
+        clean = inpaint(frames, hole)
         moved = moved.float() * (1.0 - vacated) + clean.float() * vacated
     return moved.view(static.shape).to(static.dtype)
 
@@ -422,10 +430,10 @@ def apply_motion(motion: CompactVideoDenoiser, static: torch.Tensor, generate: t
     (B, T, 3, H, W), in ``static``'s dtype, and the network's output (B, T, 2 | 4, H, W): the flow, then any
     occlusion logits."""
     out = predict_motion(motion, static, generate, known, prompt)
-    return move_by(static, out, occlusion_prior_of(motion)), out
+    return move_by(static, out, *occlusion_options(motion)), out
 
 
-def occlusion_prior_of(motion: object) -> float:
-    """The occlusion prior of a motion network (or of the network a DDP wrapper holds)."""
-    net = getattr(motion, "module", motion)
-    return float(getattr(net.config, "occlusion_prior", 0.0))
+def occlusion_options(motion: object) -> tuple[float, bool]:
+    """A motion network's (or the one a DDP wrapper holds) ``occlusion_prior`` and ``occlusion_gate``."""
+    config = getattr(motion, "module", motion).config
+    return float(getattr(config, "occlusion_prior", 0.0)), bool(getattr(config, "occlusion_gate", False))

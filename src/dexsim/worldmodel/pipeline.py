@@ -274,11 +274,11 @@ class DexWorldPipeline(DiffusionPipeline):
                     motion: Any = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """The static video moved by :meth:`motion_outputs` (:func:`~dexsim.worldmodel.compact.move_by`): the moved
         video (B, T, 3, H, W) and the network's output (B, T, 2 | 4, H, W)."""
-        from .compact import move_by, occlusion_prior_of
+        from .compact import move_by, occlusion_options
 
         out = self.motion_outputs(static, prompt, context, motion)
         net = self.motion if motion is None else motion
-        return move_by(static.expand(out.shape[0], -1, -1, -1, -1), out, occlusion_prior_of(net)), out
+        return move_by(static.expand(out.shape[0], -1, -1, -1, -1), out, *occlusion_options(net)), out
 
     def prepare_conditions(self, static: torch.Tensor, prompt: torch.Tensor, context: torch.Tensor | None = None,
                            z_static: torch.Tensor | None = None) -> Conditions:  # fmt: skip
