@@ -119,13 +119,13 @@ def motion_loss(pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: to
     s, p, v = (to_model_video(x, n, device, dtype) for x, n in ((static, "static"), (prompt, "prompt"),
                                                                 (video, "video")))  # fmt: skip
     counts = context.tolist()
-    parts: dict[int, torch.Tensor] = {}
+    parts = []
     for c in sorted(set(counts)):  # one batched pass per context length
         i = torch.tensor([k for k, n in enumerate(counts) if n == c], device=device)
-        parts[c] = pipe.motion_outputs(s[i], p[i], v[i, :c] if c else None, motion=motion).float()
-    pred = torch.empty(*s.shape[:2], next(iter(parts.values())).shape[2], *s.shape[3:], device=device)
-    for c, out in parts.items():
-        pred[torch.tensor([k for k, n in enumerate(counts) if n == c], device=device)] = out
+        parts.append((i, pipe.motion_outputs(s[i], p[i], v[i, :c] if c else None, motion=motion).float()))
+    pred = torch.empty(*s.shape[:2], parts[0][1].shape[2], *s.shape[3:], device=device)
+    for i, out in parts:
+        pred[i] = out
     if occlusion_weight > 0 and pred.shape[2] != 4:
         raise ValueError(f"`occlusion_weight` {occlusion_weight} needs a motion network with occlusion outputs "
                          f"(4 channels), this one has {pred.shape[2]}")  # fmt: skip

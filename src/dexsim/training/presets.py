@@ -120,7 +120,8 @@ class TrainConfig:
             raise ValueError(f"`occlusion_gate` must be true or false, got {self.occlusion_gate!r}")
         if (self.occlusion_prior != 0 or self.occlusion_gate) and self.preset not in (COMPACT_PRESET, MOTION_PRESET):
             raise ValueError(
-                f"`occlusion_prior` is for a compact model's motion network, not the {self.preset!r} preset"
+                f"`occlusion_prior` and `occlusion_gate` are for a compact model's motion network, not the "
+                f"{self.preset!r} preset"
             )
         if self.forecast_windows not in FORECAST_WINDOWS:
             raise ValueError(f"`forecast_windows` must be one of {FORECAST_WINDOWS}, got {self.forecast_windows!r}")

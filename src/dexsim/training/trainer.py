@@ -121,19 +121,19 @@ def _attach_motion(pipe: Any, cfg: TrainConfig, train: bool, from_checkpoint: bo
     elif root is not None and (root / "motion" / "config.json").is_file():
         motion = CompactVideoDenoiser.from_pretrained(root / "motion", torch_dtype=torch.float32)
         print(f"motion network from {root / 'motion'}" + ("" if train else " (frozen)"))
-        _set_occlusion_options(motion, cfg.occlusion_prior, cfg.occlusion_gate)
-        if not train:
+        if not train:  # frozen: kept with this run's options, so that a resume reads them back
+            _set_occlusion_options(motion, cfg.occlusion_prior, cfg.occlusion_gate)
             motion.save_pretrained(kept)
     elif train:
         motion = motion_network(COMPACT_CONFIGS[cfg.model], seed=cfg.seed)
         if root is not None:
             _print_init(f"{cfg.init_from} (motion trunk)", init_from_folder(motion, cfg.init_from))
-    if train and cfg.occlusion_loss > 0 and motion is not None and motion.config.out_channels == 2:
-        motion = with_occlusion(motion)  # its flow as before; the occlusion outputs start filling nothing
-        print("motion network: occlusion outputs added (footprint, vacated)")
     if motion is not None:
-        _set_occlusion_options(motion, cfg.occlusion_prior, cfg.occlusion_gate)
-    if motion is not None:
+        if train and cfg.occlusion_loss > 0 and motion.config.out_channels == 2:
+            motion = with_occlusion(motion)  # its flow as before; the occlusion outputs start filling nothing
+            print("motion network: occlusion outputs added (footprint, vacated)")
+        if train:
+            _set_occlusion_options(motion, cfg.occlusion_prior, cfg.occlusion_gate)
         motion.requires_grad_(train)
         pipe.register_modules(motion=motion)
         pipe.register_to_config(motion_as=cfg.motion_as)
