@@ -234,6 +234,14 @@ def test_motion_loss_adds_the_occlusion_cross_entropy(dataset: Path) -> None:
     assert float(motion_loss(pipe, w.static, w.prompt, w.video, w.context, moving, ones, occlusion_weight=1.0)) > (
         float(with_bce) + 2.0 * 0.01
     )
+    # balanced: the marked and the unmarked pixels averaged apart, so each output costs about 6 + 0.0025
+    flow_part = motion_loss(pipe, w.static, w.prompt, w.video, w.context, moving, ones, occlusion_weight=0.0)
+    balanced = motion_loss(pipe, w.static, w.prompt, w.video, w.context, moving, ones, occlusion_weight=1.0,
+                           occlusion_balanced=True)  # fmt: skip
+    per_output = float(
+        torch.nn.functional.softplus(torch.tensor(6.0)) + torch.nn.functional.softplus(torch.tensor(-6.0))
+    )
+    assert float(balanced) - float(flow_part) == pytest.approx(2 * per_output, rel=1e-2)
     # the logits are read in the targets' order: footprint first, then vacated
     f2 = pipe.motion.config.fold**2
     with torch.no_grad():
@@ -246,6 +254,8 @@ def test_motion_loss_adds_the_occlusion_cross_entropy(dataset: Path) -> None:
         motion_loss(_tiny_pipe_with_motion(), w.static, w.prompt, w.video, w.context, zero, ones, occlusion_weight=1.0)
     with pytest.raises(ValueError, match="occlusion_loss"):
         preset("compact-from-scratch", data=["d"], out="o", occlusion_loss=1.0)
+    with pytest.raises(ValueError, match="occlusion_balanced"):
+        preset("motion-flow", data=["d"], out="o", occlusion_balanced=True)
 
 
 @pytest.mark.slow

@@ -54,6 +54,9 @@ from ._params import JSON_OUT, OutputPath
 @click.option("--occlusion-loss", type=click.FloatRange(0, 10), default=None,
               help="Motion preset: give the motion network occlusion outputs (the places a moved object covered and "
               "left, filled from a clean plate) trained by cross-entropy of this weight.")  # fmt: skip
+@click.option("--occlusion-balanced", is_flag=True, default=None,
+              help="With --occlusion-loss: average the cross-entropy over the marked and the unmarked pixels apart "
+              "(over-marks; pair it with a negative --occlusion-prior).")  # fmt: skip
 @click.option("--occlusion-prior", type=click.FloatRange(-20, 20), default=None,
               help="Added to an occluding motion network's occlusion logits where used (saved with it); negative "
               "corrects one trained with a balanced loss.")  # fmt: skip

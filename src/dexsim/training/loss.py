@@ -101,13 +101,15 @@ def change_map(static: torch.Tensor, video: torch.Tensor, size: tuple[int, int] 
 
 def motion_loss(pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: torch.Tensor, context: torch.Tensor,
                 flow: torch.Tensor, flow_valid: torch.Tensor, motion: Any = None,
-                occlusion_weight: float = 0.0) -> torch.Tensor:  # fmt: skip
+                occlusion_weight: float = 0.0, occlusion_balanced: bool = False) -> torch.Tensor:  # fmt: skip
     """L1 (pixels) of the pipeline's motion network's flow against the ground-truth backward flow on the frames
     to generate, averaged over the moving pixels (:func:`moving_pixels`) and over the still ones separately; for
     an occluding network (4 output channels) plus ``occlusion_weight`` times the binary cross-entropy of its
     occlusion logits against :func:`occlusion_targets`, the mean over the valid pixels (calibrated, so that a
     probability over one half means more likely than not; a loss balancing the few positive pixels against the
-    rest over-predicted the vacated places sixfold). ``occlusion_weight`` > 0 needs an occluding network.
+    rest over-predicted the vacated places sixfold). ``occlusion_balanced``: that balanced loss instead (the
+    positive and the negative pixels averaged apart; the default model's recipe used it for 1,500 steps before a
+    logit prior calibrated it). ``occlusion_weight`` > 0 needs an occluding network.
 
     Videos (B, T, H, W, 3) uint8; ``context`` (B,) known first frames per item; ``flow`` (B, T, H, W, 2),
     ``flow_valid`` (B, T, H, W) as :class:`~dexsim.training.data.Windows` carries them; ``motion``: the module to
@@ -138,7 +140,8 @@ def motion_loss(pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: to
         ok = flow_valid.to(device).flatten(0, 1) & (generate.flatten() > 0)[:, None, None]
         for logits, target in zip(pred[:, :, 2:].flatten(0, 1).unbind(1), occlusion_targets(gt), strict=True):
             bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target.float(), reduction="none")
-            total = total + occlusion_weight * (bce * ok).sum() / ok.sum().clamp_min(1)
+            groups = (ok & target, ok & ~target) if occlusion_balanced else (ok,)
+            total = total + occlusion_weight * sum((bce * m).sum() / m.sum().clamp_min(1) for m in groups)
     return total
 
 

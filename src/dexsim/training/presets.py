@@ -72,6 +72,8 @@ class TrainConfig:
     motion_as: str = "base"
     # motion preset: weight of the motion network's occlusion cross-entropy; > 0 gives it occlusion outputs
     occlusion_loss: float = 0.0
+    # ... averaged over the positive and the negative pixels apart (balanced) instead of over all of them
+    occlusion_balanced: bool = False
     # compact runs with an occluding motion network: the prior added to its occlusion logits where they are used
     # (saved in the network's config; negative corrects a network trained with a balanced loss; 0 keeps its own)
     occlusion_prior: float = 0.0
@@ -110,6 +112,10 @@ class TrainConfig:
                 f"`occlusion_loss` trains a motion network's occlusion outputs: it needs the "
                 f"{MOTION_PRESET!r} preset, got {self.preset!r}"
             )
+        if not isinstance(self.occlusion_balanced, bool):
+            raise ValueError(f"`occlusion_balanced` must be true or false, got {self.occlusion_balanced!r}")
+        if self.occlusion_balanced and self.occlusion_loss == 0:
+            raise ValueError("`occlusion_balanced` balances the occlusion loss: it needs `occlusion_loss` > 0")
         if (
             isinstance(self.occlusion_prior, bool)
             or not isinstance(self.occlusion_prior, (int, float))
@@ -173,7 +179,8 @@ class TrainConfig:
 #: recipe fields added after runs existed, with the value that means "as before": left out of the recipe then
 DEFAULT_OMITTED: dict[str, Any] = {"init_from": None, "loss_pyramid": 1, "flow_loss": 0.0, "change_weight": 0.0,
                                    "forecast_windows": "mixed", "motion_as": "base", "occlusion_loss": 0.0,
-                                   "occlusion_prior": 0.0, "occlusion_gate": False}  # fmt: skip
+                                   "occlusion_balanced": False, "occlusion_prior": 0.0,
+                                   "occlusion_gate": False}  # fmt: skip
 #: the forecaster's training windows (:attr:`TrainConfig.forecast_windows`)
 FORECAST_WINDOWS = ("mixed", "observed")
 

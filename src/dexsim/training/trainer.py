@@ -435,6 +435,7 @@ def train(
                         w.flow_valid,
                         motion=model,
                         occlusion_weight=cfg.occlusion_loss,
+                        occlusion_balanced=cfg.occlusion_balanced,
                     )
                     if trained == "motion"
                     else diffusion_loss(
