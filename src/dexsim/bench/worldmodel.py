@@ -96,6 +96,8 @@ def bench_worldmodel(
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda")
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # fmt: skip
     params = sum(p.numel() for p in model.pipeline.transformer.parameters())
+    motion = getattr(model.pipeline, "motion", None)
+    motion_params = 0 if motion is None else sum(p.numel() for p in motion.parameters())
     quality = None
     if quality_data is not None and model.precision != "fp32":
         quality = _quality_vs_fp32(config, model, quality_data, quality_clips, device, steps)
@@ -103,7 +105,8 @@ def bench_worldmodel(
             "torch_threads": torch.get_num_threads(), "num_steps": steps,
             "width": w, "height": h, "frames": t, "new_frames_per_chunk": new_frames, "batch": batch,
             "seconds_per_chunk": sec, "frames_per_s": batch * new_frames / sec, "seconds_all": times,
-            "peak_memory_mb": peak, "denoiser_parameters": params}  # fmt: skip
+            "peak_memory_mb": peak, "denoiser_parameters": params,
+            "motion_parameters": motion_params}  # fmt: skip
 
 
 def bench_overfit(data: str, config: str = "compact", steps: int = 400, lr: float = 1e-3, check_every: int = 25,
