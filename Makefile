@@ -42,7 +42,7 @@ bench: sysdeps $(STAMP)
 	$(VENV)/bin/dexsim bench step --json $(OUT)/bench_step.json
 	$(VENV)/bin/dexsim bench plan --tasks 20 --candidates 8 --seed 0 --json $(OUT)/bench_plan.json
 
-# Regenerate the default model's data and retrain it from scratch (about ten hours on 2 CPU cores):
+# Regenerate the default model's data and retrain it from scratch (about thirteen hours on 2 CPU cores):
 # v1 (the residual compact model, 3,000 steps on 1,000 tabletop clips), then v2 from v1's weights
 # (compact-warp, pyramid loss, 2,000 steps on tabletop clips 0-259 + 160 drawer-scene clips), then v3 from v2's
 # (changed pixels weighted 1 + 4, bf16 autocast, 3,000 + 6,000 steps on tabletop clips 0-899 + 300 drawer clips), then v4
@@ -80,8 +80,25 @@ train-default: sysdeps $(STAMP)
 		--workers 2
 	$(VENV)/bin/dexsim train --preset compact-from-scratch --model compact-warp --init-from $(OUT)/train-default-v5a/model \
 		--loss-pyramid 3 --change-weight 16 --mixed-precision bf16 --lr 1.5e-4 --seed 3 --data $(DATA)/train-v3 \
-		--data $(DATA)/train-drawer --data $(DATA)/train-pp5 --data $(DATA)/train-dr5 --out $(OUT)/train-default \
+		--data $(DATA)/train-drawer --data $(DATA)/train-pp5 --data $(DATA)/train-dr5 --out $(OUT)/train-default-v5 \
 		--steps 5000 --checkpoint-every 500 --validate-every 500
+	$(VENV)/bin/dexsim train --preset motion-flow --init-from $(OUT)/train-default-v5/model --lr 5e-4 --mixed-precision bf16 \
+		--seed 11 --data $(DATA)/train-v3 --data $(DATA)/train-drawer --out $(OUT)/train-default-v6-motion --steps 3000 \
+		--checkpoint-every 500 --validate-every 500
+	$(VENV)/bin/dexsim train --preset compact-from-scratch --model compact-warp --init-from $(OUT)/train-default-v6-motion/model \
+		--loss-pyramid 3 --change-weight 16 --mixed-precision bf16 --lr 1.5e-4 --seed 12 --data $(DATA)/train-v3 \
+		--data $(DATA)/train-drawer --out $(OUT)/train-default-v6-base --steps 3000 --checkpoint-every 500 --validate-every 1000
+	$(VENV)/bin/dexsim train --preset motion-flow --init-from $(OUT)/train-default-v6-base/model --occlusion-loss 1 \
+		--occlusion-balanced --lr 3e-4 --mixed-precision bf16 --seed 13 --data $(DATA)/train-v3 --data $(DATA)/train-drawer \
+		--out $(OUT)/train-default-v6-occlusion --steps 1500 --checkpoint-every 500 --validate-every 500
+	$(VENV)/bin/dexsim train --preset compact-from-scratch --model compact-warp --init-from $(OUT)/train-default-v6-occlusion/model \
+		--occlusion-prior -4 --loss-pyramid 3 --change-weight 16 --mixed-precision bf16 --lr 1e-4 --seed 14 \
+		--data $(DATA)/train-v3 --data $(DATA)/train-drawer --out $(OUT)/train-default-v6a --steps 1200 --checkpoint-every 400 \
+		--validate-every 1200
+	$(VENV)/bin/dexsim train --preset compact-from-scratch --model compact-warp --init-from $(OUT)/train-default-v6a/model \
+		--occlusion-gate --loss-pyramid 3 --change-weight 16 --mixed-precision bf16 --lr 1e-4 --seed 16 \
+		--data $(DATA)/train-v3 --data $(DATA)/train-drawer --out $(OUT)/train-default --steps 600 --checkpoint-every 300 \
+		--validate-every 600
 	$(VENV)/bin/dexsim eval --data $(DATA)/heldout --model $(OUT)/train-default/model --json $(OUT)/eval_heldout.json
 	$(VENV)/bin/dexsim eval --data $(DATA)/heldout-drawer --model $(OUT)/train-default/model --json $(OUT)/eval_heldout_drawer.json
 

@@ -9,7 +9,10 @@
 # Environment: WORKERS (datagen processes, default: all cores), STEPS (default 3000), BATCH (default 16),
 # TRAIN_CLIPS / DRAWER_CLIPS (default 900 / 300), FOCUS_CLIPS / FOCUS_DRAWER_CLIPS (extra push and pick-and-place /
 # drawer open-close clips of seed 5, default 300 / 200), CHANGE_WEIGHT (default 16), INIT (a model folder to start from; default: none,
-# i.e. from scratch; set INIT=default to continue from the shipped weights).
+# i.e. from scratch; set INIT=default to continue from the shipped weights), MOTION (1, the default: then the v6 stages:
+# a motion network on the clips' true flow for MOTION_STEPS (default 1500) steps, the denoiser on its moved video for
+# STEPS/2, its occlusion outputs for MOTION_STEPS/2, the denoiser on the occluded base (prior -4) for STEPS/3 and on
+# the footprint-gated base for STEPS/5; 0 stops after the denoiser, as v5 was made).
 # The CPU recipe is `make train-default`; both record their recipe in OUT/train/train_config.json.
 set -euo pipefail
 OUT=${1:-outputs/train-default-gpu}
@@ -24,6 +27,8 @@ FOCUS_CLIPS=${FOCUS_CLIPS:-300}
 FOCUS_DRAWER_CLIPS=${FOCUS_DRAWER_CLIPS:-200}
 DRAWER_CLIPS=${DRAWER_CLIPS:-300}
 INIT=${INIT:-}
+MOTION=${MOTION:-1}
+MOTION_STEPS=${MOTION_STEPS:-1500}
 
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA GPU visible to torch: this script is for one CUDA GPU (the CPU recipe is make train-default)')"
 mkdir -p "$OUT"
@@ -40,12 +45,29 @@ if [ -n "$INIT" ]; then init_args=(--init-from "$INIT"); fi
 "$DEXSIM" train --preset compact-from-scratch --model compact-warp --loss-pyramid 3 --change-weight "$CHANGE_WEIGHT" ${init_args[@]+"${init_args[@]}"} \
     --data "$OUT/data/train" --data "$OUT/data/train-drawer" --data "$OUT/data/train-pp5" --data "$OUT/data/train-dr5" --validation-data "$OUT/data/heldout" \
     --out "$OUT/train" --steps "$STEPS" --batch-size "$BATCH" --checkpoint-every 500 --validate-every 1000
+final="$OUT/train"
+if [ "$MOTION" = 1 ]; then
+    data_args=(--data "$OUT/data/train" --data "$OUT/data/train-drawer")
+    stage() {  # stage NAME INIT STEPS ARGS...: one run of the v6 chain from the previous stage's model
+        local name=$1 init=$2 steps=$3; shift 3
+        "$DEXSIM" train --init-from "$init" "${data_args[@]}" --mixed-precision bf16 --batch-size "$BATCH" \
+            --out "$OUT/$name" --steps "$steps" --checkpoint-every 500 --validate-every 100000 "$@"
+    }
+    den=(--preset compact-from-scratch --model compact-warp --loss-pyramid 3 --change-weight "$CHANGE_WEIGHT")
+    stage motion "$OUT/train/model" "$MOTION_STEPS" --preset motion-flow --lr 5e-4 --seed 11
+    stage motion-base "$OUT/motion/model" $(( STEPS / 2 )) "${den[@]}" --lr 1.5e-4 --seed 12
+    stage occlusion "$OUT/motion-base/model" $(( MOTION_STEPS / 2 )) --preset motion-flow --occlusion-loss 1 \
+        --occlusion-balanced --lr 3e-4 --seed 13
+    stage occluded-base "$OUT/occlusion/model" $(( STEPS / 3 )) "${den[@]}" --occlusion-prior -4 --lr 1e-4 --seed 14
+    stage gated-base "$OUT/occluded-base/model" $(( STEPS / 5 )) "${den[@]}" --occlusion-gate --lr 1e-4 --seed 16
+    final="$OUT/gated-base"
+fi
 train_s=$(( $(date +%s) - start - data_s ))
-"$DEXSIM" eval --data "$OUT/data/heldout" --model "$OUT/train/model" --no-oracle --json "$OUT/eval_heldout.json" >/dev/null
-"$PY" - "$OUT" "$data_s" "$train_s" <<'EOF'
+"$DEXSIM" eval --data "$OUT/data/heldout" --model "$final/model" --no-oracle --json "$OUT/eval_heldout.json" >/dev/null
+"$PY" - "$OUT" "$data_s" "$train_s" "$final" <<'EOF'
 import json, sys, torch
-out, data_s, train_s = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out, data_s, train_s, final = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 rows = json.load(open(f"{out}/eval_heldout.json"))["rows"]
 print(json.dumps({"gpu": torch.cuda.get_device_name(0), "data_seconds": data_s, "train_seconds": train_s,
-                  "model": f"{out}/train/model", "heldout": rows}))
+                  "model": f"{final}/model", "heldout": rows}))
 EOF
