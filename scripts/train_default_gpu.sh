@@ -13,7 +13,8 @@
 # a motion network on the clips' true flow for MOTION_STEPS (default 1500) steps, the denoiser on its moved video for
 # STEPS/2, its occlusion outputs for MOTION_STEPS/2, the denoiser on the occluded base (prior -4) for STEPS/3 and on
 # the footprint-gated base for STEPS/5; 0 stops after the denoiser, as v5 was made).
-# The CPU recipe is `make train-default`; both record their recipe in OUT/train/train_config.json.
+# The CPU recipe is `make train-default`; each run records its recipe in its folder (OUT/train, OUT/motion, ...:
+# train_config.json).
 set -euo pipefail
 OUT=${1:-outputs/train-default-gpu}
 DEXSIM=${DEXSIM:-.venv/bin/dexsim}
