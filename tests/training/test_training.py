@@ -220,3 +220,20 @@ def test_a_run_whose_init_folder_is_gone_still_resumes_and_exports(dataset: Path
     assert (export_checkpoint(cfg) / "model_index.json").is_file()
     with pytest.raises(FileNotFoundError, match="nor an existing folder"):
         train(_cfg(dataset, tmp_path / "fresh", init_from=str(init)), progress=False)  # a new run does need it
+
+
+def test_train_cli_context_prob_lands_in_the_recipe_and_rejects_a_bad_share(dataset: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dexsim.cli import main
+
+    base = ["train", "--preset", "compact-from-scratch", "--data", str(dataset), "--model", "tiny", "--width", "32",
+            "--height", "32", "--window", "5", "--batch-size", "1", "--steps", "1", "--checkpoint-every", "1",
+            "--validate-every", "100"]  # fmt: skip
+    res = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "bad"), "--context-prob", "1.5"])
+    assert res.exit_code == 2 and "1.5" in res.output and "context-prob" in res.output
+    assert not (tmp_path / "bad" / "train_config.json").exists()
+    res = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "run"), "--context-prob", "0.9"])
+    assert res.exit_code == 0, res.output
+    saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert saved["context_prob"] == 0.9

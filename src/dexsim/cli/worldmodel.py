@@ -63,6 +63,8 @@ from ._params import JSON_OUT, OutputPath
 @click.option("--occlusion-gate", is_flag=True, default=None,
               help="An occluding motion network's flow moves a pixel only as far as its source lies in the predicted "
               "footprint (saved with it).")  # fmt: skip
+@click.option("--context-prob", type=click.FloatRange(0, 1), default=None,
+              help="Share of training windows whose first frame is given as known context (default 0.5).")  # fmt: skip
 @click.option("--mixed-precision", type=click.Choice(["auto", "no", "bf16"]), default=None,
               help="auto: bf16 on CUDA, none elsewhere; bf16 also pays on CPUs with AVX-512-BF16.")  # fmt: skip
 @click.option("--no-resume", is_flag=True, help="Start over; a previous run's files in OUT move to OUT/superseded/.")
