@@ -49,6 +49,18 @@ def test_a_push_moves_the_object_in_the_push_direction(tabletop: Simulator, seed
     assert res.max_penetration.max() < 0.01  # no more than a few millimetres (soft contacts)
 
 
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_sweep_moves_the_object_along_the_sweep(tabletop: Simulator, seed: int) -> None:
+    action = make_action(tabletop.spec, "sweep", np.random.default_rng(seed), 32, target="red_box")
+    assert action.kind == "sweep" and "sweeps the red box" in action.text
+    res = tabletop.run(action.trajectory.joints, action.trajectory.visible)
+    move = res.object_poses[-1, 0, :3] - res.object_poses[0, 0, :3]
+    direction = {"left": [-1, 0, 0], "right": [1, 0, 0], "forward": [0, 1, 0], "back": [0, -1, 0]}
+    assert float(move @ np.array(direction[action.text.split()[-1]])) > 0.02  # 2 cm or more the swept way
+    active = 0 if action.text.startswith("the left hand") else 1
+    assert action.trajectory.visible[:, active].all()  # the hand named in the text is the one in view
+
 def test_waving_touches_nothing(tabletop: Simulator) -> None:
     action = make_action(tabletop.spec, "wave", np.random.default_rng(3), 16)
     res = tabletop.run(action.trajectory.joints, action.trajectory.visible)

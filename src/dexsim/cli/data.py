@@ -25,8 +25,9 @@ from ._params import JSON_OUT, OutputPath
 @click.option(
     "--kinds",
     default=None,
-    help="Action kinds drawn uniformly, comma-separated (push, touch, poke, wave, "
-    "pick_place, open_drawer, close_drawer, drawer = whichever the variant allows); default: the mix.",
+    help="Action kinds drawn uniformly, comma-separated (push, touch, poke, wave, pick_place, open_drawer, "
+    "close_drawer, drawer = whichever the variant allows; sweep = the palm-down hand of an interactive episode moved "
+    "through an object); default: the mix (no sweep).",
 )
 @click.option("--json", "json_path", type=JSON_OUT, default=None)
 def datagen(scene: str, out_dir: Path, clips: int, seed: int, workers: int, split: str, width: int, height: int,

@@ -25,7 +25,7 @@ from .spec import ObjectSpec, SceneSpec
 
 __all__ = ["ACTION_KINDS", "CAMERA_MOTIONS", "Action", "camera_path", "make_action"]
 
-ACTION_KINDS = ("push", "touch", "poke", "wave", "pick_place", "open_drawer", "close_drawer")
+ACTION_KINDS = ("push", "touch", "poke", "wave", "pick_place", "open_drawer", "close_drawer", "sweep")
 CAMERA_MOTIONS = ("static", "pan", "look_at", "step_closer", "jitter")
 #: palm centre relative to the drawer handle when the hooked fingers hold it
 HANDLE_GRIP = (0.0, -0.09, 0.035)  # palm centre in the canonical hand frame (right hand)
@@ -104,6 +104,38 @@ def _push(spec: SceneSpec, o: ObjectSpec, rng: np.random.Generator, n: int) -> t
         (1.0, _params(R, contact + d * dist, FLAT, side)),
     ]
     text = f"the {side} hand pushes the {o.name.replace('_', ' ')} {direction}"
+    return side, _interp(keys, n), text
+
+
+#: sweep directions: name -> unit direction on the table (world x right, y forward)
+SWEEP_DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "forward": (0.0, 1.0), "back": (0.0, -1.0)}
+
+
+def _sweep(spec: SceneSpec, o: ObjectSpec, rng: np.random.Generator, n: int) -> tuple[str, np.ndarray, str]:
+    """The hand as an interactive env holds it (palm down, fingers forward and relaxed) lowered beside the object
+    and moved straight through its place, as a keyboard or a policy pushes: direction, distance, timing and the
+    hand's height vary; it holds still, then lifts away."""
+    direction = str(rng.choice(list(SWEEP_DIRECTIONS)))
+    d = np.array([*SWEEP_DIRECTIONS[direction], 0.0])
+    side = "left" if d[0] > 0 else "right" if d[0] < 0 else str(rng.choice(["left", "right"]))
+    R = _frame(np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0]))
+    c = _object_centre(spec, o)
+    half = 0.5 * max(o.size[0], o.size[1]) if o.shape == "box" else o.size[0]
+    palm_z = spec.table_height + float(rng.uniform(0.025, 0.04))
+    start = c - d * (half + float(rng.uniform(0.06, 0.1)))
+    start[2] = palm_z
+    end = c + d * float(rng.uniform(0.04, 0.12))
+    end[2] = palm_z
+    above = start + np.array([0.0, 0.0, float(rng.uniform(0.06, 0.1))])
+    t_down, t_end = float(rng.uniform(0.1, 0.25)), float(rng.uniform(0.55, 0.8))
+    keys = [
+        (0.0, _params(R, above, RELAXED, side)),
+        (t_down, _params(R, start, RELAXED, side)),
+        (t_end, _params(R, end, RELAXED, side)),
+        (min(t_end + 0.1, 0.95), _params(R, end, RELAXED, side)),
+        (1.0, _params(R, end + np.array([0.0, 0.0, 0.05]), RELAXED, side)),
+    ]
+    text = f"the {side} hand sweeps the {o.name.replace('_', ' ')} {direction}"
     return side, _interp(keys, n), text
 
 
@@ -314,6 +346,8 @@ def make_action(
         side, params, text = _wave(spec, rng, num_frames)
     elif kind == "pick_place":
         side, params, text = _pick_place(spec, o, rng, num_frames)
+    elif kind == "sweep":
+        side, params, text = _sweep(spec, o, rng, num_frames)
     else:
         side, params, text = _drawer(spec, rng, num_frames, opening=kind == "open_drawer")
     h = 0 if side == "left" else 1
@@ -322,6 +356,13 @@ def make_action(
     all_params[:, 1 - h] = _rest_pose("right" if h == 0 else "left")
     visible = np.zeros((num_frames, 2), bool)
     visible[:, h] = True
+    if kind == "sweep" and rng.random() < 0.5:  # the other hand in view, idle where an interactive episode starts it
+        cx, cy = spec.table_center
+        x = cx - 0.18 if h == 1 else cx + 0.18
+        down = _frame(np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0]))
+        idle = np.array([x, cy - 0.12, spec.table_height + 0.12])
+        all_params[:, 1 - h] = _params(down, idle, RELAXED, "left" if h == 1 else "right")
+        visible[:, 1 - h] = True
     joints = params_to_joints(all_params, visible)
     all_params[~visible] = 0.0
     motion = camera or str(rng.choice(CAMERA_MOTIONS))
