@@ -49,7 +49,6 @@ def test_a_push_moves_the_object_in_the_push_direction(tabletop: Simulator, seed
     assert res.max_penetration.max() < 0.01  # no more than a few millimetres (soft contacts)
 
 
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_sweep_moves_the_object_along_the_sweep(tabletop: Simulator, seed: int) -> None:
     action = make_action(tabletop.spec, "sweep", np.random.default_rng(seed), 32, target="red_box")
@@ -60,6 +59,7 @@ def test_a_sweep_moves_the_object_along_the_sweep(tabletop: Simulator, seed: int
     assert float(move @ np.array(direction[action.text.split()[-1]])) > 0.02  # 2 cm or more the swept way
     active = 0 if action.text.startswith("the left hand") else 1
     assert action.trajectory.visible[:, active].all()  # the hand named in the text is the one in view
+
 
 def test_waving_touches_nothing(tabletop: Simulator) -> None:
     action = make_action(tabletop.spec, "wave", np.random.default_rng(3), 16)
