@@ -57,8 +57,26 @@ def test_a_sweep_moves_the_object_along_the_sweep(tabletop: Simulator, seed: int
     move = res.object_poses[-1, 0, :3] - res.object_poses[0, 0, :3]
     direction = {"left": [-1, 0, 0], "right": [1, 0, 0], "forward": [0, 1, 0], "back": [0, -1, 0]}
     assert float(move @ np.array(direction[action.text.split()[-1]])) > 0.02  # 2 cm or more the swept way
-    active = 0 if action.text.startswith("the left hand") else 1
-    assert action.trajectory.visible[:, active].all()  # the hand named in the text is the one in view
+
+
+def test_a_sweep_shows_the_other_hand_where_an_episode_starts_it_half_the_time() -> None:
+    from dexsim.hands.controllers import initial_state
+
+    spec = builtin_scene("tabletop")
+    table = (*spec.table_center, spec.table_height)
+    start = initial_state(table, None, np.random.default_rng(0)).params  # (2, 51), palms down at the start places
+    idle = 0
+    for seed in range(12):
+        action = make_action(spec, "sweep", np.random.default_rng(seed), 16)
+        traj, active = action.trajectory, 0 if action.text.startswith("the left") else 1
+        assert traj.visible[:, active].all()
+        if traj.visible[:, 1 - active].all():
+            idle += 1
+            np.testing.assert_allclose(traj.params[:, 1 - active], np.broadcast_to(start[1 - active], (16, 51)),
+                                       atol=1e-5)  # fmt: skip
+        else:
+            assert not traj.visible[:, 1 - active].any()
+    assert 2 <= idle <= 10  # about half of the sweeps
 
 
 def test_waving_touches_nothing(tabletop: Simulator) -> None:

@@ -35,7 +35,7 @@ from ..geometry.rotations import (
     quat_to_matrix,
 )
 from ..geometry.se3 import viewmat_to_pose7
-from .poses import default_hands, grip_pose, hand_frame, palm_params
+from .poses import PALM_DOWN, default_hands, grip_pose, palm_params
 from .skeleton import joint_limits
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "ManoController",
     "initial_state",
     "make_controller",
+    "start_palms",
 ]
 
 ACTION_MODES = ("delta", "mano", "keypoints")
@@ -101,6 +102,13 @@ def hand_params(palm: np.ndarray, wrist: np.ndarray, grasp: np.ndarray) -> np.nd
                      for h, side in enumerate(SIDES)], axis=-2)  # fmt: skip
 
 
+def start_palms(table: tuple[float, float, float]) -> np.ndarray:
+    """(2, 3) where an episode starts the palm centres (left, right): 18 cm either side of the ``table`` centre
+    ``(x, y, top height)``, 12 cm nearer the viewer and 12 cm above the top."""
+    cx, cy, th = table
+    return np.array([[cx - 0.18, cy - 0.12, th + 0.12], [cx + 0.18, cy - 0.12, th + 0.12]])
+
+
 def initial_state(table: tuple[float, float, float], start_camera: np.ndarray | None,
                   rng: np.random.Generator) -> HandState:  # fmt: skip
     """Where an episode starts: the head camera at ``start_camera`` (or 60 cm in front of and 45 cm
@@ -114,9 +122,8 @@ def initial_state(table: tuple[float, float, float], start_camera: np.ndarray | 
     else:
         eye = np.array([cx, cy - 0.6, th + 0.45]) + jitter
         camera = viewmat_to_pose7(look_at(torch.from_numpy(eye), torch.tensor([cx, cy - 0.02, th]))).numpy()
-    down = hand_frame(np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0]))
-    wrist = np.stack([down, down])
-    palm = np.array([[cx - 0.18, cy - 0.12, th + 0.12], [cx + 0.18, cy - 0.12, th + 0.12]])
+    wrist = np.stack([PALM_DOWN, PALM_DOWN])
+    palm = start_palms(table)
     grasp = np.zeros(2)
     return HandState(camera, palm, wrist, grasp, np.array([False, False]), hand_params(palm, wrist, grasp))
 

@@ -10,7 +10,7 @@ from ..geometry.rotations import matrix_to_axis_angle
 from .model import HandModel
 from .skeleton import ANATOMICAL_FRAMES
 
-__all__ = ["FLAT", "HOOK", "POINT", "RELAXED", "default_hands", "grip_pose", "hand_frame", "palm_params"]
+__all__ = ["FLAT", "HOOK", "PALM_DOWN", "POINT", "RELAXED", "default_hands", "grip_pose", "hand_frame", "palm_params"]
 
 #: palm centre in the right hand model's frame (the left hand mirrors z)
 PALM_OFFSET = np.array([0.043, 0.002, 0.003])
@@ -23,6 +23,10 @@ def hand_frame(fingers: np.ndarray, dorsal: np.ndarray) -> np.ndarray:
     d = dorsal - (dorsal @ f) * f
     d /= np.linalg.norm(d)
     return np.stack((f, d, np.cross(f, d)), axis=1)
+
+
+#: (3, 3) wrist orientation with the fingers forward (+y) and the palm facing the table: how an env holds the hands
+PALM_DOWN = hand_frame(np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0]))
 
 
 def flex(amounts: list[float]) -> np.ndarray:

@@ -16,9 +16,10 @@ import torch
 from ..geometry.camera import look_at
 from ..geometry.rotations import axis_angle_to_quat, quat_to_axis_angle
 from ..geometry.se3 import viewmat_to_pose7
+from ..hands.controllers import start_palms
 from ..hands.ik import fit_hand
 from ..hands.model import HandModel, params_to_joints
-from ..hands.poses import FLAT, HOOK, POINT, RELAXED, hand_frame, palm_params
+from ..hands.poses import FLAT, HOOK, PALM_DOWN, POINT, RELAXED, hand_frame, palm_params
 from ..hands.trajectory import HandTrajectory
 from .build import FINGER_RADIUS
 from .spec import ObjectSpec, SceneSpec
@@ -77,8 +78,7 @@ def _object_centre(spec: SceneSpec, o: ObjectSpec) -> np.ndarray:
 def _rest_pose(side: str) -> np.ndarray:
     """A hand resting low and out of the way (not visible in most views)."""
     x = -0.35 if side == "left" else 0.35
-    R = _frame(np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0]))
-    return _params(R, np.array([x, -0.1, 0.8]), RELAXED, side)
+    return _params(PALM_DOWN, np.array([x, -0.1, 0.8]), RELAXED, side)
 
 
 def _push(spec: SceneSpec, o: ObjectSpec, rng: np.random.Generator, n: int) -> tuple[str, np.ndarray, str]:
@@ -118,7 +118,7 @@ def _sweep(spec: SceneSpec, o: ObjectSpec, rng: np.random.Generator, n: int) -> 
     direction = str(rng.choice(list(SWEEP_DIRECTIONS)))
     d = np.array([*SWEEP_DIRECTIONS[direction], 0.0])
     side = "left" if d[0] > 0 else "right" if d[0] < 0 else str(rng.choice(["left", "right"]))
-    R = _frame(np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0]))
+    R = PALM_DOWN
     c = _object_centre(spec, o)
     half = 0.5 * max(o.size[0], o.size[1]) if o.shape == "box" else o.size[0]
     palm_z = spec.table_height + float(rng.uniform(0.025, 0.04))
@@ -357,11 +357,8 @@ def make_action(
     visible = np.zeros((num_frames, 2), bool)
     visible[:, h] = True
     if kind == "sweep" and rng.random() < 0.5:  # the other hand in view, idle where an interactive episode starts it
-        cx, cy = spec.table_center
-        x = cx - 0.18 if h == 1 else cx + 0.18
-        down = _frame(np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0]))
-        idle = np.array([x, cy - 0.12, spec.table_height + 0.12])
-        all_params[:, 1 - h] = _params(down, idle, RELAXED, "left" if h == 1 else "right")
+        idle = start_palms((*spec.table_center, spec.table_height))[1 - h]
+        all_params[:, 1 - h] = _params(PALM_DOWN, idle, RELAXED, "left" if h == 1 else "right")
         visible[:, 1 - h] = True
     joints = params_to_joints(all_params, visible)
     all_params[~visible] = 0.0
