@@ -218,3 +218,55 @@ def test_precision_bf16_is_close_to_fp32(compact: DexWorldPipeline, monkeypatch:
         DiffusionWorldModel(compact, 16, 16)
     with pytest.raises(ValueError, match="precision"):
         DiffusionWorldModel(compact, 16, 16, precision="fp8")
+
+
+def _scene_with_box(t: int, s: int, box_x: int, shift: int = 0) -> torch.Tensor:
+    """(1, T, 3, S, S) model-space video: grey table with a 3x3 red box at column ``box_x`` (row 6), the camera
+    panning ``shift`` whole pixels right per frame (everything in view moves with it)."""
+    v = torch.full((1, t, 3, s, s), -0.2)
+    for i in range(t):
+        x = box_x + i * shift
+        v[0, i, :, 6:9, x : x + 3] = torch.tensor([0.9, -0.9, -0.9])[:, None, None]
+    return v
+
+
+def test_carry_scene_keeps_a_moved_object_moved() -> None:
+    """The context shows the box pushed 5 px right: every later frame of the carried static video shows it there,
+    its old place shows the table; following a camera that pans; never under the hand; unchanged when nothing
+    moved."""
+    from dexsim.worldmodel.pipeline import carry_scene_changes
+
+    t, s = 5, 24
+    for pan in (0, 1):
+        static = _scene_with_box(t, s, 4, pan)
+        context = _scene_with_box(1, s, 9)  # the last known frame: the box 5 px right of where the scene has it
+        prompt = torch.full((1, t, 3, s, s), -1.0)  # no hand in view
+        out = carry_scene_changes(static, prompt, context)
+        for i in range(1, t):
+            assert torch.allclose(out[0, i, :, 7, 9 + i * pan], torch.tensor([0.9, -0.9, -0.9])), (pan, i)
+            assert torch.allclose(out[0, i, :, 7, 5 + i * pan], torch.tensor([-0.2, -0.2, -0.2])), (pan, i)
+        assert torch.equal(out[:, 0], static[:, 0])
+    static = _scene_with_box(t, s, 4)
+    hand = torch.full((1, t, 3, s, s), -1.0)
+    hand[0, 0, :, 5:10, 8:13] = 0.5  # the hand covers the new place in the context frame
+    out = carry_scene_changes(static, hand, _scene_with_box(1, s, 9))
+    assert torch.allclose(out[0, 2, :, 7, 10], torch.tensor([-0.2, -0.2, -0.2]))  # nothing carried from under it
+    assert torch.equal(carry_scene_changes(static, prompt, static[:, :1]), static)
+
+
+def test_carry_scene_is_a_saved_pipeline_option(compact: DexWorldPipeline, tmp_path) -> None:
+    """``carry_scene=True`` round-trips through save/load and changes a continued window where the context moved
+    something; it leaves a window without context alone."""
+    pipe = DexWorldPipeline(compact.transformer, compact.scheduler, carry_scene=True)
+    wm = DiffusionWorldModel(pipe, 16, 16, window=9, context_frames=1, num_steps=2)
+    wm.save_pretrained(tmp_path / "m")
+    assert load(tmp_path / "m").pipeline.config.carry_scene is True
+    static = ((_scene_with_box(9, 16, 2)[0].permute(0, 2, 3, 1) + 1) * 127.5).round().to(torch.uint8).numpy()[None]
+    moved = ((_scene_with_box(1, 16, 9)[0].permute(0, 2, 3, 1) + 1) * 127.5).round().to(torch.uint8).numpy()[None]
+    prompt = np.zeros_like(static)
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    with_carry = pipe(static, prompt, context=moved, num_inference_steps=2, generator=g()).frames
+    without = compact(static, prompt, context=moved, num_inference_steps=2, generator=g()).frames
+    assert not np.array_equal(with_carry[:, 1:], without[:, 1:])
+    assert np.array_equal(pipe(static, prompt, num_inference_steps=2, generator=g()).frames,
+                          compact(static, prompt, num_inference_steps=2, generator=g()).frames)  # fmt: skip

@@ -35,6 +35,7 @@ __all__ = [
     "Conditions",
     "DexWorldPipeline",
     "DexWorldPipelineOutput",
+    "carry_scene_changes",
     "to_model_video",
 ]
 
@@ -44,6 +45,67 @@ __all__ = [
 #: backbones build pipelines, so they import this module, not the other way round. A class that moves
 #: leaves an alias module at its old path, listed here, so that folders written earlier still load.
 COMPONENT_MODULES = ("dexsim.worldmodel.compact", "dexsim.worldmodel.cogvideox_fun", "dexsim.worldmodel.wan_fun")
+
+
+def _image_shift(reference: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """Whole-pixel translation of each frame against the reference by phase correlation.
+
+    reference (B, H, W), frames (B, T, H, W) grey -> (B, T, 2) integer (dy, dx) with ``frames[t](y, x)`` ~
+    ``reference(y - dy, x - dx)``."""
+    h, w = reference.shape[-2:]
+    cross = torch.fft.fft2(frames) * torch.fft.fft2(reference)[:, None].conj()
+    corr = torch.fft.ifft2(cross / cross.abs().clamp_min(1e-8)).real
+    peak = corr.flatten(-2).argmax(-1)
+    dy, dx = peak // w, peak % w
+    dy = torch.where(dy > h // 2, dy - h, dy)
+    dx = torch.where(dx > w // 2, dx - w, dx)
+    return torch.stack((dy, dx), -1)
+
+
+def _shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """(..., H, W) moved by (dy, dx) whole pixels; what enters from outside is zero."""
+    out = torch.zeros_like(x)
+    h, w = x.shape[-2:]
+    if abs(dy) >= h or abs(dx) >= w:
+        return out
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[..., yd, xd] = x[..., ys, xs]
+    return out
+
+
+def carry_scene_changes(static: torch.Tensor, prompt: torch.Tensor, context: torch.Tensor,
+                        threshold: float = 0.1, hand_margin: int = 4) -> torch.Tensor:  # fmt: skip
+    """The static video updated with what the hands already changed: the pixels of the last context frame
+    that differ from the static frame at the same time (by more than ``threshold`` of the [0, 1] range on
+    some channel, specks under 3x3 dropped), away from the hands (the prompt's pixels, grown by
+    ``hand_margin``), pasted into every later frame, following the camera's whole-pixel shift between the
+    static frames (phase correlation). A box pushed in an earlier window then starts the next one where it
+    was left, and the motion network moves it from there instead of from the original scene.
+
+    Model-space videos in [-1, 1]: static (B|1, T, 3, H, W), prompt (B, T, 3, H, W) (black = no hand),
+    context (B|1, C, 3, H, W) -> (B', T, 3, H, W), B' the larger batch of static and context."""
+    c = context.shape[1]
+    b = max(static.shape[0], context.shape[0])
+    ref = static[:, c - 1].expand(b, -1, -1, -1)
+    last = context[:, -1].expand(b, -1, -1, -1)
+    changed = ((last - ref).abs().amax(1, keepdim=True) > 2.0 * threshold).float()
+    changed = -torch.nn.functional.max_pool2d(-changed, 3, 1, 1)  # opening: drop specks under 3x3
+    changed = torch.nn.functional.max_pool2d(changed, 3, 1, 1)
+    hand = (prompt[:, c - 1] > -0.9).any(1, keepdim=True).float()
+    hand = torch.nn.functional.max_pool2d(hand, 2 * hand_margin + 1, 1, hand_margin)
+    keep = changed * (1.0 - hand.expand(b, -1, -1, -1))  # (B, 1, H, W)
+    out = static.expand(b, -1, -1, -1, -1).clone()
+    if not bool(keep.any()):
+        return out
+    shifts = _image_shift(ref.mean(1), out[:, c:].mean(2))  # (B, T - C, 2)
+    layer = torch.cat((last, keep), 1)
+    for i in range(b):
+        for j, (dy, dx) in enumerate(shifts[i].tolist()):
+            moved = _shifted(layer[i], dy, dx)
+            m = moved[3:] > 0.5
+            out[i, c + j] = torch.where(m, moved[:3], out[i, c + j])
+    return out
 
 
 #: what a pipeline's motion network's moved video becomes (:class:`DexWorldPipeline`'s ``motion_as``)
@@ -101,14 +163,17 @@ class DexWorldPipeline(DiffusionPipeline):
     before the denoiser sees them, so that a pushed object arrives carried, and the denoiser adds what motion
     cannot explain). ``motion_as`` (:data:`MOTION_AS`): ``"base"``, the moved video is both the known video and
     the base the residual is added to; ``"known"``, only the known video (the residual stays one to the static
-    video: the denoiser may take the carried object from it or not).
+    video: the denoiser may take the carried object from it or not). ``carry_scene``: when continuing from context
+    frames, the static video first takes in what the hands already changed (:func:`carry_scene_changes`), so
+    a moved object stays moved from one window to the next.
     """
 
     model_cpu_offload_seq = "text_encoder->motion->transformer->vae"
     _optional_components: ClassVar[list[str]] = ["vae", "text_encoder", "tokenizer", "motion"]
 
     def __init__(self, transformer: Any, scheduler: Any, vae: Any = None, text_encoder: Any = None,
-                 tokenizer: Any = None, motion: Any = None, motion_as: str = "base") -> None:  # fmt: skip
+                 tokenizer: Any = None, motion: Any = None, motion_as: str = "base",
+                 carry_scene: bool = False) -> None:  # fmt: skip
         super().__init__()
         if motion is not None and (vae is not None or not hasattr(transformer.config, "fold")):
             raise ValueError("a `motion` network moves pixels: it needs the compact pixel-space backbone (no VAE)")
@@ -116,7 +181,7 @@ class DexWorldPipeline(DiffusionPipeline):
             raise ValueError(f"`motion_as` must be one of {MOTION_AS}, got {motion_as!r}")
         self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae, text_encoder=text_encoder,
                               tokenizer=tokenizer, motion=motion)  # fmt: skip
-        self.register_to_config(motion_as=motion_as)
+        self.register_to_config(motion_as=motion_as, carry_scene=bool(carry_scene))
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> Any:
@@ -434,6 +499,9 @@ class DexWorldPipeline(DiffusionPipeline):
             if c.shape[2:] != p.shape[2:]:
                 raise ValueError(f"`context` frames {tuple(c.shape[2:])} must match the videos {tuple(p.shape[2:])}")
         b, t = p.shape[:2]
+        if c is not None and self.config.get("carry_scene", False):
+            s = carry_scene_changes(s, p, c)
+            z_static = None  # the static video changed: an encoding cached from the original one no longer fits
         cond = self.prepare_conditions(s, p, c, z_static=z_static)
         texts = [text] if isinstance(text, str) else text
         emb = self.encode_text(texts, b, device, dtype)
