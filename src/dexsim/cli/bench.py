@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._params import JSON_OUT
+from ._params import JSON_OUT, OutputPath
 
 
 @click.group()
@@ -117,4 +117,49 @@ def bench_soak_cmd(model_name: str, chunks: int, seed: int, json_path: Path | No
                f"({'flat' if r['flat'] else 'NOT flat'}); {r['step_s_median']:.2f} s/step")  # fmt: skip
     if json_path:
         write_json(json_path, r)
+        click.echo(f"wrote {json_path}")
+
+
+@bench.command("keyboard")
+@click.option("--task", default="push-red-box", show_default=True, help="A built-in task (it has a physics oracle).")
+@click.option("--world-model", "world_model", default="default", show_default=True, help="default | PATH | a name")
+@click.option("--keys", default=None, help='Keys pressed before each step: spaces between keys, commas between steps '
+              '(default "T J J,O O,L L,L L,U U,K K": a push of the red box).')  # fmt: skip
+@click.option("--seeds", default="0,1,2", show_default=True, help="Episode seeds, comma-separated.")
+@click.option("--sheet", "sheet_path", type=OutputPath((".png",)), default=None,
+              help="PNG: per seed, a row per step of static | prompt | generated | physics.")  # fmt: skip
+@click.option("--json", "json_path", type=JSON_OUT, default=None)
+def bench_keyboard_cmd(task: str, world_model: str, keys: str | None, seeds: str, sheet_path: Path | None,
+                       json_path: Path | None) -> None:  # fmt: skip
+    """Replay a keyboard session of `dexsim play` and measure, chunk by chunk, where the world model puts the
+    target against where physics puts it (the frame-reading success detector on both)."""
+    import numpy as np
+
+    from .._io import write_json
+    from ..envs.tasks import TASKS
+    from ..play.replay import DEFAULT_KEYS, parse_keys, replay_keys, replay_sheet
+
+    if task not in TASKS:
+        raise click.BadParameter(f"unknown task {task!r}; choose one of {sorted(TASKS)}", param_hint="--task")
+    keys = DEFAULT_KEYS if keys is None else keys
+    try:
+        parse_keys(keys)
+        seed_list = [int(s) for s in seeds.split(",")]
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--keys / --seeds") from None
+    results = [replay_keys(task, world_model, keys, s) for s in seed_list]
+    for r in results:
+        errs = " ".join("-" if c["error_px"] is None else f"{c['error_px']:.1f}" for c in r["chunks"])
+        med = "n/a" if r["median_error_px"] is None else f"{r['median_error_px']:.1f}"
+        click.echo(f"seed {r['seed']}: error per chunk {errs} px, median {med}; target moved: physics "
+                   f"{r['physics_moved_px'] or 0:.1f} px, generated {r['generated_moved_px'] or 0:.1f} px")  # fmt: skip
+    medians = [r["median_error_px"] for r in results if r["median_error_px"] is not None]
+    summary = {"task": task, "world_model": world_model, "keys": keys, "seeds": seed_list,
+               "median_of_medians_px": float(np.median(medians)) if medians else None,
+               "replays": [{k: v for k, v in r.items() if k != "_frames"} for r in results]}  # fmt: skip
+    click.echo(f"median over seeds of the median chunk error: {summary['median_of_medians_px']}")
+    if sheet_path:
+        click.echo(f"wrote {replay_sheet(results, sheet_path)}")
+    if json_path:
+        write_json(json_path, summary)
         click.echo(f"wrote {json_path}")

@@ -304,6 +304,19 @@ class DexWorldCore:
             slot.detection = det
         return None if slot.detection is None else slot.detection.measure
 
+    def detect_chunk(self, i: int, frames: np.ndarray) -> Any:
+        """The task's detector on other frames of env ``i``'s last chunk (e.g. the physics oracle's), read as
+        the env reads its own: frames (C, H, W, 3) uint8 -> :class:`~dexsim.envs.detect.Detection` or None."""
+        from .detect import hand_masks
+
+        slot = self.slots[i]
+        if not slot.chunks or slot.last is None:
+            raise ValueError(f"env {i} has not stepped yet: no chunk to read")
+        chunk = slot.chunks[-1]
+        done = sum(len(c) for c in slot.chunks[:-1])
+        return self.detector.detect(frames, chunk.cameras, hand_masks(slot.last["hand_prompt"]), first_frame=done,
+                                    joints=slot.joints[-1], visible=chunk.visible)  # fmt: skip
+
     def detection(self, i: int) -> Any:
         """Env ``i``'s last :class:`~dexsim.envs.detect.Detection` this episode (None with physics, or
         while no frame was readable)."""
