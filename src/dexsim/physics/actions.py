@@ -108,6 +108,8 @@ def _push(spec: SceneSpec, o: ObjectSpec, rng: np.random.Generator, n: int) -> t
 
 
 #: sweep directions: name -> unit direction on the table (world x right, y forward)
+#: wrist to the fingertips of a straight hand along its forward axis (m), as the poke places its fingertip
+FINGER_REACH = 0.125
 SWEEP_DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "forward": (0.0, 1.0), "back": (0.0, -1.0)}
 
 
@@ -122,9 +124,12 @@ def _sweep(spec: SceneSpec, o: ObjectSpec, rng: np.random.Generator, n: int) -> 
     c = _object_centre(spec, o)
     half = 0.5 * max(o.size[0], o.size[1]) if o.shape == "box" else o.size[0]
     palm_z = spec.table_height + float(rng.uniform(0.025, 0.04))
-    start = c - d * (half + float(rng.uniform(0.06, 0.1)))
+    # the fingers reach FINGER_REACH ahead of the wrist (the pose's forward, world +y): a forward sweep leads with
+    # them, so the wrist starts and stops that much further back (else the hand comes down on the object)
+    lead = FINGER_REACH if direction == "forward" else 0.0
+    start = c - d * (half + lead + float(rng.uniform(0.06, 0.1)))
     start[2] = palm_z
-    end = c + d * float(rng.uniform(0.04, 0.12))
+    end = c + d * (float(rng.uniform(0.04, 0.12)) - lead)
     end[2] = palm_z
     above = start + np.array([0.0, 0.0, float(rng.uniform(0.06, 0.1))])
     t_down, t_end = float(rng.uniform(0.1, 0.25)), float(rng.uniform(0.55, 0.8))
@@ -150,7 +155,7 @@ def _touch(
         R = _frame(f, np.array([0.0, 0.0, 1.0]))
         half = 0.5 * o.size[1] if o.shape == "box" else o.size[0]
         tip = c - np.array([0, half + 0.002, 0]) + np.array([0.0, 0.015, 0.0])
-        palm = tip - R @ np.array([0.125, 0.0, 0.0])
+        palm = tip - R @ np.array([FINGER_REACH, 0.0, 0.0])
         keys = [
             (0.0, _params(R, palm - [0, 0.12, -0.05], RELAXED, side)),
             (0.45, _params(R, palm - [0, 0.03, 0], POINT, side)),
