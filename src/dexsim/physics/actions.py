@@ -107,9 +107,9 @@ def _push(spec: SceneSpec, o: ObjectSpec, rng: np.random.Generator, n: int) -> t
     return side, _interp(keys, n), text
 
 
-#: sweep directions: name -> unit direction on the table (world x right, y forward)
 #: wrist to the fingertips of a straight hand along its forward axis (m), as the poke places its fingertip
 FINGER_REACH = 0.125
+#: sweep directions: name -> unit direction on the table (world x right, y forward)
 SWEEP_DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "forward": (0.0, 1.0), "back": (0.0, -1.0)}
 
 
