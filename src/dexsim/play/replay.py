@@ -28,6 +28,7 @@ def parse_keys(text: str) -> list[list[str]]:
 
 
 def _read(det: Any) -> dict[str, Any] | None:
+    """A :class:`~dexsim.envs.detect.Detection` as JSON-ready numbers (None stays None)."""
     return None if det is None else {"frame": int(det.frame), "position_px": [float(v) for v in det.position_px],
                                      "measure_m": float(det.measure), "visible": float(det.visible)}  # fmt: skip
 
@@ -70,6 +71,7 @@ def replay_keys(task: str = "push-red-box", world_model: Any = "default", keys: 
 
 
 def _moved(chunks: list[dict[str, Any]], which: str) -> float | None:
+    """The largest distance (px) of ``which`` reading ("generated" / "physics") from its first one."""
     points = [np.asarray(c[which]["position_px"]) for c in chunks if c[which] is not None]
     return float(max(np.linalg.norm(p - points[0]) for p in points)) if points else None
 
