@@ -144,9 +144,12 @@ def bench_keyboard_cmd(task: str, world_model: str, keys: str | None, seeds: str
     keys = DEFAULT_KEYS if keys is None else keys
     try:
         parse_keys(keys)
-        seed_list = [int(s) for s in seeds.split(",")]
     except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--keys / --seeds") from None
+        raise click.BadParameter(str(e), param_hint="--keys") from None
+    try:
+        seed_list = [int(s) for s in seeds.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{seeds!r} is not comma-separated integers", param_hint="--seeds") from None
     results = [replay_keys(task, world_model, keys, s) for s in seed_list]
     for r in results:
         errs = " ".join("-" if c["error_px"] is None else f"{c['error_px']:.1f}" for c in r["chunks"])

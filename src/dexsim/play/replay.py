@@ -21,9 +21,10 @@ def parse_keys(text: str) -> list[list[str]]:
     from .session import KEYS
 
     groups = [g.split() for g in text.split(",")]
-    bad = sorted({k for g in groups for k in g if k not in KEYS or k in ("N", " ")})
+    composing = sorted(set(KEYS) - {"N", "space"})  # reset and step are the replay's own
+    bad = sorted({k for g in groups for k in g if k not in composing})
     if bad:
-        raise ValueError(f"unknown keys {bad} in {text!r}; the composing keys are {sorted(set(KEYS) - {'N'})}")
+        raise ValueError(f"unknown keys {bad} in {text!r}; the composing keys are {composing}")
     return groups
 
 
