@@ -35,12 +35,13 @@ CHANGES = {
     "loss_pyramid": st.integers(2, 6), "flow_loss": st.floats(0.001, 10.0),
     "change_weight": st.floats(0.001, 100.0), "forecast_windows": st.just("observed"),
     "motion_as": st.just("known"), "occlusion_loss": st.floats(0.001, 10.0), "occlusion_prior": st.floats(-20, -0.001),
-    "occlusion_gate": st.just(True), "occlusion_balanced": st.just(True),
+    "occlusion_gate": st.just(True), "occlusion_balanced": st.just(True), "context_flow": st.just(True),
 }  # fmt: skip
 #: fields that only some presets take: their changes are drawn on a base of that preset
 BASES = {"occlusion_loss": preset("motion-flow", data=["/nonexistent/data"], out="/nonexistent/out"),
          "occlusion_balanced": preset("motion-flow", data=["/nonexistent/data"], out="/nonexistent/out",
-                                      occlusion_loss=1.0)}  # fmt: skip
+                                      occlusion_loss=1.0),
+         "context_flow": preset("motion-flow", data=["/nonexistent/data"], out="/nonexistent/out")}  # fmt: skip
 
 
 def test_every_field_is_either_identity_or_independent() -> None:

@@ -63,6 +63,9 @@ from ._params import JSON_OUT, OutputPath
 @click.option("--occlusion-gate", is_flag=True, default=None,
               help="An occluding motion network's flow moves a pixel only as far as its source lies in the predicted "
               "footprint (saved with it).")  # fmt: skip
+@click.option("--context-flow", is_flag=True, default=None,
+              help="Motion preset: the motion network also reads the last known frame's flow (so that what an "
+              "earlier window moved stays moved).")  # fmt: skip
 @click.option("--context-prob", type=click.FloatRange(0, 1), default=None,
               help="Share of training windows whose first frame is given as known context (default 0.5).")  # fmt: skip
 @click.option("--mixed-precision", type=click.Choice(["auto", "no", "bf16"]), default=None,

@@ -124,7 +124,9 @@ def motion_loss(pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: to
     parts = []
     for c in sorted(set(counts)):  # one batched pass per context length
         i = torch.tensor([k for k, n in enumerate(counts) if n == c], device=device)
-        parts.append((i, pipe.motion_outputs(s[i], p[i], v[i, :c] if c else None, motion=motion).float()))
+        known_flow = context_flow_of(flow, flow_valid, i, c) if c and pipe.takes_context_flow else None
+        parts.append((i, pipe.motion_outputs(s[i], p[i], v[i, :c] if c else None, motion=motion,
+                                             context_flow=known_flow).float()))  # fmt: skip
     pred = torch.empty(*s.shape[:2], parts[0][1].shape[2], *s.shape[3:], device=device)
     for i, out in parts:
         pred[i] = out
@@ -143,6 +145,15 @@ def motion_loss(pipe: Any, static: torch.Tensor, prompt: torch.Tensor, video: to
             groups = (ok & target, ok & ~target) if occlusion_balanced else (ok,)
             total = total + occlusion_weight * sum((bce * m).sum() / m.sum().clamp_min(1) for m in groups)
     return total
+
+
+def context_flow_of(flow: torch.Tensor, flow_valid: torch.Tensor, items: torch.Tensor, context: int) -> torch.Tensor:
+    """The true backward flow of the last context frame of the windows ``items`` (zero where not valid), as a
+    context-flow motion network reads it: ``flow`` (B, T, H, W, 2), ``flow_valid`` (B, T, H, W) ->
+    (len(items), 2, H, W) float32 pixels, on ``items``' device."""
+    rows = items.to(flow.device)
+    known = flow[rows, context - 1].float() * flow_valid[rows, context - 1, ..., None].float()
+    return known.permute(0, 3, 1, 2).to(items.device)
 
 
 #: a pixel of ground-truth backward flow "moves" beyond this many pixels (Euclidean length)

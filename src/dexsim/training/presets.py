@@ -79,6 +79,9 @@ class TrainConfig:
     occlusion_prior: float = 0.0
     # ... and whether its flow is gated by the footprint at each pixel's source (saved; False keeps its own)
     occlusion_gate: bool = False
+    # motion preset: the motion network also reads the last known frame's flow (true flow in training, its own
+    # last prediction in a rollout), so that what an earlier window moved stays moved
+    context_flow: bool = False
 
     def __post_init__(self) -> None:
         self.out = _path("out", self.out)  # paths as str: the config is saved as JSON
@@ -124,6 +127,11 @@ class TrainConfig:
             raise ValueError(f"`occlusion_prior` must be a number in [-20, 20], got {self.occlusion_prior!r}")
         if not isinstance(self.occlusion_gate, bool):
             raise ValueError(f"`occlusion_gate` must be true or false, got {self.occlusion_gate!r}")
+        if not isinstance(self.context_flow, bool):
+            raise ValueError(f"`context_flow` must be true or false, got {self.context_flow!r}")
+        if self.context_flow and self.preset != MOTION_PRESET:
+            raise ValueError(f"`context_flow` trains a motion network: it needs the {MOTION_PRESET!r} preset, got "
+                             f"{self.preset!r}")  # fmt: skip
         if (self.occlusion_prior != 0 or self.occlusion_gate) and self.preset not in (COMPACT_PRESET, MOTION_PRESET):
             raise ValueError(
                 f"`occlusion_prior` and `occlusion_gate` are for a compact model's motion network, not the "
@@ -180,7 +188,7 @@ class TrainConfig:
 DEFAULT_OMITTED: dict[str, Any] = {"init_from": None, "loss_pyramid": 1, "flow_loss": 0.0, "change_weight": 0.0,
                                    "forecast_windows": "mixed", "motion_as": "base", "occlusion_loss": 0.0,
                                    "occlusion_balanced": False, "occlusion_prior": 0.0,
-                                   "occlusion_gate": False}  # fmt: skip
+                                   "occlusion_gate": False, "context_flow": False}  # fmt: skip
 #: the forecaster's training windows (:attr:`TrainConfig.forecast_windows`)
 FORECAST_WINDOWS = ("mixed", "observed")
 

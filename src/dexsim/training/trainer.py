@@ -109,7 +109,7 @@ def _attach_motion(pipe: Any, cfg: TrainConfig, train: bool, from_checkpoint: bo
     """Give a compact pipeline its motion network: the ``init_from`` folder's (``motion/``), frozen, when it has
     one (kept in ``OUT/frozen-motion``, so that a resumed run does not need the folder any more); for a motion run
     (``train``) a new one otherwise, its trunk started from the folder's denoiser where names and shapes match."""
-    from ..worldmodel.compact import CompactVideoDenoiser, motion_network, with_occlusion
+    from ..worldmodel.compact import CompactVideoDenoiser, motion_network, with_context_flow, with_occlusion
     from ..worldmodel.models import COMPACT_CONFIGS, model_folder
 
     kept = Path(cfg.out) / FROZEN_MOTION
@@ -132,6 +132,9 @@ def _attach_motion(pipe: Any, cfg: TrainConfig, train: bool, from_checkpoint: bo
         if train and cfg.occlusion_loss > 0 and motion.config.out_channels == 2:
             motion = with_occlusion(motion)  # its flow as before; the occlusion outputs start filling nothing
             print("motion network: occlusion outputs added (footprint, vacated)")
+        if train and cfg.context_flow and motion.config.in_channels == 10:
+            motion = with_context_flow(motion)  # predicts as before until it learns to read the new input
+            print("motion network: context-flow input added")
         if train:
             _set_occlusion_options(motion, cfg.occlusion_prior, cfg.occlusion_gate)
         motion.requires_grad_(train)

@@ -20,8 +20,10 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 __all__ = [
+    "CONTEXT_FLOW_SCALE",
     "MOTION_CHANNELS",
     "MOTION_FLOW_SCALE",
+    "MOTION_INPUTS",
     "OCCLUSION_OUTPUTS",
     "OUTPUT_MODES",
     "CompactVideoDenoiser",
@@ -32,6 +34,7 @@ __all__ = [
     "occlusion_options",
     "predict_motion",
     "warp",
+    "with_context_flow",
     "with_occlusion",
 ]
 
@@ -340,18 +343,26 @@ MOTION_CHANNELS = (2, 4)
 OCCLUSION_OUTPUTS = ("footprint", "vacated")
 #: an occluding network's occlusion logits start here (probability 0.0025): it fills nothing until trained
 OCCLUSION_LOGIT_INIT = -6.0
+#: a motion network's input channels: ``static | mask | known | hand`` (10), or those and the context flow (12:
+#: the backward flow of the last known frame, so that what an earlier window moved stays moved)
+MOTION_INPUTS = (10, 12)
+#: pixels of context flow per unit of a context-flow network's input
+CONTEXT_FLOW_SCALE = 16.0
 
 
-def motion_network(config: dict | None = None, seed: int = 0, occlusion: bool = False) -> CompactVideoDenoiser:
+def motion_network(config: dict | None = None, seed: int = 0, occlusion: bool = False,
+                   context_flow: bool = False) -> CompactVideoDenoiser:  # fmt: skip
     """A fresh motion network: the compact U-Net with ``static | mask | known | hand`` in (10 channels, the
-    denoiser's layout with the static video where the noisy sample goes) and a backward flow out (2 channels,
-    in units of :data:`MOTION_FLOW_SCALE` pixels), with ``occlusion`` also the 2 logits of
-    :data:`OCCLUSION_OUTPUTS` (4 channels). ``config``: the trunk (``block_channels``, ``mid_blocks``,
-    ``fold``...; the default model's when None)."""
+    denoiser's layout with the static video where the noisy sample goes; ``context_flow``: and the last known
+    frame's backward flow, 12 channels) and a backward flow out (2 channels, in units of
+    :data:`MOTION_FLOW_SCALE` pixels), with ``occlusion`` also the 2 logits of :data:`OCCLUSION_OUTPUTS`
+    (4 channels). ``config``: the trunk (``block_channels``, ``mid_blocks``, ``fold``...; the default model's
+    when None)."""
     torch.manual_seed(seed)
     own = ("output_mode", "flow_gain", "flow_upsampling", "in_channels", "out_channels", "residual_to_static")
     trunk = {k: v for k, v in (config or {}).items() if not k.startswith("_") and k not in own}
-    net = CompactVideoDenoiser(**(trunk | {"in_channels": 10, "out_channels": 4 if occlusion else 2,
+    inputs = MOTION_INPUTS[1] if context_flow else MOTION_INPUTS[0]
+    net = CompactVideoDenoiser(**(trunk | {"in_channels": inputs, "out_channels": 4 if occlusion else 2,
                                            "residual_to_static": False, "output_mode": "residual"}))  # fmt: skip
     if occlusion:
         with torch.no_grad():
@@ -366,7 +377,8 @@ def with_occlusion(motion: CompactVideoDenoiser) -> CompactVideoDenoiser:
     if motion.config.out_channels != 2:
         raise ValueError(f"`with_occlusion` takes a 2-channel motion network, got {motion.config.out_channels}")
     with torch.random.fork_rng(devices=[]):
-        net = motion_network(dict(motion.config), occlusion=True)
+        net = motion_network(dict(motion.config), occlusion=True,
+                             context_flow=motion.config.in_channels == MOTION_INPUTS[1])  # fmt: skip
     own = motion.state_dict()
     fresh = net.state_dict()
     flow_rows = 2 * motion.config.fold**2  # pixel_shuffle reads output channel c from head rows c*f^2 .. (c+1)*f^2-1
@@ -379,26 +391,56 @@ def with_occlusion(motion: CompactVideoDenoiser) -> CompactVideoDenoiser:
     return net.to(device=motion.device, dtype=motion.dtype)
 
 
+def with_context_flow(motion: CompactVideoDenoiser) -> CompactVideoDenoiser:
+    """A copy of a 10-input motion network that also reads the last known frame's flow (12 inputs,
+    :func:`predict_motion`'s ``context_flow``): the new inputs' stem weights start at zero, so it predicts what
+    ``motion`` does until trained. Leaves the global random state as it was; on ``motion``'s device and dtype."""
+    if motion.config.in_channels != MOTION_INPUTS[0]:
+        raise ValueError(f"`with_context_flow` takes a {MOTION_INPUTS[0]}-input motion network, got "
+                         f"{motion.config.in_channels} inputs")  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        net = motion_network(dict(motion.config), occlusion=motion.config.out_channels == 4, context_flow=True)
+    own = motion.state_dict()
+    old_columns = own["stem.weight"].shape[1]  # pixel_unshuffle puts input channel c at columns c*f^2 .. (c+1)*f^2-1
+    stem = torch.zeros_like(net.state_dict()["stem.weight"])
+    stem[:, :old_columns] = own["stem.weight"]
+    net.load_state_dict(own | {"stem.weight": stem})
+    return net.to(device=motion.device, dtype=motion.dtype)
+
+
 def predict_motion(motion: CompactVideoDenoiser, static: torch.Tensor, generate: torch.Tensor, known: torch.Tensor,
-                   prompt: torch.Tensor) -> torch.Tensor:  # fmt: skip
+                   prompt: torch.Tensor, context_flow: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """The motion network's backward flow of each frame to the static video (and its occlusion logits).
 
     Args:
         static, known, prompt: (B, T, 3, H, W) in [-1, 1]: the static video, the static video with the context
             frames pasted in, the hand prompt.
         generate: (B, T) float, 1 where a frame is to be generated, 0 where it is given (context).
+        context_flow: (B|1, 2, H, W) pixels: the backward flow of the last known frame (what earlier windows moved),
+            for a 12-input network (zeros when None: nothing moved yet); a 10-input network refuses it.
 
     Returns:
         (B, T, 2 | 4, H, W) float32: channels 0-1 the flow in pixels (x, y): output pixel p of frame t shows the
         static frame t at ``p + flow(p)`` (:func:`warp`); an occluding network adds the logits of
         :data:`OCCLUSION_OUTPUTS`.
     """
-    if motion.config.in_channels != 10 or motion.config.out_channels not in MOTION_CHANNELS:
-        raise ValueError(f"a motion network maps 10 channels to 2 or 4, this one {motion.config.in_channels} to "
+    inputs = motion.config.in_channels
+    if inputs not in MOTION_INPUTS or motion.config.out_channels not in MOTION_CHANNELS:
+        raise ValueError(f"a motion network maps 10 or 12 channels to 2 or 4, this one {inputs} to "
                          f"{motion.config.out_channels}")  # fmt: skip
+    if context_flow is not None and inputs == MOTION_INPUTS[0]:
+        raise ValueError("this motion network has no context-flow input (10 channels); pass `context_flow=None`")
     b, t, _, h, w = static.shape
     mask = generate.to(static.dtype)[:, :, None, None, None].expand(b, t, 1, h, w)
-    x = torch.cat((static, mask, known.to(static.dtype), prompt.to(static.dtype)), dim=2)
+    parts = [static, mask, known.to(static.dtype), prompt.to(static.dtype)]
+    if inputs == MOTION_INPUTS[1]:
+        if context_flow is None:
+            context_flow = static.new_zeros(1, 2, h, w)
+        if context_flow.shape[0] not in (1, b) or tuple(context_flow.shape[1:]) != (2, h, w):
+            raise ValueError(f"`context_flow` must be (1 or {b}, 2, {h}, {w}), got {tuple(context_flow.shape)}")
+        scaled = (context_flow.to(static.dtype) / CONTEXT_FLOW_SCALE)[:, None]
+        parts.append(scaled.expand(b, t, 2, h, w))
+    x = torch.cat(parts, dim=2)
     zero = torch.zeros(b, device=static.device)
     out = motion(hidden_states=x, timestep=zero, return_dict=False)[0].float()
     return torch.cat((out[:, :, :2] * MOTION_FLOW_SCALE, out[:, :, 2:]), dim=2)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +114,22 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+#: how many generated frames' motion flows a :class:`DiffusionWorldModel` remembers for continuation calls
+FLOW_MEMORY = 512
+
+
+def _frame_key(frame: np.ndarray) -> bytes:
+    """A (H, W, 3) uint8 frame's identity: the digest of its bytes."""
+    return hashlib.blake2b(np.ascontiguousarray(frame).tobytes(), digest_size=16).digest()
+
+
 class DiffusionWorldModel:
     """A :class:`DexWorldPipeline` behind the :class:`WorldModel` protocol.
+
+    With a motion network that reads the last known frame's flow, the model remembers the flow of the last frame
+    of each window it generated (the :data:`FLOW_MEMORY` newest, keyed by the frame's bytes): a continuation call
+    whose context ends with such a frame starts from where that window left the objects, so the protocol needs no
+    state; a context frame it did not generate starts from the scene at rest.
 
     ``precision`` (see :data:`PRECISIONS`; ``auto`` follows ``$DEXSIM_PRECISION`` when set): on this project's
     AVX-512-BF16 CPUs ``auto`` runs the default model in bf16 autocast, 1.76x faster than float32 for outputs
@@ -132,6 +148,7 @@ class DiffusionWorldModel:
         self.pipeline = pipeline if device is None else pipeline.to(device)
         self.width, self.height, self.window, self.context_frames, self.fps = width, height, window, context_frames, fps
         self.num_steps, self.name, self.guidance_scale = num_steps, name, float(guidance_scale)
+        self._flows: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self.device = torch.device(device) if device is not None else pipeline._execution_device
         if precision not in PRECISIONS:
             raise ValueError(f"world model {name!r}: `precision` must be one of {PRECISIONS}, got {precision!r}")
@@ -164,11 +181,34 @@ class DiffusionWorldModel:
         if prompt.shape[2:4] != (self.height, self.width):
             raise ValueError(f"this world model works at {self.width}x{self.height}, got {prompt.shape[3]}x"
                              f"{prompt.shape[2]} frames (resize first)")  # fmt: skip
+        carries = bool(getattr(self.pipeline, "takes_context_flow", False))
+        context_flow = self._recall_flows(np.asarray(context)[:, -1]) if carries and context is not None else None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             out = self.pipeline(static, prompt, context=context, text=text, generator=generator,
                                 num_inference_steps=num_steps or self.num_steps, guidance_scale=self.guidance_scale,
-                                output_type="uint8")  # fmt: skip
+                                output_type="uint8", context_flow=context_flow)  # fmt: skip
+        if carries and out.flow is not None:
+            self._remember_flows(out.frames[:, -1], out.flow[:, -1])
         return Generation(out.frames)
+
+    def _recall_flows(self, frames: np.ndarray) -> np.ndarray | None:
+        """(B, H, W, 3) uint8 context frames -> (B, H, W, 2) float32 flows remembered for them (zeros for a frame
+        this model did not generate); None when none is remembered."""
+        found = [self._flows.get(_frame_key(f)) for f in frames]
+        if all(f is None for f in found):
+            return None
+        zero = np.zeros((*frames.shape[1:3], 2), np.float32)
+        return np.stack([zero if f is None else f.astype(np.float32) for f in found])
+
+    def _remember_flows(self, frames: np.ndarray, flows: np.ndarray) -> None:
+        """Remember each (H, W, 3) uint8 frame's (H, W, 2) flow (float16), forgetting the oldest beyond
+        :data:`FLOW_MEMORY`."""
+        for frame, flow in zip(frames, flows, strict=True):
+            key = _frame_key(frame)
+            self._flows[key] = flow.astype(np.float16)
+            self._flows.move_to_end(key)
+        while len(self._flows) > FLOW_MEMORY:
+            self._flows.popitem(last=False)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu",

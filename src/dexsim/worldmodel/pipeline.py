@@ -115,9 +115,12 @@ MOTION_AS = ("base", "known")
 @dataclass
 class DexWorldPipelineOutput(BaseOutput):
     """``frames``: (B, T, H, W, 3) uint8 numpy (``output_type="uint8"``), float in [0, 1]
-    (``"np"``) or a (B, T, 3, H, W) tensor in [-1, 1] (``"pt"``)."""
+    (``"np"``) or a (B, T, 3, H, W) tensor in [-1, 1] (``"pt"``). ``flow``: with a motion network, its backward
+    flow of each frame to the static video, (B, T, H, W, 2) float32 pixels (a tensor for ``"pt"``); a
+    continuation call takes the last frame's as ``context_flow``. None without a motion network."""
 
     frames: np.ndarray | torch.Tensor
+    flow: np.ndarray | torch.Tensor | None = None
 
 
 @dataclass
@@ -128,6 +131,7 @@ class Conditions:
     z_static: torch.Tensor
     cond: torch.Tensor
     known: torch.Tensor
+    motion: torch.Tensor | None = None  # (B, T, 2 | 4, H, W): the motion network's output, when there is one
 
 
 def to_model_video(
@@ -316,11 +320,19 @@ class DexWorldPipeline(DiffusionPipeline):
             return None
         return torch.cat((context.expand(b, -1, -1, -1, -1), static.expand(b, -1, -1, -1, -1)[:, c:]), 1)
 
+    @property
+    def takes_context_flow(self) -> bool:
+        """Whether the motion network reads the last known frame's flow (a 12-input network)."""
+        from .compact import MOTION_INPUTS
+
+        return self.motion is not None and self.motion.config.in_channels == MOTION_INPUTS[1]
+
     def motion_outputs(self, static: torch.Tensor, prompt: torch.Tensor, context: torch.Tensor | None = None,
-                       motion: Any = None) -> torch.Tensor:  # fmt: skip
+                       motion: Any = None, context_flow: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         """The motion network's output (``motion``: the module to run instead of ``self.motion``, e.g. a DDP
         wrapper in training), fed as the denoiser's conditions are laid out: the static video, the known video
-        (context pasted in), which frames are generated, the hand prompt.
+        (context pasted in), which frames are generated, the hand prompt; a context-flow network also the last
+        context frame's flow (``context_flow`` (B|1, 2, H, W) pixels; zeros when None or without context).
 
         Model-space videos (B|1, T, 3, H, W), context (B|1, C, 3, H, W) -> (B, T, 2 | 4, H, W): the backward flow
         in pixels, then any occlusion logits (:func:`~dexsim.worldmodel.compact.predict_motion`)."""
@@ -333,27 +345,35 @@ class DexWorldPipeline(DiffusionPipeline):
         generate = torch.ones(b, t, device=prompt.device)
         generate[:, :c] = 0.0
         net = self.motion if motion is None else motion
-        return predict_motion(net, static_b, generate, static_b if known is None else known, prompt)
+        if not self.takes_context_flow:
+            if context_flow is not None:
+                raise ValueError("`context_flow` needs a motion network that reads it (12 inputs)")
+        elif not c:
+            context_flow = None  # a window without context starts from the scene at rest
+        return predict_motion(net, static_b, generate, static_b if known is None else known, prompt,
+                              context_flow=context_flow)  # fmt: skip
 
     def move_static(self, static: torch.Tensor, prompt: torch.Tensor, context: torch.Tensor | None = None,
-                    motion: Any = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+                    motion: Any = None,
+                    context_flow: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """The static video moved by :meth:`motion_outputs` (:func:`~dexsim.worldmodel.compact.move_by`): the moved
         video (B, T, 3, H, W) and the network's output (B, T, 2 | 4, H, W)."""
         from .compact import move_by, occlusion_options
 
-        out = self.motion_outputs(static, prompt, context, motion)
+        out = self.motion_outputs(static, prompt, context, motion, context_flow)
         net = self.motion if motion is None else motion
         return move_by(static.expand(out.shape[0], -1, -1, -1, -1), out, *occlusion_options(net)), out
 
     def prepare_conditions(self, static: torch.Tensor, prompt: torch.Tensor, context: torch.Tensor | None = None,
-                           z_static: torch.Tensor | None = None) -> Conditions:  # fmt: skip
+                           z_static: torch.Tensor | None = None,
+                           context_flow: torch.Tensor | None = None) -> Conditions:  # fmt: skip
         """Model-space videos (B|1, T, 3, H, W), context (B, C, 3, H, W) -> encoded :class:`Conditions`.
 
         A static batch of one is encoded once and shared by every batch item (candidate actions
         of one scene); ``z_static`` skips even that (a cache from an earlier call). With a ``motion`` network
         the static video's pixels are first moved by its predicted flow (per item: it depends on the hands); the
         moved video is the known video and, with ``motion_as="base"``, also the residual's base
-        (``Conditions.z_static``).
+        (``Conditions.z_static``); ``context_flow`` as :meth:`motion_outputs` takes it.
         """
         b, t = prompt.shape[:2]
         if static.shape[0] not in (1, b):
@@ -368,8 +388,9 @@ class DexWorldPipeline(DiffusionPipeline):
             raise ValueError(f"context ({c} frames) must be shorter than the window ({t} frames)")
         known[:, :c] = True
         known_video = self._known_video(static, context, b)
+        motion_out = None
         if self.motion is not None:  # the known video (and, as "base", the residual's base): the static video, moved
-            moved, _ = self.move_static(static, prompt, context)
+            moved, motion_out = self.move_static(static, prompt, context, context_flow=context_flow)
             if self.config.motion_as == "base":
                 z_static = moved.to(z_static.dtype)
             known_video = moved if not c else torch.cat((known_video[:, :c], moved[:, c:]), 1)
@@ -381,7 +402,7 @@ class DexWorldPipeline(DiffusionPipeline):
             mask = mask[:, : z_static.shape[1], None, None, None]
         mask = mask.expand(-1, -1, self.mask_channels, *z_static.shape[-2:])
         cond = torch.cat((mask.to(z_static.dtype), z_known, z_prompt), dim=2)
-        return Conditions(z_static=z_static, cond=cond, known=known[:, :t])
+        return Conditions(z_static=z_static, cond=cond, known=known[:, :t], motion=motion_out)
 
     def encode_text(
         self, text: list[str] | None, batch: int, device: torch.device, dtype: torch.dtype
@@ -469,6 +490,7 @@ class DexWorldPipeline(DiffusionPipeline):
         output_type: str = "uint8",
         return_dict: bool = True,
         progress: bool = False,
+        context_flow: np.ndarray | torch.Tensor | None = None,
     ) -> DexWorldPipelineOutput | tuple:
         """Generate the interaction video.
 
@@ -481,6 +503,9 @@ class DexWorldPipeline(DiffusionPipeline):
             negative_prompt: what text guidance pushes away from (default: :attr:`default_negative_prompt`).
             num_inference_steps: denoising steps; guidance_scale > 1 adds text classifier-free guidance.
             generator: torch generator(s) for the initial noise: fixed generator, fixed result.
+            context_flow: optional (B|1, H, W, 2) backward flow in pixels of the last context frame (the ``flow``
+                an earlier call returned for it), for a motion network that reads it: what earlier windows moved
+                stays moved. Zeros when None.
         """
         device, dtype = self._execution_device, self.transformer.dtype
         s = to_model_video(static, "static", device, dtype)
@@ -502,7 +527,17 @@ class DexWorldPipeline(DiffusionPipeline):
         if c is not None and self.config.get("carry_scene", False):
             s = carry_scene_changes(s, p, c)
             z_static = None  # the static video changed: an encoding cached from the original one no longer fits
-        cond = self.prepare_conditions(s, p, c, z_static=z_static)
+        cf = None
+        if context_flow is not None:
+            cf = torch.as_tensor(np.asarray(context_flow) if not torch.is_tensor(context_flow) else context_flow)
+            if cf.ndim != 4 or cf.shape[0] not in (1, b) or tuple(cf.shape[1:]) != (h, w, 2):
+                raise ValueError(f"`context_flow` must be (1 or {b}, {h}, {w}, 2), got {tuple(cf.shape)}")
+            if not torch.isfinite(cf).all():
+                raise ValueError("`context_flow` holds NaN or infinite values")
+            if c is None:
+                raise ValueError("`context_flow` is the flow of the last context frame: it needs `context`")
+            cf = cf.to(device=device, dtype=torch.float32).permute(0, 3, 1, 2)
+        cond = self.prepare_conditions(s, p, c, z_static=z_static, context_flow=cf)
         texts = [text] if isinstance(text, str) else text
         emb = self.encode_text(texts, b, device, dtype)
         do_cfg = guidance_scale > 1.0 and emb is not None and texts is not None
@@ -532,10 +567,12 @@ class DexWorldPipeline(DiffusionPipeline):
         if c is not None:
             video[:, : c.shape[1]] = c.expand(b, -1, -1, -1, -1).to(video.dtype)
         out: np.ndarray | torch.Tensor
+        flow = None if cond.motion is None else cond.motion[:, :t, :2].float().permute(0, 1, 3, 4, 2)
         if output_type == "pt":
             out = video
         else:
             x = ((video.float() + 1.0) / 2.0).clamp(0, 1).permute(0, 1, 3, 4, 2).cpu()
             out = x.numpy() if output_type == "np" else (x * 255.0).round().to(torch.uint8).numpy()
+            flow = None if flow is None else flow.cpu().numpy()
         self.maybe_free_model_hooks()
-        return DexWorldPipelineOutput(frames=out) if return_dict else (out,)
+        return DexWorldPipelineOutput(frames=out, flow=flow) if return_dict else (out,)
