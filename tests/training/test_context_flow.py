@@ -111,6 +111,8 @@ def test_world_model_carries_the_flow_of_the_frames_it_generated() -> None:
     with_flow = pipe(static, prompt, context=ctx, generator=g(), num_inference_steps=1, context_flow=last_flow).frames
     assert np.array_equal(second, with_flow)  # the model passed the flow it remembered for its own last frame
     assert not np.array_equal(with_flow, at_rest)  # ... and that flow changes the result
+    unbatched = wm.generate(static[0], prompt[0], context=ctx[0], generator=g()).frames  # one episode, no batch axis
+    assert np.array_equal(unbatched, with_flow)
     stranger = ctx.copy()
     stranger[0, 0, 0, 0, 0] ^= 1  # a context frame the model did not generate starts from the scene at rest
     unknown = wm.generate(static, prompt, context=stranger, generator=g()).frames

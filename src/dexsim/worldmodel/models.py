@@ -181,8 +181,11 @@ class DiffusionWorldModel:
         if prompt.shape[2:4] != (self.height, self.width):
             raise ValueError(f"this world model works at {self.width}x{self.height}, got {prompt.shape[3]}x"
                              f"{prompt.shape[2]} frames (resize first)")  # fmt: skip
+        if context is not None:
+            context = np.asarray(context)
+            context = context[None] if context.ndim == 4 else context  # one episode's (C, H, W, 3), as static/prompt
         carries = bool(getattr(self.pipeline, "takes_context_flow", False))
-        context_flow = self._recall_flows(np.asarray(context)[:, -1]) if carries and context is not None else None
+        context_flow = self._recall_flows(context[:, -1]) if carries and context is not None else None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             out = self.pipeline(static, prompt, context=context, text=text, generator=generator,
                                 num_inference_steps=num_steps or self.num_steps, guidance_scale=self.guidance_scale,
