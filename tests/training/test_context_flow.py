@@ -11,7 +11,7 @@ import torch
 from dexsim.data.generate import DatagenConfig, generate
 from dexsim.training import preset, train
 from dexsim.training.data import ClipWindows
-from dexsim.training.loss import context_flow_of, motion_loss
+from dexsim.training.loss import context_flow_of, diffusion_loss, motion_loss
 from dexsim.worldmodel.compact import (
     CONTEXT_FLOW_SCALE,
     motion_network,
@@ -147,6 +147,23 @@ def test_motion_loss_feeds_the_true_context_flow(dataset: Path) -> None:
     shifted[:, 0] += 8.0  # only the context frame's flow differs: the loss (on the generated frames) moves with it
     b = motion_loss(pipe, w.static, w.prompt, w.video, w.context, shifted, ones)
     assert float(a) != float(b)
+
+
+def test_denoiser_loss_feeds_the_true_context_flow_to_the_motion_network(dataset: Path) -> None:
+    w = ClipWindows([dataset], window=5, width=32, height=32, seed=0, flow=True, context_prob=1.0).next_batch(2)
+    pipe = compact_pipeline("tiny-warp")
+    pipe.register_modules(motion=_reading_network())
+    ones = torch.ones_like(w.flow_valid)
+
+    def loss(flow: torch.Tensor) -> float:
+        gen = torch.Generator().manual_seed(0)
+        return float(diffusion_loss(pipe, w.static, w.prompt, w.video, w.context, generator=gen, flow=flow,
+                                    flow_valid=ones))  # fmt: skip
+
+    shifted = w.flow.clone()
+    shifted[:, 0] += 8.0  # only the context frame's flow differs: the moved base the denoiser sees moves with it
+    assert loss(w.flow) == loss(w.flow)
+    assert loss(w.flow) != loss(shifted)
 
 
 @pytest.mark.slow

@@ -26,6 +26,8 @@ def diffusion_loss(
     ``flow`` (B, T, H, W, 2) ground-truth backward flow in pixels, known where ``flow_valid`` (B, T, H, W):
     with ``flow_weight`` > 0 the loss adds that weight times the L1 error (pixels) of a warp denoiser's flow
     head, averaged over the moving pixels (ground truth over half a pixel) and over the still ones separately.
+    A motion network that reads the context flow is given the true flow of each window's last context frame
+    (``flow`` and ``flow_valid``), as in its own training and as a rollout carries it.
     ``change_weight`` > 0 weighs each pixel's error by ``1 + change_weight`` where the true video differs from
     the static one (:func:`change_map`): the few pixels a moved object covers or uncovers (and the hands) weigh
     more than the unchanging rest of the frame.
@@ -36,7 +38,10 @@ def diffusion_loss(
     )
     with torch.no_grad():
         z_video = pipe.encode(pipe._pad_time(v))
-        parts = [pipe.prepare_conditions(s[i : i + 1], p[i : i + 1], v[i : i + 1, :c] if c else None)
+        reads_flow = flow is not None and flow_valid is not None and pipe.takes_context_flow
+        parts = [pipe.prepare_conditions(s[i : i + 1], p[i : i + 1], v[i : i + 1, :c] if c else None,
+                                         context_flow=context_flow_of(flow, flow_valid, torch.tensor([i]), c)
+                                         if c and reads_flow else None)
                  for i, c in enumerate(context.tolist())]  # fmt: skip
         z_static = torch.cat([c.z_static for c in parts])
         cond_t = torch.cat([c.cond for c in parts])
