@@ -180,3 +180,25 @@ def test_context_flow_run_widens_a_motion_network(dataset: Path, tmp_path: Path)
     assert net.stem.weight[:, 10 * net.config.fold**2 :].abs().sum() > 0  # it learned to read the new input
     with pytest.raises(ValueError, match="context_flow"):
         preset("compact-from-scratch", data=["d"], out="o", context_flow=True)
+
+
+@pytest.mark.slow
+def test_denoiser_run_on_a_context_flow_network_reads_the_flow(dataset: Path, tmp_path: Path, monkeypatch) -> None:
+    import dexsim.training.trainer as trainer
+
+    args = {"steps": 1, "batch_size": 2, "model": "tiny-warp", "width": 32, "height": 32, "window": 5,
+            "checkpoint_every": 1, "validate_every": 1, "warmup_steps": 1, "context_prob": 1.0}  # fmt: skip
+    train(preset("motion-flow", data=[str(dataset)], out=str(tmp_path / "ctx"), context_flow=True, **args),
+          progress=False)  # fmt: skip
+    flows: list[object] = []
+    real = trainer.diffusion_loss
+
+    def spy(*a, **kw):
+        flows.append(kw.get("flow"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(trainer, "diffusion_loss", spy)
+    cfg = preset("compact-from-scratch", data=[str(dataset)], out=str(tmp_path / "den"),
+                 init_from=str(tmp_path / "ctx" / "model"), **args)  # fmt: skip
+    assert train(cfg, progress=False)["finished"]
+    assert flows and all(isinstance(f, torch.Tensor) for f in flows)  # the frozen network's context flow is there

@@ -404,7 +404,8 @@ def train(
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
     scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.warmup_steps,
                               num_training_steps=cfg.steps)  # fmt: skip
-    data = _training_data(cfg, model, acc.process_index, acc.num_processes, progress and acc.is_main_process)
+    data = _training_data(cfg, model, acc.process_index, acc.num_processes, progress and acc.is_main_process,
+                          context_flow=trained != "motion" and pipe.takes_context_flow)  # fmt: skip
     ema = {n: p.detach().clone().float() for n, p in _trainable(model).items()} if cfg.ema_decay > 0 else None
     step = 0
     if ckpt is not None:
@@ -529,8 +530,10 @@ class _ema_weights:
                 p.copy_(self.saved[n])
 
 
-def _training_data(cfg: TrainConfig, model: torch.nn.Module, rank: int, world: int, progress: bool) -> Any:
-    """The preset's data stream; the forecaster also takes its normalisation statistics from it."""
+def _training_data(cfg: TrainConfig, model: torch.nn.Module, rank: int, world: int, progress: bool,
+                   context_flow: bool = False) -> Any:  # fmt: skip
+    """The preset's data stream; the forecaster also takes its normalisation statistics from it. ``context_flow``:
+    the clips' flow is read for a frozen motion network that reads the context frame's flow."""
     if cfg.preset == FORECAST_PRESET:
         data = ForecastData(cfg.data, model, seed=cfg.seed, rank=rank, progress=progress, windows=cfg.forecast_windows)
         model.set_statistics(data.states())
@@ -539,7 +542,7 @@ def _training_data(cfg: TrainConfig, model: torch.nn.Module, rank: int, world: i
         return data
     return ClipWindows(cfg.data, window=cfg.window, width=cfg.width, height=cfg.height, context_max=cfg.context_max,
                        context_prob=cfg.context_prob, seed=cfg.seed, rank=rank, world=world, grow=cfg.grow_data,
-                       flow=cfg.flow_loss > 0 or cfg.preset == MOTION_PRESET)  # fmt: skip
+                       flow=cfg.flow_loss > 0 or cfg.preset == MOTION_PRESET or context_flow)  # fmt: skip
 
 
 def export(
