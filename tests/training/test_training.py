@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from dexsim.data.generate import DatagenConfig, generate
@@ -42,6 +43,21 @@ def test_clip_windows_are_seeded_and_resumable(dataset: Path) -> None:
     assert first[0].static.shape == (2, 5, 32, 32, 3)
     with pytest.raises(FileNotFoundError, match="no complete clips"):
         ClipWindows([dataset / "nothing"])
+
+
+def test_clip_windows_cache_stops_at_its_bound_and_windows_stay_the_same(dataset: Path) -> None:
+    full = ClipWindows([dataset], window=5, width=32, height=32, seed=3, flow=True)
+    none = ClipWindows([dataset], window=5, width=32, height=32, seed=3, flow=True, cache_bytes=0)
+    a, b = [x.next_batch(3) for x in (full, none)]
+    assert np.array_equal(a.video.numpy(), b.video.numpy()) and torch.equal(a.flow, b.flow)
+    assert len(full._cache) > 0 and full._cached_bytes > 0
+    assert len(none._cache) == 0 and none._cached_bytes == 0
+    one = ClipWindows([dataset], window=5, width=32, height=32, seed=3, cache_bytes=full._cached_bytes // 2 + 1)
+    one.next_batch(3)
+    assert 0 < one._cached_bytes <= one.cache_bytes and len(one._cache) < len(full._cache)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="cache_bytes"):
+            ClipWindows([dataset], cache_bytes=bad)
 
 
 @pytest.mark.slow

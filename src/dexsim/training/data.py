@@ -64,6 +64,23 @@ def _resize(video: np.ndarray, width: int, height: int) -> np.ndarray:
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
+def _nbytes(item: object) -> int:
+    """Bytes of the arrays in a decoded clip (nested tuples of arrays and strings)."""
+    if isinstance(item, np.ndarray):
+        return int(item.nbytes)
+    if isinstance(item, tuple):
+        return sum(_nbytes(x) for x in item)
+    return 0
+
+
+def _default_cache_bytes() -> int:
+    """A third of the machine's physical memory (4 GiB where it cannot be read)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 3
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
 class ClipWindows:
     """Random windows of ``window`` frames from the complete clips of one or more dataset folders.
 
@@ -73,14 +90,20 @@ class ClipWindows:
     Deterministic from ``seed``: epoch ``e`` visits this process's share (``rank::world``) of a
     seeded permutation; item ``i``'s window start and context length come from ``(seed, e, i)``.
     ``position`` says where the stream is and can be restored for an exact resume. Decoded clips
-    are kept in memory (``cache``), so epochs after the first read no video. ``flow``: windows also carry
+    are kept in memory (``cache``), so epochs after the first read no video, up to ``cache_bytes`` (default: a
+    third of the machine's memory; later clips are decoded each time they are visited, so a large mix does not
+    swap). ``flow``: windows also carry
     the ground-truth backward flow of dexsim-generated clips (:func:`dexsim.physics.flow.clip_backward_flow`;
     unknown everywhere on other clips).
     """
 
     def __init__(self, roots: list[str | os.PathLike[str]], window: int = 9, width: int = 128, height: int = 128,
                  context_max: int = 1, context_prob: float = 0.5, seed: int = 0, rank: int = 0, world: int = 1,
-                 cache: bool = True, grow: bool = False, flow: bool = False) -> None:  # fmt: skip
+                 cache: bool = True, grow: bool = False, flow: bool = False,
+                 cache_bytes: int | None = None) -> None:  # fmt: skip
+        if cache_bytes is not None and (isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int)
+                                        or cache_bytes < 0):  # fmt: skip
+            raise ValueError(f"`cache_bytes` must be a whole number of bytes >= 0, got {cache_bytes!r}")
         self.with_flow = flow
         self.roots = [Path(r) for r in roots]
         self.grow = grow
@@ -90,6 +113,8 @@ class ClipWindows:
         self.seed, self.rank, self.world = seed, rank, world
         self.position = DataPosition(items=self._item_list() if grow else None)
         self._cache: dict[tuple[Path, str], tuple] | None = {} if cache else None
+        self.cache_bytes = _default_cache_bytes() if cache_bytes is None else cache_bytes
+        self._cached_bytes = 0
 
     def _scan(self) -> list[tuple[Path, str]]:
         items = []
@@ -126,8 +151,10 @@ class ClipWindows:
             )
         out = (*(_resize(v, self.width, self.height) for v in (c.static, c.prompt, c.interaction)), hands, c.text,
                self._flow(c))  # fmt: skip
-        if self._cache is not None:
+        size = _nbytes(out)
+        if self._cache is not None and self._cached_bytes + size <= self.cache_bytes:
             self._cache[(root, cid)] = out
+            self._cached_bytes += size
         return out
 
     def _flow(self, c: object) -> tuple[np.ndarray, np.ndarray] | None:
