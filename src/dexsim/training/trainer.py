@@ -405,7 +405,7 @@ def train(
     scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.warmup_steps,
                               num_training_steps=cfg.steps)  # fmt: skip
     data = _training_data(cfg, model, acc.process_index, acc.num_processes, progress and acc.is_main_process,
-                          context_flow=trained != "motion" and pipe.takes_context_flow)  # fmt: skip
+                          context_flow=not forecaster and trained != "motion" and pipe.takes_context_flow)  # fmt: skip
     ema = {n: p.detach().clone().float() for n, p in _trainable(model).items()} if cfg.ema_decay > 0 else None
     step = 0
     if ckpt is not None:
