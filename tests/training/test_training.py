@@ -52,7 +52,11 @@ def test_clip_windows_cache_stops_at_its_bound_and_windows_stay_the_same(dataset
     assert np.array_equal(a.video.numpy(), b.video.numpy()) and torch.equal(a.flow, b.flow)
     assert len(full._cache) > 0 and full._cached_bytes > 0
     assert len(none._cache) == 0 and none._cached_bytes == 0
-    one = ClipWindows([dataset], window=5, width=32, height=32, seed=3, cache_bytes=full._cached_bytes // 2 + 1)
+    off = ClipWindows([dataset], window=5, width=32, height=32, seed=3, cache=False, cache_bytes=1 << 30)
+    off.next_batch(3)
+    assert off.cache_bytes == 0 and len(off._cache) == 0  # cache=False wins over a bound
+    one = ClipWindows([dataset], window=5, width=32, height=32, seed=3, flow=True,
+                      cache_bytes=full._cached_bytes // 2 + 1)  # fmt: skip
     one.next_batch(3)
     assert 0 < one._cached_bytes <= one.cache_bytes and len(one._cache) < len(full._cache)
     for bad in (-1, 1.5, True):

@@ -90,11 +90,10 @@ class ClipWindows:
     Deterministic from ``seed``: epoch ``e`` visits this process's share (``rank::world``) of a
     seeded permutation; item ``i``'s window start and context length come from ``(seed, e, i)``.
     ``position`` says where the stream is and can be restored for an exact resume. Decoded clips
-    are kept in memory (``cache``), so epochs after the first read no video, up to ``cache_bytes`` (default: a
-    third of the machine's memory; later clips are decoded each time they are visited, so a large mix does not
-    swap). ``flow``: windows also carry
-    the ground-truth backward flow of dexsim-generated clips (:func:`dexsim.physics.flow.clip_backward_flow`;
-    unknown everywhere on other clips).
+    are kept in memory, so epochs after the first read no video, up to ``cache_bytes`` (default: a third of the
+    machine's memory; ``cache=False``: none; later clips are decoded each time they are visited, so a large mix
+    does not swap). ``flow``: windows also carry the ground-truth backward flow of dexsim-generated clips
+    (:func:`dexsim.physics.flow.clip_backward_flow`; unknown everywhere on other clips).
     """
 
     def __init__(self, roots: list[str | os.PathLike[str]], window: int = 9, width: int = 128, height: int = 128,
@@ -112,8 +111,8 @@ class ClipWindows:
         self.context_max, self.context_prob = context_max, context_prob
         self.seed, self.rank, self.world = seed, rank, world
         self.position = DataPosition(items=self._item_list() if grow else None)
-        self._cache: dict[tuple[Path, str], tuple] | None = {} if cache else None
-        self.cache_bytes = _default_cache_bytes() if cache_bytes is None else cache_bytes
+        self._cache: dict[tuple[Path, str], tuple] = {}
+        self.cache_bytes = 0 if not cache else _default_cache_bytes() if cache_bytes is None else cache_bytes
         self._cached_bytes = 0
 
     def _scan(self) -> list[tuple[Path, str]]:
@@ -139,7 +138,7 @@ class ClipWindows:
 
     def _clip(self, k: int) -> tuple:
         root, cid = self.items[k]
-        if self._cache is not None and (root, cid) in self._cache:
+        if (root, cid) in self._cache:
             return self._cache[(root, cid)]
         c = read_clip(root, cid)
         if len({c.static.shape[0], c.prompt.shape[0], c.interaction.shape[0]}) != 1:
@@ -152,7 +151,7 @@ class ClipWindows:
         out = (*(_resize(v, self.width, self.height) for v in (c.static, c.prompt, c.interaction)), hands, c.text,
                self._flow(c))  # fmt: skip
         size = _nbytes(out)
-        if self._cache is not None and self._cached_bytes + size <= self.cache_bytes:
+        if self._cached_bytes + size <= self.cache_bytes:
             self._cache[(root, cid)] = out
             self._cached_bytes += size
         return out
