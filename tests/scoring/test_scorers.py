@@ -72,6 +72,52 @@ def test_multiscale_scorer_follows_distance_and_hands_hide_nothing() -> None:
     assert gaussian_blur(img, 2.0).mean().item() == pytest.approx(img.mean().item(), abs=0.02)
 
 
+def _textured_scene_with_box(y: int, x: int) -> np.ndarray:
+    img = np.random.default_rng(3).integers(90, 130, (96, 128, 3)).astype(np.uint8)
+    img[y : y + 12, x : x + 16] = (210, 30, 30)
+    return img
+
+
+def test_shift_scorer_ranks_by_the_distance_of_the_end_position_from_the_goal() -> None:
+    from dexsim.scoring import MultiScaleScorer, ShiftScorer, region_shift
+
+    start, goal_img = _textured_scene_with_box(40, 40), _textured_scene_with_box(40, 60)  # the goal: 20 px right
+    goal = Goal(image=goal_img, start=start)
+    ends = [(40, 60), (40, 52), (40, 40), (25, 40), (40, 15)]  # at the goal, 8 px short, not moved, up, left
+    frames = np.stack([np.stack([start, _textured_scene_with_box(*e)]) for e in ends])
+    s = ShiftScorer(pixel_weight=0.0).score(frames, goal)
+    want = -np.array([0.0, 8.0, 20.0, np.hypot(15, 20), 45.0])  # minus the distance to the goal's end, pixels
+    np.testing.assert_allclose(s, want, atol=0.6)
+    default = make_scorer("shift")  # plus half the region multi-scale PSNR (dB)
+    assert default.name == "shift" and list(np.argsort(-default.score(frames, goal))) == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(
+        default.score(frames, goal), s + 0.5 * MultiScaleScorer(region=True).score(frames, goal), atol=1e-6
+    )
+    # another object moved outside the goal region changes nothing
+    other = _textured_scene_with_box(40, 52)
+    other[80:90, 100:110] = (30, 200, 30)
+    assert abs(ShiftScorer(pixel_weight=0.0).score(np.stack([start, other])[None], goal)[0] - s[1]) < 0.6
+    # the planner's hand masks are grown by 4 px; the scorer shrinks them back: a mask grown from one pixel hides
+    # nothing
+    grown = np.zeros((5, 96, 128), bool)
+    grown[:, 36:45, 56:65] = True  # one pixel at (40, 60) grown by 4
+    np.testing.assert_allclose(ShiftScorer(pixel_weight=0.0).score(frames, goal, grown), s, atol=0.6)
+    # a hand hiding part of the moved box is not compared: the box is still found at its place
+    region = RegionScorer(dilate=0).region(goal)
+    seen = np.ones(region.shape, bool)
+    seen[40:52, 60:66] = False
+    np.testing.assert_allclose(region_shift(goal_img, start, region, seen), [0.0, 20.0], atol=0.3)
+    # no goal region: falls back to multi-scale PSNR (the goal itself ranks first)
+    still = Goal(image=start, start=start)
+    assert np.argmax(ShiftScorer().score(frames, still)) == 2
+    for bad, match in (({"max_shift": 0.9}, "max_shift"), ({"hand_fill": "zeros"}, "hand_fill"),
+                       ({"hand_erode": -1}, "hand_erode"), ({"pixel_weight": -1.0}, "pixel_weight")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            ShiftScorer(**bad)
+    with pytest.raises(ValueError, match="non-empty"):
+        region_shift(start, start, np.zeros(region.shape, bool))
+
+
 def test_lpips_scorer_with_a_random_backbone_and_a_clear_error_without_weights(tmp_path) -> None:
     lpips = pytest.importorskip("lpips")
     from dexsim.scoring.perceptual import LPIPSScorer, load_lpips

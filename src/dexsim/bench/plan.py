@@ -16,7 +16,7 @@ __all__ = ["bench_plan", "kendall_tau", "plan_instance", "plan_tasks"]
 SUCCESS_RADIUS = 0.04
 TIE_TOLERANCE = 0.01
 #: the scorer plans are ranked with unless one is given
-DEFAULT_SCORER = "multiscale_psnr"
+DEFAULT_SCORER = "shift"
 
 
 def kendall_tau(a: np.ndarray, b: np.ndarray, tie_b: float = 0.0) -> float:

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from ..metrics import psnr_from_mse, ssim
 
 __all__ = [
-    "SCORERS", "Goal", "MultiScaleScorer", "PSNRScorer", "RegionScorer", "SSIMScorer", "Scorer", "gaussian_blur",
-    "hand_masks_from_prompts", "make_scorer", "painted_last",
+    "SCORERS", "Goal", "MultiScaleScorer", "PSNRScorer", "RegionScorer", "SSIMScorer", "Scorer", "ShiftScorer",
+    "gaussian_blur", "hand_masks_from_prompts", "make_scorer", "painted_last", "region_shift",
 ]  # fmt: skip
 
 
@@ -174,6 +174,110 @@ class MultiScaleScorer:
         return total / len(self.sigmas)
 
 
+def region_shift(image: np.ndarray, start: np.ndarray, region: np.ndarray, visible: np.ndarray | None = None,
+                 max_shift: int = 40, min_seen: float = 0.3, max_pixels: int = 1500) -> np.ndarray:  # fmt: skip
+    """(2,) float (dy, dx) pixels: the translation that best carries the ``start`` view's ``region`` pixels onto
+    ``image``: ``argmin_s mean_{p in region, p+s seen} |image[p+s] - start[p]|`` over ``|s| <= max_shift`` in
+    each axis (every second pixel, then every pixel around the best, then a parabola per axis).
+    ``image``/``start`` (H, W, 3) uint8, ``region`` (H, W) bool, ``visible`` (H, W) bool (False: hidden by a
+    hand, not compared). Shifts that see under ``min_seen`` of the region lose. When the region's content moved
+    rigidly in ``image``, the result is that motion; when nothing moved, (0, 0)."""
+    h, w = region.shape
+    ys, xs = np.nonzero(region)
+    if len(ys) == 0:
+        raise ValueError("region_shift needs a non-empty region")
+    step = int(np.ceil(len(ys) / max_pixels))
+    ys, xs = ys[::step], xs[::step]
+    ref = start[ys, xs].astype(np.float32) / 255.0  # N, 3
+    r = int(max_shift)
+    pad_img = np.zeros((h + 2 * r, w + 2 * r, 3), np.float32)
+    pad_img[r : r + h, r : r + w] = image.astype(np.float32) / 255.0
+    pad_vis = np.zeros((h + 2 * r, w + 2 * r), bool)
+    pad_vis[r : r + h, r : r + w] = True if visible is None else visible
+
+    def cost(shifts: np.ndarray) -> np.ndarray:  # (S, 2) int -> (S,)
+        yy = ys[None] + r + shifts[:, :1]
+        xx = xs[None] + r + shifts[:, 1:]
+        seen = pad_vis[yy, xx]  # S, N
+        err = np.abs(pad_img[yy, xx] - ref[None]).sum(-1)  # S, N
+        n = seen.sum(1)
+        out = (err * seen).sum(1) / np.maximum(n, 1)
+        out[n < min_seen * len(ys)] = np.inf
+        return out
+
+    def grid(cy: int, cx: int, half: int, stride: int) -> np.ndarray:
+        d = np.arange(-half, half + 1, stride)
+        g = np.stack(np.meshgrid(cy + d, cx + d, indexing="ij"), -1).reshape(-1, 2)
+        return g[(np.abs(g) <= r).all(1)]
+
+    coarse = grid(0, 0, r, 2)
+    costs = np.concatenate([cost(c) for c in np.array_split(coarse, max(1, len(coarse) // 256))])
+    if not np.isfinite(costs).any():
+        return np.zeros(2)
+    by, bx = coarse[int(np.argmin(costs))]
+    fine = grid(int(by), int(bx), 2, 1)
+    fine_costs = cost(fine)
+    best = fine[int(np.argmin(fine_costs))]
+    table = dict(zip(map(tuple, fine.tolist()), fine_costs.tolist(), strict=True))
+    out = best.astype(np.float64)
+    for axis in (0, 1):  # a parabola through the best cost and its two neighbours along the axis
+        step = np.eye(2, dtype=int)[axis]
+        c_lo, c_0, c_hi = (table.get(tuple((best + k * step).tolist()), np.inf) for k in (-1, 0, 1))
+        curvature = c_lo - 2 * c_0 + c_hi
+        if np.isfinite(curvature) and curvature > 1e-9:
+            out[axis] += float(np.clip(0.5 * (c_lo - c_hi) / curvature, -0.5, 0.5))
+    return out
+
+
+class ShiftScorer:
+    """Where the goal's change went: the goal region (pixels where the goal image differs from the start
+    view by more than ``threshold``/255) holds the target before and after its motion; :func:`region_shift`
+    finds the translation that carries the start view's region onto the goal image and onto each last
+    frame, and the score is minus the distance (pixels at 128 px width) between the two, plus
+    ``pixel_weight`` x the region multi-scale PSNR (dB; :class:`MultiScaleScorer` with ``region=True``).
+    A candidate that moves nothing scores minus the goal's own displacement, one that moves the target as
+    the goal does 0, one that moves it elsewhere by how far off it ends: the ranking follows the target's
+    end position, as the physics check measures it, and not what happens outside the region (another
+    object pushed). The PSNR term decides where the shift cannot: a target the hand hides at the end, or
+    a forward push that moves it few pixels. Hand pixels are not compared (``hand_fill="hide"``; the
+    planner's masks, grown for the pixel scorers, are shrunk back by ``hand_erode`` pixels) or are painted
+    from the goal or the start view. No goal region (the goal shows no change): multi-scale PSNR alone.
+    The defaults were chosen on the planning benchmark's validation instances (see the README)."""
+
+    name = "shift"
+
+    def __init__(self, threshold: int = 12, max_shift: float = 0.3, hand_fill: str = "hide",
+                 hand_erode: int = 4, pixel_weight: float = 0.5) -> None:  # fmt: skip
+        if pixel_weight < 0:
+            raise ValueError(f"`pixel_weight` must be >= 0, got {pixel_weight}")
+        if hand_erode < 0:
+            raise ValueError(f"`hand_erode` must be >= 0, got {hand_erode}")
+        if not 0 < max_shift <= 0.5:
+            raise ValueError(f"`max_shift` must be in (0, 0.5] of the image width, got {max_shift}")
+        if hand_fill not in ("hide", "goal", "start"):
+            raise ValueError(f"`hand_fill` must be 'hide', 'goal' or 'start', got {hand_fill!r}")
+        self.threshold, self.max_shift, self.hand_fill, self.hand_erode = threshold, max_shift, hand_fill, hand_erode
+        self.pixel_weight = pixel_weight
+
+    def score(self, frames: np.ndarray, goal: Goal, hand_masks: np.ndarray | None = None) -> np.ndarray:
+        pixels = MultiScaleScorer(region=True).score(frames, goal, hand_masks)
+        if hand_masks is not None and self.hand_erode:
+            hand_masks = ~_dilate(~np.asarray(hand_masks, bool), self.hand_erode)
+        hide = self.hand_fill == "hide"
+        last = _last(frames, goal) if hide else painted_last(frames, goal, hand_masks, self.hand_fill)
+        region = RegionScorer(self.threshold, dilate=0).region(goal)
+        if region.sum() < 4:
+            return pixels
+        r = max(2, int(round(self.max_shift * goal.image.shape[1])))
+        target = region_shift(goal.image, goal.start, region, None, r)
+        scale = 128.0 / goal.image.shape[1]
+        out = []
+        for i, frame in enumerate(last):
+            seen = None if hand_masks is None or not hide else ~hand_masks[i]
+            out.append(-scale * float(np.linalg.norm(region_shift(frame, goal.start, region, seen, r) - target)))
+        return np.array(out) + self.pixel_weight * pixels
+
+
 def _coarse(images: torch.Tensor, sigma: float) -> torch.Tensor:
     """(B, C, H, W) blurred by ``sigma`` pixels, kept at 1/k resolution (k a power of two <= sigma/2,
     box-averaged first), so wide blurs stay cheap; errors over it are means over the same area."""
@@ -195,7 +299,7 @@ def make_scorer(name: str, **kwargs: object) -> Scorer:
         "psnr": PSNRScorer, "ssim": SSIMScorer, "region_psnr": RegionScorer, "lpips": LPIPSScorer,
         "lpips_region": partial(LPIPSScorer, region=True), "dreamsim": DreamSimScorer,
         "dreamsim_region": partial(DreamSimScorer, region=True), "multiscale_psnr": MultiScaleScorer,
-        "region_multiscale_psnr": partial(MultiScaleScorer, region=True),
+        "region_multiscale_psnr": partial(MultiScaleScorer, region=True), "shift": ShiftScorer,
     }  # fmt: skip
     # text-video (X-CLIP) needs a model folder: construct ``perceptual.XCLIPScorer(model_dir=...)`` directly
     if name not in table:
@@ -204,5 +308,5 @@ def make_scorer(name: str, **kwargs: object) -> Scorer:
 
 
 #: names :func:`make_scorer` knows
-SCORERS = ("psnr", "ssim", "region_psnr", "multiscale_psnr", "region_multiscale_psnr", "lpips", "lpips_region",
-           "dreamsim", "dreamsim_region")  # fmt: skip
+SCORERS = ("psnr", "ssim", "region_psnr", "multiscale_psnr", "region_multiscale_psnr", "shift", "lpips",
+           "lpips_region", "dreamsim", "dreamsim_region")  # fmt: skip
