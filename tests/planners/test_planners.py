@@ -188,6 +188,15 @@ def test_slowed_stops_part_way_and_task_candidates_cover_each_kind() -> None:
 
 
 @pytest.mark.slow
+def test_bench_plan_with_the_oracle_times_no_model() -> None:
+    """``--model oracle`` ranks each instance with its own physics: no batched-cost timing (it crashed there)."""
+    from dexsim.bench.plan import bench_plan
+
+    r = bench_plan("oracle", "push-red-box", tasks=1, candidates=2, seed=4, cost_instances=2, progress=False)
+    assert r["world_model"] == "oracle" and r["batched_cost_instances"] == 0 and np.isnan(r["batched_cost_ratio"])
+    assert r["scorer"] == "shift" and len(r["instances"]) == 1 and 0.0 <= r["top1_agreement"] <= 1.0
+
+
 @pytest.mark.parametrize("task", ["open-drawer", "pick-place-green-can"])
 def test_plan_instance_of_other_task_kinds_measures_their_outcome(task: str) -> None:
     r = plan_instance("oracle", task, 4, seed=1, frames=12, size=(48, 48))
