@@ -116,6 +116,10 @@ def test_shift_scorer_ranks_by_the_distance_of_the_end_position_from_the_goal() 
             ShiftScorer(**bad)
     with pytest.raises(ValueError, match="non-empty"):
         region_shift(start, start, np.zeros(region.shape, bool))
+    with pytest.raises(ValueError, match="must match region"):
+        region_shift(start[:32], start, region)
+    # an odd search radius still tries no motion: a small unmoved box reads (0, 0)
+    np.testing.assert_allclose(region_shift(start, start, region, None, max_shift=5), [0.0, 0.0], atol=0.01)
 
 
 def test_lpips_scorer_with_a_random_backbone_and_a_clear_error_without_weights(tmp_path) -> None:

@@ -183,6 +183,9 @@ def region_shift(image: np.ndarray, start: np.ndarray, region: np.ndarray, visib
     hand, not compared). Shifts that see under ``min_seen`` of the region lose. When the region's content moved
     rigidly in ``image``, the result is that motion; when nothing moved, (0, 0)."""
     h, w = region.shape
+    if image.shape != (h, w, 3) or start.shape != (h, w, 3) or (visible is not None and visible.shape != (h, w)):
+        shapes = (image.shape, start.shape, None if visible is None else visible.shape)
+        raise ValueError(f"image, start (H, W, 3) and visible (H, W) must match region {region.shape}, got {shapes}")
     ys, xs = np.nonzero(region)
     if len(ys) == 0:
         raise ValueError("region_shift needs a non-empty region")
@@ -206,7 +209,7 @@ def region_shift(image: np.ndarray, start: np.ndarray, region: np.ndarray, visib
         return out
 
     def grid(cy: int, cx: int, half: int, stride: int) -> np.ndarray:
-        d = np.arange(-half, half + 1, stride)
+        d = stride * np.arange(-(half // stride), half // stride + 1)  # holds 0 whatever the parity
         g = np.stack(np.meshgrid(cy + d, cx + d, indexing="ij"), -1).reshape(-1, 2)
         return g[(np.abs(g) <= r).all(1)]
 
