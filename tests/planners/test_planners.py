@@ -197,6 +197,7 @@ def test_bench_plan_with_the_oracle_times_no_model() -> None:
     assert r["scorer"] == "shift" and len(r["instances"]) == 1 and 0.0 <= r["top1_agreement"] <= 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["open-drawer", "pick-place-green-can"])
 def test_plan_instance_of_other_task_kinds_measures_their_outcome(task: str) -> None:
     r = plan_instance("oracle", task, 4, seed=1, frames=12, size=(48, 48))

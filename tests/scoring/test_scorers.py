@@ -110,8 +110,8 @@ def test_shift_scorer_ranks_by_the_distance_of_the_end_position_from_the_goal() 
     # no goal region: falls back to multi-scale PSNR (the goal itself ranks first)
     still = Goal(image=start, start=start)
     assert np.argmax(ShiftScorer().score(frames, still)) == 2
-    for bad, match in (({"max_shift": 0.9}, "max_shift"), ({"hand_fill": "zeros"}, "hand_fill"),
-                       ({"hand_erode": -1}, "hand_erode"), ({"pixel_weight": -1.0}, "pixel_weight")):  # fmt: skip
+    for bad, match in (({"max_shift": 0.9}, "max_shift"), ({"hand_erode": -1}, "hand_erode"),
+                       ({"pixel_weight": -1.0}, "pixel_weight")):  # fmt: skip
         with pytest.raises(ValueError, match=match):
             ShiftScorer(**bad)
     with pytest.raises(ValueError, match="non-empty"):

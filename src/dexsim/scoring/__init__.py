@@ -242,32 +242,29 @@ class ShiftScorer:
     the goal does 0, one that moves it elsewhere by how far off it ends: the ranking follows the target's
     end position, as the physics check measures it, and not what happens outside the region (another
     object pushed). The PSNR term decides where the shift cannot: a target the hand hides at the end, or
-    a forward push that moves it few pixels. Hand pixels are not compared (``hand_fill="hide"``; the
-    planner's masks, grown for the pixel scorers, are shrunk back by ``hand_erode`` pixels) or are painted
-    from the goal or the start view. No goal region (the goal shows no change): multi-scale PSNR alone.
+    a forward push that moves it few pixels. Hand pixels are not compared (the planner's masks, grown for the
+    pixel scorers, are shrunk back by ``hand_erode`` pixels; painting them from the goal or the start view
+    ranked worse). No goal region (the goal shows no change): multi-scale PSNR alone.
     The defaults were chosen on the planning benchmark's validation instances (see the README)."""
 
     name = "shift"
 
-    def __init__(self, threshold: int = 12, max_shift: float = 0.3, hand_fill: str = "hide",
-                 hand_erode: int = 4, pixel_weight: float = 0.5) -> None:  # fmt: skip
+    def __init__(self, threshold: int = 12, max_shift: float = 0.3, hand_erode: int = 4,
+                 pixel_weight: float = 0.5) -> None:  # fmt: skip
         if pixel_weight < 0:
             raise ValueError(f"`pixel_weight` must be >= 0, got {pixel_weight}")
         if hand_erode < 0:
             raise ValueError(f"`hand_erode` must be >= 0, got {hand_erode}")
         if not 0 < max_shift <= 0.5:
             raise ValueError(f"`max_shift` must be in (0, 0.5] of the image width, got {max_shift}")
-        if hand_fill not in ("hide", "goal", "start"):
-            raise ValueError(f"`hand_fill` must be 'hide', 'goal' or 'start', got {hand_fill!r}")
-        self.threshold, self.max_shift, self.hand_fill, self.hand_erode = threshold, max_shift, hand_fill, hand_erode
-        self.pixel_weight = pixel_weight
+        self.threshold, self.max_shift = threshold, max_shift
+        self.hand_erode, self.pixel_weight = hand_erode, pixel_weight
 
     def score(self, frames: np.ndarray, goal: Goal, hand_masks: np.ndarray | None = None) -> np.ndarray:
         pixels = MultiScaleScorer(region=True).score(frames, goal, hand_masks)
         if hand_masks is not None and self.hand_erode:
             hand_masks = ~_dilate(~np.asarray(hand_masks, bool), self.hand_erode)
-        hide = self.hand_fill == "hide"
-        last = _last(frames, goal) if hide else painted_last(frames, goal, hand_masks, self.hand_fill)
+        last = _last(frames, goal)
         region = RegionScorer(self.threshold, dilate=0).region(goal)
         if region.sum() < 4:
             return pixels
@@ -276,7 +273,7 @@ class ShiftScorer:
         scale = 128.0 / goal.image.shape[1]
         out = []
         for i, frame in enumerate(last):
-            seen = None if hand_masks is None or not hide else ~hand_masks[i]
+            seen = None if hand_masks is None else ~hand_masks[i]
             out.append(-scale * float(np.linalg.norm(region_shift(frame, goal.start, region, seen, r) - target)))
         return np.array(out) + self.pixel_weight * pixels
 
